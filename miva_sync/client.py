@@ -1,0 +1,460 @@
+"""MivaClient: the only code that speaks HTTP to a Miva store.
+
+One request = serialise the body once, add a fresh ``Miva_Request_Timestamp``,
+sign exactly those bytes, POST them with a timeout, classify the answer in one
+place (:meth:`MivaClient._classify`). Transient failures are retried with capped
+exponential backoff and jitter, bounded by attempts and by a time budget.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import hashlib
+import hmac
+import html
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from miva_sync import __version__
+from miva_sync.config import Settings, decode_signing_key
+from miva_sync.errors import AckError, ApiError, AuthError, ConfigError, TransientError
+from miva_sync.query import ListQuery, chunked
+
+log = logging.getLogger("miva_sync.client")
+
+AUTH_HEADER = "X-Miva-API-Authorization"
+WORKFLOW_MODULE = "orderworkflow"
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 8.0
+RETRY_AFTER_CAP = 30.0
+DEFAULT_MAX_ATTEMPTS = 8
+EXCERPT_LENGTH = 160
+_DIGESTS = {"sha256": hashlib.sha256, "sha1": hashlib.sha1}
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list query."""
+
+    orders: list[dict[str, Any]]
+    total_count: int
+    start_offset: int
+
+
+def sign(body: bytes, key: bytes, digest: str = "sha256") -> str:
+    """Base64 HMAC of the exact body bytes (miva-api.md §2.2)."""
+    mac = hmac.new(key, body, _DIGESTS[digest]).digest()
+    return base64.b64encode(mac).decode("ascii")
+
+
+def authorization(token: str, body: bytes, key: bytes | None, digest: str) -> str:
+    """The ``X-Miva-API-Authorization`` value for these body bytes."""
+    if key is None:
+        return f"MIVA {token}"
+    return f"MIVA-HMAC-{digest.upper()} {token}:{sign(body, key, digest)}"
+
+
+def encode_body(payload: dict[str, Any]) -> bytes:
+    """Compact UTF-8 JSON: the bytes that are both signed and sent."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8"
+    )
+
+
+class MivaClient:
+    """A signed Miva JSON API client with timeouts, retries and typed errors."""
+
+    def __init__(
+        self,
+        url: str,
+        store_code: str,
+        api_token: str,
+        *,
+        signing_key: str | None = None,
+        digest: str = "sha256",
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
+        retry_budget: float = 20.0,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        max_rps: float | None = None,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        if digest not in _DIGESTS:
+            raise ConfigError(f"digest must be sha256 or sha1, not {digest!r}")
+        self.url = url
+        self.store_code = store_code
+        self._token = api_token
+        self._key = decode_signing_key(signing_key) if signing_key else None
+        self._secrets = tuple(s for s in (api_token, signing_key) if s)
+        self.digest = digest
+        self.timeout = (connect_timeout, read_timeout)
+        self.retry_budget = retry_budget
+        self.max_attempts = max(1, max_attempts)
+        self._min_interval = 1.0 / max_rps if max_rps else 0.0
+        self._next_slot = 0.0
+        self._rate_lock = threading.Lock()
+        self._sleep = sleep
+        self._clock = clock
+        self._monotonic = monotonic
+        self._jitter = jitter
+        self._session = session or requests.Session()
+        self._session.headers.update(
+            {
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "User-Agent": f"miva-sync/{__version__}",
+            }
+        )
+        self.requests_sent = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> MivaClient:
+        settings.require_connection()
+        options: dict[str, Any] = {
+            "signing_key": settings.signing_key,
+            "digest": settings.digest,
+            "connect_timeout": settings.connect_timeout,
+            "read_timeout": settings.read_timeout,
+            "retry_budget": settings.retry_budget,
+            "max_rps": settings.max_rps,
+        }
+        options.update(overrides)
+        return cls(
+            settings.url or "",
+            settings.store_code or "",
+            settings.api_token or "",
+            **options,
+        )
+
+    def __repr__(self) -> str:
+        auth = f"HMAC-{self.digest.upper()}" if self._key else "token"
+        return (
+            f"MivaClient(url={self.url!r}, store_code={self.store_code!r}, auth={auth})"
+        )
+
+    def __enter__(self) -> MivaClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._session.close()
+
+    # -- API functions -------------------------------------------------------
+
+    def list_orders(self, query: ListQuery) -> Page:
+        """``OrderList_Load_Query``."""
+        return _page(self.call("OrderList_Load_Query", query.to_params()))
+
+    def queue_orders(self, queue_code: str, query: ListQuery) -> Page:
+        """``QueueOrderList_Load_Query`` on a workflow queue."""
+        params = {"Queue_Code": queue_code, **query.to_params()}
+        return _page(self.call_module("QueueOrderList_Load_Query", params))
+
+    def acknowledge(self, order_ids: Sequence[int], *, batch_size: int = 100) -> int:
+        """``OrderList_Acknowledge`` in batches; raise :class:`AckError` on ``processed: 0``."""
+        done = 0
+        for batch in chunked(list(order_ids), batch_size):
+            answer = self.call_module("OrderList_Acknowledge", {"Order_Ids": batch})
+            if not answer.get("processed"):
+                raise AckError(
+                    "the store did not process the acknowledgement (processed: 0) "
+                    f"for orders {_id_list(batch)}; they stay in the queue",
+                    order_ids=batch,
+                )
+            done += len(batch)
+        return done
+
+    def call_module(
+        self, module_function: str, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A ``Function: Module`` call on the ``orderworkflow`` module."""
+        module = {"Module_Code": WORKFLOW_MODULE, "Module_Function": module_function}
+        return self.call("Module", {**module, **params})
+
+    def call(
+        self, function: str, params: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Call one API function and return the successful response object."""
+        payload: dict[str, Any] = {"Store_Code": self.store_code, "Function": function}
+        payload.update(params or {})
+        attempt = 0
+        started = self._monotonic()
+        first_failure: float | None = None
+        while True:
+            attempt += 1
+            try:
+                return self._send(payload, attempt)
+            except TransientError as err:
+                now = self._monotonic()
+                first_failure = now if first_failure is None else first_failure
+                spent = now - first_failure
+                delay = self._backoff(attempt, err.retry_after)
+                if attempt >= self.max_attempts or spent + delay > self.retry_budget:
+                    raise TransientError(
+                        f"{err}; gave up after {attempt} attempt(s) in "
+                        f"{now - started:.1f}s "
+                        "(the next run will retry)",
+                        http_status=err.http_status,
+                    ) from None
+                log.info("retrying in %.1fs after: %s", delay, err)
+                self._sleep(delay)
+
+    # -- one attempt -----------------------------------------------------------
+
+    def _send(self, payload: dict[str, Any], attempt: int) -> dict[str, Any]:
+        # A fresh timestamp and signature on every attempt: stores reject stale ones.
+        payload["Miva_Request_Timestamp"] = int(self._clock())
+        body = encode_body(payload)
+        headers = {
+            AUTH_HEADER: authorization(self._token, body, self._key, self.digest)
+        }
+        self._throttle()
+        what = _describe(payload)
+        log.debug("POST %s %s %s", self.url, what, self._redacted_headers(headers))
+        started = self._monotonic()
+        self.requests_sent += 1
+        try:
+            response = self._session.post(
+                self.url,
+                data=body,
+                headers=headers,
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+            content = response.content  # read it all here: a cut-off body raises now
+        except (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema,
+        ) as exc:
+            raise ConfigError(f"MIVA_URL is not usable: {type(exc).__name__}") from None
+        except requests.exceptions.Timeout:
+            raise TransientError(
+                f"the store did not answer within {self.timeout[1]:g}s ({what})"
+            ) from None
+        except requests.exceptions.RequestException as exc:
+            raise TransientError(
+                f"connection to the store failed ({_transport_reason(exc)}; {what})"
+            ) from None
+        elapsed_ms = (self._monotonic() - started) * 1000
+        log.info(
+            "POST %s %s -> HTTP %s in %.0f ms (attempt %d)",
+            self.url,
+            what,
+            response.status_code,
+            elapsed_ms,
+            attempt,
+        )
+        return self._classify(response.status_code, response.headers, content)
+
+    def _classify(self, status: int, headers: Any, content: bytes) -> dict[str, Any]:
+        """Map one HTTP answer to a response object or a typed error."""
+        if 300 <= status < 400:
+            raise ConfigError(
+                f"the store redirected the request (HTTP {status}) to "
+                f"{self._scrub(headers.get('Location', '?'))}: set MIVA_URL to the final "
+                "address (https, exact path)"
+            )
+        if status in (401, 403):
+            raise AuthError(self._auth_message(status, content), http_status=status)
+        if status == 429 or status >= 500:
+            raise TransientError(
+                f"HTTP {status} from the store: {self._excerpt(content)}",
+                http_status=status,
+                retry_after=_retry_after(headers.get("Retry-After"), self._clock()),
+            )
+        if status >= 400:
+            hint = " (check the path in MIVA_URL)" if status in (404, 405) else ""
+            raise ApiError(
+                f"HTTP {status} from the store{hint}: {self._excerpt(content)}",
+                http_status=status,
+            )
+        answer = _json_object(content)
+        if answer is None:
+            raise TransientError(
+                f"HTTP {status} but the body is not a complete JSON object: "
+                f"{self._excerpt(content)}",
+                http_status=status,
+            )
+        success = answer.get("success")
+        if success in (1, True, "1"):
+            return answer
+        if success in (0, False, "0"):
+            raise self._api_error(answer)
+        raise TransientError(
+            f"HTTP {status} but the answer has no success flag: {self._excerpt(content)}",
+            http_status=status,
+        )
+
+    def _api_error(self, answer: dict[str, Any]) -> ApiError:
+        code = str(answer.get("error_code") or "unknown")
+        message = str(answer.get("error_message") or "no message")
+        fields: list[tuple[str, str]] = []
+        for item in answer.get("error_fields") or []:
+            if isinstance(item, dict):
+                fields.append(
+                    (str(item.get("error_field")), str(item.get("error_message")))
+                )
+        if not fields and answer.get("error_field"):
+            fields.append(
+                (
+                    str(answer["error_field"]),
+                    str(answer.get("error_field_message") or ""),
+                )
+            )
+        detail = "".join(f"; {name}: {msg}" for name, msg in fields)
+        text = self._scrub(f"the store refused the request: {code}: {message}{detail}")
+        return ApiError(text, code=code, field_errors=fields, response=answer)
+
+    def _auth_message(self, status: int, content: bytes) -> str:
+        answer = _json_object(content) or {}
+        said = str(answer.get("error_message") or answer.get("error_code") or "")
+        said_lower = f"{said} {answer.get('error_code', '')}".lower()
+        if "timestamp" in said_lower:
+            cause = (
+                "this machine's clock (Miva_Request_Timestamp is outside the "
+                "store's window): check NTP"
+            )
+        elif "signature" in said_lower or "hmac" in said_lower:
+            cause = "the signing key: check MIVA_SIGNING_KEY and the digest"
+        elif "ip" in said_lower.split() or "address" in said_lower:
+            cause = "the token's IP allow-list in the Miva admin"
+        elif self._key is None:
+            cause = (
+                "MIVA_API_TOKEN, or the store requires a signature: "
+                "set MIVA_SIGNING_KEY"
+            )
+        else:
+            cause = (
+                "MIVA_API_TOKEN or MIVA_SIGNING_KEY, the token's IP allow-list, "
+                "or this machine's clock"
+            )
+        store_said = f": {self._scrub(_clip(said))}" if said else ""
+        return f"the store refused authentication (HTTP {status}{store_said}); likely cause: {cause}"
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), RETRY_AFTER_CAP)
+        ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
+        return ceiling * (0.5 + 0.5 * self._jitter())
+
+    def _throttle(self) -> None:
+        if not self._min_interval:
+            return
+        with self._rate_lock:
+            now = self._monotonic()
+            wait = self._next_slot - now
+            self._next_slot = max(now, self._next_slot) + self._min_interval
+        if wait > 0:
+            self._sleep(wait)
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
+
+    def _excerpt(self, content: bytes) -> str:
+        if not content:
+            return "(empty body)"
+        text = content[:2000].decode("utf-8", "replace")
+        text = html.unescape(re.sub(r"<[^>]*>", " ", text))
+        return self._scrub(_clip(text))
+
+    def _redacted_headers(self, headers: dict[str, str]) -> dict[str, str]:
+        shown = dict(headers)
+        kind = shown[AUTH_HEADER].split(" ", 1)[0]
+        shown[AUTH_HEADER] = f"{kind} [redacted]"
+        return shown
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= EXCERPT_LENGTH else text[: EXCERPT_LENGTH - 1] + "…"
+
+
+def _json_object(content: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _page(answer: dict[str, Any]) -> Page:
+    data = answer.get("data")
+    if not isinstance(data, dict):
+        raise ApiError("the store's answer has no data object")
+    rows = data.get("data")
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise ApiError("the store's answer has no list of orders (data.data)")
+    try:
+        total = int(data.get("total_count", len(rows)))
+        offset = int(data.get("start_offset", 0))
+    except (TypeError, ValueError):
+        raise ApiError("the store's answer has a malformed total_count") from None
+    return Page(orders=rows, total_count=total, start_offset=offset)
+
+
+def _retry_after(value: str | None, now: float) -> float | None:
+    """Seconds from a ``Retry-After`` header (seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def _transport_reason(exc: requests.exceptions.RequestException) -> str:
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return "the answer was cut short"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS error"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        text = str(exc).lower()
+        if "refused" in text:
+            return "connection refused"
+        if "reset" in text or "aborted" in text or "remote end closed" in text:
+            return "connection reset"
+        if "name or service" in text or "resolve" in text or "getaddrinfo" in text:
+            return "host name not found"
+        return "connection error"
+    return type(exc).__name__
+
+
+def _describe(payload: dict[str, Any]) -> str:
+    name = payload.get("Module_Function") or payload.get("Function")
+    parts = [str(name)]
+    for key in ("Queue_Code", "Count", "Offset", "Sort"):
+        if key in payload:
+            parts.append(f"{key}={payload[key]}")
+    if "Order_Ids" in payload:
+        parts.append(f"{len(payload['Order_Ids'])} ids")
+    return " ".join(parts)
+
+
+def _id_list(ids: Sequence[int]) -> str:
+    shown = ", ".join(str(i) for i in ids[:20])
+    return shown + (f" and {len(ids) - 20} more" if len(ids) > 20 else "")

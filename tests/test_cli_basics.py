@@ -1,0 +1,203 @@
+"""The command line's contract: start-up, exit codes, one-line errors, no secrets."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+import responses
+
+from tests.conftest import KEY, STORE_URL, TOKEN
+
+HEAVY = ("requests", "rich", "miva_sync.sandbox", "miva_sync.client")
+
+
+@pytest.mark.parametrize(
+    "args", [["--version"], ["--help"], ["check", "--help"], ["sandbox", "--help"]]
+)
+def test_cli_startup_imports_no_heavy_modules(args: list[str]) -> None:
+    code = (
+        "import sys\n"
+        "from miva_sync.cli import cli\n"
+        "try:\n"
+        f"    cli.main(args={args!r}, prog_name='miva-sync')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_cli_python_m_prints_version() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "miva_sync", "--version"], capture_output=True, text=True
+    )
+    assert out.returncode == 0
+    assert out.stdout.startswith("miva-sync, version ")
+
+
+def test_cli_bad_flag_is_one_line_exit_2(run: Any) -> None:
+    result = run(["check", "--no-such-flag"])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1
+    assert "no-such-flag" in result.stderr
+    assert result.stdout == ""
+
+
+def test_cli_exits_3_when_settings_missing(run: Any) -> None:
+    result = run(["check"])
+    assert result.exit_code == 3
+    assert "MIVA_URL" in result.stderr and "MIVA_API_TOKEN" in result.stderr
+
+
+def test_cli_check_reports_the_store(
+    run: Any, api: responses.RequestsMock, store_env: dict[str, str]
+) -> None:
+    api.post(
+        STORE_URL,
+        json={"success": 1, "data": {"total_count": 42, "start_offset": 0, "data": []}},
+    )
+    result = run(["check"])
+    assert result.exit_code == 0, result.stderr
+    assert "42 orders" in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("reply", "code"),
+    [
+        (
+            {
+                "status": 401,
+                "json": {"success": 0, "error_message": "Signature mismatch"},
+            },
+            4,
+        ),
+        (
+            {
+                "status": 200,
+                "json": {
+                    "success": 0,
+                    "error_code": "invalid_function",
+                    "error_message": "Invalid function",
+                },
+            },
+            5,
+        ),
+        ({"status": 503, "body": "<html>down</html>"}, 6),
+        ({"status": 200, "body": "<html>maintenance</html>"}, 6),
+    ],
+)
+def test_cli_maps_store_failures_to_exit_codes(
+    run: Any,
+    api: responses.RequestsMock,
+    store_env: dict[str, str],
+    reply: dict[str, Any],
+    code: int,
+) -> None:
+    api.post(STORE_URL, **reply)
+    result = run(["check"])
+    assert result.exit_code == code
+    assert result.stderr.startswith("miva-sync: error: ")
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
+    assert TOKEN not in result.stderr and KEY not in result.stderr
+
+
+def test_cli_flags_override_environment(
+    run: Any, api: responses.RequestsMock, store_env: dict[str, str]
+) -> None:
+    other = "https://other.example.com/mm5/json.mvc"
+    api.post(
+        other,
+        json={"success": 1, "data": {"total_count": 0, "start_offset": 0, "data": []}},
+    )
+    result = run(["check", "--url", other])
+    assert result.exit_code == 0, result.stderr
+
+
+def test_cli_verbose_after_subcommand_logs_requests_redacted(
+    api: responses.RequestsMock, store_env: dict[str, str]
+) -> None:
+    # a real process: logging set-up is global, so keep it out of the test process
+    del api
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "miva_sync",
+            "check",
+            "-vv",
+            "--url",
+            "http://127.0.0.1:9/mm5/json.mvc",
+            "--retry-budget",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ},
+        timeout=60,
+    )
+    assert out.returncode == 6
+    assert "connection refused" in out.stderr
+    assert "OrderList_Load_Query" in out.stderr
+    assert "MIVA-HMAC-SHA256 [redacted]" in out.stderr
+    assert TOKEN not in out.stderr and KEY not in out.stderr
+
+
+def test_cli_profile_from_config_file(
+    run: Any, api: responses.RequestsMock, isolated_home: Any
+) -> None:
+    (isolated_home / "config.toml").write_text(
+        f'[profiles.shop]\nurl = "{STORE_URL}"\nstore_code = "PS"\napi_token = "{TOKEN}"\n'
+    )
+    api.post(
+        STORE_URL,
+        json={"success": 1, "data": {"total_count": 3, "start_offset": 0, "data": []}},
+    )
+    result = run(["--profile", "shop", "check"])
+    assert result.exit_code == 0, result.stderr
+    assert api.calls[0].request.headers["X-Miva-API-Authorization"] == f"MIVA {TOKEN}"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[profiles.shop\n", "cannot read config file"),
+        ("[profiles.shop]\nsecret = 1\n", "unknown keys"),
+    ],
+)
+def test_cli_bad_config_file_is_exit_3(
+    run: Any, isolated_home: Any, content: str, message: str
+) -> None:
+    (isolated_home / "config.toml").write_text(content)
+    result = run(["--profile", "shop", "check"])
+    assert result.exit_code == 3
+    assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"MIVA_SYNC_TIMEOUT": "soon"}, "timeout must be a number"),
+        ({"MIVA_SYNC_MAX_RPS": "0"}, "max-rps must be at least"),
+        ({"MIVA_SIGNING_KEY": "%%%"}, "not valid base64"),
+    ],
+)
+def test_cli_bad_environment_values_are_exit_3(
+    run: Any,
+    store_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    message: str,
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = run(["check"])
+    assert result.exit_code == 3
+    assert message in result.stderr
