@@ -195,6 +195,153 @@ def check(ctx: click.Context) -> None:
     )
 
 
+class When(click.ParamType):
+    """ISO date/datetime (UTC unless an offset is given), unix seconds, or a span (2h)."""
+
+    name = "WHEN"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        import time
+
+        from miva_sync.timespec import parse_when
+
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_when(str(value), time.time())
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class Span(click.ParamType):
+    name = "SPAN"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        from miva_sync.timespec import parse_span
+
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_span(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class Overlap(click.ParamType):
+    name = "N|SPAN"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> str:
+        from miva_sync.sync.plan import validate_overlap
+
+        try:
+            return validate_overlap(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is neither a count (30) nor a span (45m)", param, ctx)
+
+
+@cli.command()
+@click.option(
+    "--since",
+    type=When(),
+    help="Date mode: orders placed since WHEN (2026-11-01, 1700000000, 2h, 7d).",
+)
+@click.option(
+    "--updated",
+    is_flag=True,
+    help="Use dt_updated (new AND updated orders; Miva 10.03+).",
+)
+@click.option(
+    "--from-order", type=click.IntRange(0), help="Number mode: orders with id >= N."
+)
+@click.option(
+    "--queue", "queue_code", metavar="CODE", help="Queue mode: pull a workflow queue."
+)
+@click.option(
+    "--ack/--no-ack",
+    default=True,
+    help="Queue mode: acknowledge after a durable write.",
+)
+@click.option(
+    "--overlap",
+    type=Overlap(),
+    help="Number mode: ids to re-query (default 30) or a span (45m).",
+)
+@click.option(
+    "--lookback",
+    type=Span(),
+    help="Date/updated modes: re-query this far behind the watermark (default 15m).",
+)
+@click.option(
+    "--until",
+    type=When(),
+    help="Upper bound: a backfill that leaves the saved cursor alone.",
+)
+@click.option(
+    "--to-order",
+    type=click.IntRange(0),
+    help="Upper id bound: a backfill that leaves the saved cursor alone.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the plan and the store's count; write nothing.",
+)
+@click.option(
+    "-o", "--output", default="-", show_default=True, help="- (stdout) or FILE.jsonl."
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["jsonl"]), default="jsonl", show_default=True
+)
+@click.option(
+    "--page-size", type=click.IntRange(1, 1000), default=100, show_default=True
+)
+@click.option(
+    "--columns",
+    help="On-demand columns, comma separated ('default' = all useful ones).",
+)
+@click.option(
+    "--emit-unchanged", is_flag=True, help="Emit orders again even if unchanged."
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar (default: when stderr is a terminal).",
+)
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Wait for another run of this store instead of exiting 7.",
+)
+@click.option(
+    "--sandbox",
+    "use_sandbox",
+    is_flag=True,
+    help="Pull from a built-in local sandbox store.",
+)
+@shared_options
+@click.pass_context
+def pull(ctx: click.Context, **options: Any) -> None:
+    """Pull orders and write them as JSON lines (stdout by default).
+
+    Without --since/--from-order/--queue, resume this store's active mode from
+    its saved watermark (what cron runs). Messages go to stderr.
+
+    Examples:
+
+        miva-sync pull --since 2h
+
+        miva-sync pull --since 2026-11-01 --updated -o orders.jsonl
+
+        miva-sync pull --from-order 1020 --overlap 45m
+
+        miva-sync pull --sandbox --since 30d | jq .id
+    """
+    from miva_sync.runner import run_pull
+
+    with reporting(ctx):
+        run_pull(shared(ctx), options)
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)

@@ -1,0 +1,155 @@
+"""Wire a command's objects together: settings, state, lock, client, sink, reporter.
+
+Kept out of ``cli.py`` so the command stays a thin parse-and-call, and out of
+the engine so the engine only sees small interfaces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+from miva_sync.config import Settings, load_settings
+from miva_sync.errors import UsageError
+
+SANDBOX_STORE_KEY = "sandbox"
+SANDBOX_SEED = 1
+SANDBOX_ORDERS = 500
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """systemd and cron stop jobs with SIGTERM: treat it like Ctrl-C (exit 130)."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. inside a test runner thread)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def connection(
+    shared: dict[str, Any], use_sandbox: bool
+) -> Iterator[tuple[Settings, str]]:
+    """Settings and the state key, for a real store or the built-in sandbox."""
+    if not use_sandbox:
+        settings = load_settings(shared)
+        settings.require_connection()
+        yield settings, settings.store_key
+        return
+    from miva_sync.sandbox import Sandbox
+
+    with Sandbox(orders=SANDBOX_ORDERS, seed=SANDBOX_SEED) as sandbox:
+        overrides = {
+            "url": sandbox.url,
+            "store_code": sandbox.store_code,
+            "api_token": sandbox.api_token,
+            "signing_key": sandbox.signing_key,
+        }
+        yield load_settings({**shared, **overrides}), SANDBOX_STORE_KEY
+
+
+def run_pull(shared: dict[str, Any], options: dict[str, Any]) -> None:
+    """``miva-sync pull``: resolve the plan, hold the lock, run, report."""
+    from miva_sync.client import MivaClient
+    from miva_sync.query import DEFAULT_COLUMNS, ListQuery, parse_columns
+    from miva_sync.sinks import open_sink
+    from miva_sync.state import StateStore
+    from miva_sync.sync.plan import PullOptions, make_plan
+    from miva_sync.sync.pull import PullRun
+    from miva_sync.ui import ConsoleReporter
+
+    if options["queue_code"]:
+        raise UsageError("queue mode (--queue) is not available yet in this version")
+    pull_options = PullOptions(
+        since=options["since"],
+        updated=options["updated"],
+        from_order=options["from_order"],
+        until=options["until"],
+        to_order=options["to_order"],
+        lookback=options["lookback"],
+        overlap=options["overlap"],
+        emit_unchanged=options["emit_unchanged"],
+    )
+    try:
+        columns = (
+            parse_columns(options["columns"]) if options["columns"] else DEFAULT_COLUMNS
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    base_query = ListQuery(count=options["page_size"], columns=columns)
+    quiet = bool(shared.get("quiet"))
+    reporter = ConsoleReporter(quiet=quiet, progress=options["progress"])
+    dry_run = options["dry_run"]
+
+    with (
+        sigterm_as_interrupt(),
+        connection(shared, options["use_sandbox"]) as (settings, key),
+    ):
+        state = StateStore(settings.state_path())
+        saves_state = not (dry_run or pull_options.bounded)
+        lock = (
+            state.run_lock(key, wait=options["wait"])
+            if saves_state
+            else contextlib.nullcontext()
+        )
+        with lock, MivaClient.from_settings(settings) as client:
+            record = state.get(key) if not pull_options.bounded else None
+            if dry_run:
+                plan = make_plan(record, pull_options)
+                run = PullRun(client, _NoSink(), plan, key, None, reporter, base_query)
+                reporter.table({"dry run": "nothing is written", **run.preview()})
+                return
+            sink = open_sink(options["output"])
+            try:
+                authoritative = sink.load_checkpoint(key)
+                plan = make_plan(authoritative or record, pull_options)
+                for notice in plan.notices:
+                    reporter.info(notice)
+                run = PullRun(
+                    client,
+                    sink,
+                    plan,
+                    key,
+                    state if saves_state else None,
+                    reporter,
+                    base_query,
+                    emit_unchanged=pull_options.emit_unchanged,
+                )
+                with reporter:
+                    result = run.run()
+            finally:
+                sink.close()
+    reporter.info(
+        f"{result.emitted} orders emitted, {result.unchanged} unchanged skipped; "
+        f"{plan.mode} watermark {plan.describe_cursor(result.watermark)}"
+        f" (queried from {plan.describe_cursor(result.lo)}); "
+        f"{result.requests} requests in {result.seconds:.1f}s"
+        + ("" if saves_state else "; saved state untouched")
+    )
+
+
+class _NoSink:
+    description = "nothing (dry run)"
+
+    def write(self, orders: list[dict[str, Any]]) -> None:
+        raise AssertionError("a dry run writes nothing")
+
+    def commit(self, store_key: str, checkpoint: dict[str, Any] | None) -> None:
+        raise AssertionError("a dry run writes nothing")
+
+    def load_checkpoint(self, store_key: str) -> dict[str, Any] | None:
+        return None
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,25 @@
+"""The sink interface the sync engine writes through."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class Sink(Protocol):
+    """An output target.
+
+    The engine calls :meth:`write` with a page of orders, then :meth:`commit`.
+    Only after ``commit`` returns are the orders durable and may state move.
+    A target that stores its own copy of the cursor receives it in ``commit``
+    and must make both durable together (one transaction).
+    """
+
+    description: str
+
+    def write(self, orders: list[dict[str, Any]]) -> None: ...
+
+    def commit(self, store_key: str, checkpoint: dict[str, Any] | None) -> None: ...
+
+    def load_checkpoint(self, store_key: str) -> dict[str, Any] | None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,178 @@
+"""JSON Lines to stdout or a file: each line exactly the order object the store returned."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import select
+import stat
+import sys
+import termios
+import time
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from miva_sync.errors import BrokenPipeOutputError, OutputError
+
+
+def encode_lines(orders: list[dict[str, Any]]) -> bytes:
+    """One compact JSON object per line; key order and value types as received."""
+    return b"".join(
+        json.dumps(order, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        + b"\n"
+        for order in orders
+    )
+
+
+class StdoutSink:
+    """Standard output. A pipe counts as durable only once its reader has taken the bytes."""
+
+    description = "stdout"
+
+    def __init__(self, stream: BinaryIO | None = None) -> None:
+        self._stream = stream or sys.stdout.buffer
+        try:
+            self._fd: int | None = self._stream.fileno()
+            self._is_pipe = stat.S_ISFIFO(os.fstat(self._fd).st_mode)
+        except (OSError, ValueError, AttributeError):
+            self._fd, self._is_pipe = None, False
+
+    def write(self, orders: list[dict[str, Any]]) -> None:
+        try:
+            self._stream.write(encode_lines(orders))
+        except BrokenPipeError:
+            raise BrokenPipeOutputError("stdout was closed by its reader") from None
+        except OSError as exc:
+            raise OutputError(f"cannot write to stdout: {exc.strerror}") from None
+
+    def commit(self, store_key: str, checkpoint: dict[str, Any] | None) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise BrokenPipeOutputError("stdout was closed by its reader") from None
+        except OSError as exc:
+            raise OutputError(f"cannot write to stdout: {exc.strerror}") from None
+        if self._is_pipe and self._fd is not None:
+            _wait_until_pipe_drained(self._fd)
+
+    def load_checkpoint(self, store_key: str) -> dict[str, Any] | None:
+        return None
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.flush()
+
+
+def _wait_until_pipe_drained(fd: int) -> None:
+    """Block until the reader has read what we wrote, or raise if it went away.
+
+    Bytes sitting in the pipe buffer are not yet taken: a reader that exits
+    (``| head``) drops them. State may only move once they are read.
+    """
+    poller = select.poll()
+    poller.register(fd, select.POLLERR | select.POLLHUP)
+    delay = 0.0005
+    while True:
+        if poller.poll(0):
+            raise BrokenPipeOutputError("stdout was closed by its reader")
+        try:
+            pending = int.from_bytes(
+                fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"), sys.byteorder
+            )
+        except OSError:
+            return  # this platform cannot tell; a flushed pipe is the best we know
+        if pending == 0:
+            return
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+class FileSink:
+    """Append to a JSON Lines file: flock while writing, fsync before state moves."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.description = str(path)
+        try:
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise OutputError(f"cannot open {path}: {exc.strerror}") from None
+        self._locked = False
+
+    def write(self, orders: list[dict[str, Any]]) -> None:
+        data = encode_lines(orders)
+        self._lock()
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except OSError as exc:
+            self._repair_tail()  # never leave half a line behind a failed write
+            self._unlock()
+            raise OutputError(f"cannot write {self.path}: {exc.strerror}") from None
+
+    def commit(self, store_key: str, checkpoint: dict[str, Any] | None) -> None:
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot flush {self.path} to disk: {exc.strerror}"
+            ) from None
+        finally:
+            self._unlock()
+
+    def load_checkpoint(self, store_key: str) -> dict[str, Any] | None:
+        return None
+
+    def close(self) -> None:
+        self._unlock()
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+
+    def _lock(self) -> None:
+        if not self._locked:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            self._locked = True
+            self._repair_tail()
+
+    def _unlock(self) -> None:
+        if self._locked:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            self._locked = False
+
+    def _repair_tail(self) -> None:
+        """Cut a partial last line (left by a killed writer) back to the last newline."""
+        with open(self.path, "rb") as reader:  # noqa: PTH123 - need seek/read on raw bytes
+            size = reader.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            reader.seek(size - 1)
+            if reader.read(1) == b"\n":
+                return
+            keep = _last_newline_end(reader, size)
+        try:
+            os.truncate(self.path, keep)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise OutputError(
+                    f"cannot repair {self.path}: {exc.strerror}"
+                ) from None
+
+
+def _last_newline_end(reader: Any, size: int) -> int:
+    """Offset just past the last newline before ``size`` (0 if there is none)."""
+    block = 65536
+    end = size
+    while end > 0:
+        start = max(0, end - block)
+        reader.seek(start)
+        chunk = reader.read(end - start)
+        index = chunk.rfind(b"\n")
+        if index >= 0:
+            return start + index + 1
+        end = start
+    return 0

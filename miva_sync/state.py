@@ -1,0 +1,207 @@
+"""StateStore: one versioned JSON file of per-store records, written crash-safely.
+
+* Writes are atomic and durable: temp file, fsync, rename, fsync of the folder.
+  A crash leaves either the old file or the new one, never a torn one.
+* Several stores share the file, so every read-modify-write holds a short
+  ``flock`` on a sibling lock file.
+* A run of one store holds that store's run lock (``flock``) for its whole
+  duration. The kernel drops it when the holder dies, so a dead run never
+  blocks the next one.
+* Anything read back is validated; a corrupt file is moved aside and reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from miva_sync.errors import ConfigError, LockedError
+
+STATE_VERSION = 1
+MODES = ("date", "updated", "number", "queue")
+
+
+class StateStore:
+    """Per-store state records in one JSON file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    # -- records -------------------------------------------------------------
+
+    def get(self, store_key: str) -> dict[str, Any] | None:
+        """The store's record, or None when there is none."""
+        with self._file_lock():
+            return self._read().get(store_key)
+
+    def put(self, store_key: str, record: dict[str, Any]) -> None:
+        """Replace the store's record (atomic and durable)."""
+        validate_record(record, where="record to save")
+        with self._file_lock():
+            stores = self._read()
+            stores[store_key] = record
+            self._write(stores)
+
+    def delete(self, store_key: str) -> bool:
+        with self._file_lock():
+            stores = self._read()
+            if stores.pop(store_key, None) is None:
+                return False
+            self._write(stores)
+            return True
+
+    def all(self) -> dict[str, dict[str, Any]]:
+        with self._file_lock():
+            return self._read()
+
+    # -- the run lock ----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def run_lock(self, store_key: str, *, wait: bool = False) -> Iterator[None]:
+        """Hold the store's run lock; raise :class:`LockedError` if another run has it."""
+        digest = hashlib.sha256(store_key.encode()).hexdigest()[:16]
+        path = self.path.with_name(f"{self.path.name}.{digest}.run.lock")
+        fd = self._open_lock_file(path)
+        try:
+            flags = fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB
+            try:
+                fcntl.flock(fd, flags)
+            except OSError as exc:
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise LockedError(
+                        f"another miva-sync run for this store holds the lock ({path}); "
+                        "use --wait to wait for it"
+                    ) from None
+                raise
+            # the holder's pid, for people reading the lock file; not used for locking
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            yield
+        finally:
+            os.close(fd)  # closing releases the flock
+
+    # -- file mechanics ------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        fd = self._open_lock_file(self.path.with_name(f"{self.path.name}.lock"))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _open_lock_file(self, path: Path) -> int:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot use the state folder {path.parent}: {exc.strerror}"
+            ) from None
+
+    def _read(self) -> dict[str, dict[str, Any]]:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read state file {self.path}: {exc.strerror}"
+            ) from None
+        try:
+            document = json.loads(raw)
+            return validate_document(document)
+        except (ValueError, UnicodeDecodeError) as exc:
+            moved = self._quarantine()
+            raise ConfigError(
+                f"state file {self.path} is corrupt ({_first_line(exc)}); moved it to "
+                f"{moved.name}. Start again with --since, --from-order or --queue"
+            ) from None
+
+    def _quarantine(self) -> Path:
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{os.getpid()}")
+        self.path.replace(target)
+        _fsync_dir(self.path.parent)
+        return target
+
+    def _write(self, stores: dict[str, dict[str, Any]]) -> None:
+        document = {"version": STATE_VERSION, "stores": stores}
+        data = json.dumps(document, indent=1, sort_keys=True).encode() + b"\n"
+        tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            tmp.replace(self.path)
+            _fsync_dir(self.path.parent)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise ConfigError(
+                f"cannot write state file {self.path}: {exc.strerror}"
+            ) from None
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def validate_document(document: Any) -> dict[str, dict[str, Any]]:
+    """Check the whole file's shape; raise ValueError when anything is off."""
+    if not isinstance(document, dict) or document.get("version") != STATE_VERSION:
+        raise ValueError(f"not a version {STATE_VERSION} state document")
+    stores = document.get("stores")
+    if not isinstance(stores, dict):
+        raise ValueError("'stores' is not an object")
+    for key, record in stores.items():
+        validate_record(record, where=f"store {key!r}")
+    return stores
+
+
+def validate_record(record: Any, *, where: str) -> None:
+    """A store record: active mode, cursors, dedupe window, held orders."""
+    if not isinstance(record, dict):
+        raise ValueError(f"{where}: not an object")
+    if record.get("mode") not in MODES:
+        raise ValueError(f"{where}: unknown mode {record.get('mode')!r}")
+    cursors = record.get("cursors")
+    if not isinstance(cursors, dict) or not cursors:
+        raise ValueError(f"{where}: no cursors")
+    for mode, cursor in cursors.items():
+        if mode not in MODES or not isinstance(cursor, dict):
+            raise ValueError(f"{where}: bad cursor {mode!r}")
+        for name in ("start", "watermark"):
+            value = cursor.get(name)
+            if value is not None and (
+                not isinstance(value, int) or isinstance(value, bool)
+            ):
+                raise ValueError(f"{where}: cursor {mode}.{name} is not an integer")
+    dedupe = record.get("dedupe", {})
+    if not isinstance(dedupe, dict):
+        raise ValueError(f"{where}: dedupe is not an object")
+    for order_id, entry in dedupe.items():
+        if not order_id.isdigit() or not isinstance(entry, list) or len(entry) != 3:
+            raise ValueError(f"{where}: bad dedupe entry for {order_id!r}")
+    if not isinstance(record.get("held", {}), dict):
+        raise ValueError(f"{where}: held is not an object")

@@ -1,0 +1,1 @@
+"""The sync engine: one module per concern over a shared page -> sink -> commit loop."""

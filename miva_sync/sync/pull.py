@@ -1,0 +1,256 @@
+"""The pull loop: page -> dedupe -> sink -> durable commit -> checkpoint.
+
+State never runs ahead of the data: after each chunk the sink commits first
+(fsync, drained pipe, database transaction), and only then does the state
+file move. The watermark never passes the signpost (the local clock at the
+start of the run), so a future-dated order or a skewed store clock cannot
+drag it forward.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from miva_sync.client import MivaClient, Page
+from miva_sync.errors import ApiError
+from miva_sync.query import Condition, ListQuery
+from miva_sync.sinks.base import Sink
+from miva_sync.state import StateStore
+from miva_sync.sync.dedupe import DedupeWindow, keep_from
+from miva_sync.sync.orders import cursor_value, order_id
+from miva_sync.sync.pager import iter_chunks
+from miva_sync.sync.plan import Plan
+from miva_sync.timespec import human_span, iso
+
+FUTURE_TOLERANCE = 120  # seconds a store clock may run ahead before we warn
+LATE_FRACTION = 0.8  # a late order in the last fifth of the window: widen it
+
+
+class Reporter(Protocol):
+    def progress(self, done: int, total: int | None) -> None: ...
+
+    def warn(self, message: str) -> None: ...
+
+
+@dataclass
+class PullResult:
+    mode: str
+    field: str
+    lo: int
+    emitted: int = 0
+    unchanged: int = 0
+    watermark: int | None = None
+    seconds: float = 0.0
+    requests: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PullRun:
+    """Everything one pull needs; :meth:`run` does it."""
+
+    client: MivaClient
+    sink: Sink
+    plan: Plan
+    store_key: str
+    state: StateStore | None  # None: bounded re-pull, nothing saved
+    reporter: Reporter
+    base_query: ListQuery
+    emit_unchanged: bool = False
+    clock: Callable[[], float] = time.time
+
+    def lower_bound(self, signpost: int) -> int:
+        """Where this run's query starts: the watermark minus lookback or overlap."""
+        plan = self.plan
+        if plan.watermark is None:
+            return plan.start
+        if plan.mode != "number":
+            return max(plan.start, plan.watermark - plan.lookback)
+        span = plan.overlap_span
+        if span is None:
+            return max(plan.start, plan.watermark - int(plan.overlap))
+        lowest = self._lowest_id_since(signpost - span)
+        return max(plan.start, min(plan.watermark, lowest or plan.watermark))
+
+    def _lowest_id_since(self, when: int) -> int | None:
+        query = (
+            ListQuery(count=1).where(Condition("orderdate", "GE", when)).sorted_by("id")
+        )
+        rows = self.client.list_orders(query).orders
+        return order_id(rows[0]) if rows else None
+
+    def preview(self) -> dict[str, Any]:
+        """The plan for --dry-run: window, filter and the store's count. Writes nothing."""
+        signpost = int(self.clock())
+        lo = self.lower_bound(signpost)
+        query = self.base_query.where(Condition(self.plan.field, "GE", lo))
+        if self.plan.hi is not None:
+            query = query.where(Condition(self.plan.field, "LE", self.plan.hi))
+        page = self._fetch(query.page(1).sorted_by(self.plan.field))
+        return {
+            "mode": self.plan.mode,
+            "field": self.plan.field,
+            "from": self.plan.describe_cursor(lo),
+            "until": self.plan.describe_cursor(self.plan.hi),
+            "watermark": self.plan.describe_cursor(self.plan.watermark),
+            "filter": query.to_params().get("Filter"),
+            "total_count": page.total_count,
+        }
+
+    def run(self) -> PullResult:
+        started = time.monotonic()
+        requests_before = self.client.requests_sent
+        plan = self.plan
+        signpost = int(self.clock())
+        lo = self.lower_bound(signpost)
+        result = PullResult(plan.mode, plan.field, lo, watermark=plan.watermark)
+        dedupe = DedupeWindow(plan.record.get("dedupe"))
+        watermark_before = plan.watermark
+        window = (watermark_before - lo) if watermark_before is not None else 0
+        total: int | None = None
+
+        for chunk in iter_chunks(self._fetch, self.base_query, plan.field, lo, plan.hi):
+            total = chunk.total_count if chunk.total_count is not None else total
+            fresh: list[dict[str, Any]] = []
+            for order in chunk.orders:
+                # dedupe is by version: an order updated while we page shows up
+                # again later in this walk with a newer version and is emitted again
+                if not self.emit_unchanged and order in dedupe:
+                    result.unchanged += 1
+                    continue
+                self._check_order(
+                    order, dedupe, watermark_before, window, signpost, result
+                )
+                fresh.append(order)
+            if fresh:
+                self.sink.write(fresh)
+            for order in fresh:
+                dedupe.add(order)
+            result.emitted += len(fresh)
+            result.watermark = self._advance(
+                result.watermark, chunk.complete_below, signpost
+            )
+            self._checkpoint(
+                result.watermark, dedupe, signpost, commit_sink=bool(fresh)
+            )
+            self.reporter.progress(result.emitted + result.unchanged, total)
+
+        result.seconds = time.monotonic() - started
+        result.requests = self.client.requests_sent - requests_before
+        return result
+
+    # -- steps -----------------------------------------------------------------
+
+    def _fetch(self, query: ListQuery) -> Page:
+        try:
+            return self.client.list_orders(query)
+        except ApiError as err:
+            if self.plan.mode == "updated":
+                raise ApiError(
+                    f"{err}. The store may not support filtering on dt_updated (Miva "
+                    "before 10.03): pull by date (--since without --updated) or from a "
+                    "workflow queue (--queue CODE) instead",
+                    code=err.code,
+                ) from None
+            raise
+
+    def _advance(
+        self, watermark: int | None, bound: int | None, signpost: int
+    ) -> int | None:
+        if bound is None:
+            return watermark
+        if self.plan.mode != "number":
+            bound = min(bound, signpost)
+        return bound if watermark is None else max(watermark, bound)
+
+    def _check_order(
+        self,
+        order: dict[str, Any],
+        dedupe: DedupeWindow,
+        watermark_before: int | None,
+        window: int,
+        signpost: int,
+        result: PullResult,
+    ) -> None:
+        plan = self.plan
+        value = cursor_value(order, plan.field)
+        oid = order_id(order)
+        if value is None:
+            self._warn(
+                result,
+                f"order {oid} has no {plan.field}; emitted, "
+                "but it cannot move the watermark",
+            )
+            return
+        if plan.mode != "number" and value > signpost + FUTURE_TOLERANCE:
+            self._warn(
+                result,
+                f"order {oid} has {plan.field} {iso(value)}, "
+                f"{human_span(value - signpost)} ahead of this machine's clock; "
+                "emitted, but it will not move the watermark",
+            )
+        late = (
+            watermark_before is not None
+            and window > 0
+            and value < watermark_before
+            and not dedupe.knows(oid)
+        )
+        if late and watermark_before - value >= LATE_FRACTION * window:
+            behind = (
+                f"{watermark_before - value} order numbers"
+                if plan.mode == "number"
+                else human_span(watermark_before - value)
+            )
+            knob = "--overlap" if plan.mode == "number" else "--lookback"
+            self._warn(
+                result,
+                f"order {oid} appeared late, {behind} behind the "
+                f"watermark, near the edge of the re-query window: widen {knob}",
+            )
+
+    def _warn(self, result: PullResult, message: str) -> None:
+        result.warnings.append(message)
+        self.reporter.warn(message)
+
+    def _checkpoint(
+        self,
+        watermark: int | None,
+        dedupe: DedupeWindow,
+        signpost: int,
+        *,
+        commit_sink: bool,
+    ) -> None:
+        if self.state is None:  # bounded re-pull: output only
+            if commit_sink:
+                self.sink.commit(self.store_key, None)
+            return
+        plan = self.plan
+        if watermark is not None:
+            dedupe.prune(self._keep(watermark, signpost))
+        record = plan.record
+        record["cursors"][plan.mode]["watermark"] = watermark
+        record["dedupe"] = dedupe.entries
+        record["updated_at"] = iso(self.clock())
+        # durable data first, then state: never the other way round
+        self.sink.commit(self.store_key, record)
+        self.state.put(self.store_key, record)
+
+    def _keep(self, watermark: int, signpost: int) -> Callable[[int, list[Any]], bool]:
+        plan = self.plan
+        if plan.mode != "number":
+            return keep_from(plan.field, watermark - plan.lookback)
+        span = plan.overlap_span
+        if span is None:
+            return keep_from("id", watermark - int(plan.overlap))
+        by_id = keep_from("id", self.lower_bound_floor)
+        by_date = keep_from("orderdate", signpost - 2 * span)
+        return lambda oid, entry: by_id(oid, entry) or by_date(oid, entry)
+
+    @property
+    def lower_bound_floor(self) -> int:
+        return (
+            self.plan.watermark if self.plan.watermark is not None else self.plan.start
+        )

@@ -1,0 +1,115 @@
+"""JSON Lines outputs: exact objects, crash repair, closed pipes."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import termios
+from pathlib import Path
+
+import pytest
+
+from miva_sync.errors import BrokenPipeOutputError, OutputError
+from miva_sync.sinks.jsonl import FileSink, StdoutSink, encode_lines
+
+ORDER = {
+    "id": 1046,
+    "total": 59.25,
+    "total_rfnd": 0,
+    "ship_res": True,
+    "name": "Müller",
+    "dt_updated": {"time_t": 1700000450, "year": 2023},
+}
+
+
+def test_jsonl_lines_are_the_objects_unchanged() -> None:
+    line = encode_lines([ORDER]).decode()
+    assert line.endswith("\n") and line.count("\n") == 1
+    assert json.loads(line) == ORDER
+    assert list(json.loads(line)) == list(ORDER)  # key order kept
+    assert "Müller" in line
+
+
+def test_file_sink_appends_and_repairs_a_partial_last_line(tmp_path: Path) -> None:
+    path = tmp_path / "orders.jsonl"
+    path.write_bytes(b'{"id":1}\n{"id":2,"tot')  # a killed run left half a line
+    sink = FileSink(path)
+    sink.write([{"id": 3}])
+    sink.commit("k", None)
+    sink.close()
+    assert [json.loads(line)["id"] for line in path.read_text().splitlines()] == [1, 3]
+
+
+def test_file_sink_repairs_a_file_that_is_all_partial(tmp_path: Path) -> None:
+    path = tmp_path / "orders.jsonl"
+    path.write_bytes(b'{"id":2,"tot')
+    sink = FileSink(path)
+    sink.write([{"id": 3}])
+    sink.commit("k", None)
+    sink.close()
+    assert path.read_text() == '{"id":3}\n'
+
+
+def test_file_sink_unwritable_target_is_exit_8(tmp_path: Path) -> None:
+    with pytest.raises(OutputError) as info:
+        FileSink(tmp_path / "missing-dir" / "orders.jsonl")
+    assert info.value.exit_code == 8
+
+
+def test_file_sink_disk_full_is_exit_8_and_leaves_whole_lines() -> None:
+    if not Path("/dev/full").exists():
+        pytest.fail("/dev/full is needed to simulate a full disk")
+    sink = FileSink(Path("/dev/full"))
+    with pytest.raises(OutputError, match="No space") as info:
+        sink.write([ORDER])
+    assert info.value.exit_code == 8
+    sink.close()
+
+
+def test_stdout_sink_closed_pipe_raises_broken_pipe() -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with os.fdopen(write_end, "wb") as stream:
+        sink = StdoutSink(stream)
+        with pytest.raises(BrokenPipeOutputError) as info:
+            sink.write([ORDER] * 2000)
+            sink.commit("k", None)
+        assert info.value.exit_code == 8
+
+
+def test_stdout_sink_commit_waits_for_the_reader(tmp_path: Path) -> None:
+    """A page is only committed once a live reader has taken it from the pipe."""
+    reader = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys,time; time.sleep(0.3); sys.stdout.write(sys.stdin.read())",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert reader.stdin is not None
+    sink = StdoutSink(reader.stdin)
+    sink.write([ORDER])
+    sink.commit("k", None)  # returns only once the reader drained the pipe
+    pending = fcntl.ioctl(reader.stdin.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    assert int.from_bytes(pending, sys.byteorder) == 0
+    reader.stdin.close()
+    assert reader.stdout is not None
+    assert json.loads(reader.stdout.read()) == ORDER
+    reader.wait(10)
+
+
+def test_stdout_sink_commit_fails_when_the_reader_leaves_unread_data() -> None:
+    reader = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(0.2)"], stdin=subprocess.PIPE
+    )
+    assert reader.stdin is not None
+    sink = StdoutSink(reader.stdin)
+    sink.write([ORDER])  # fits in the pipe buffer, never read
+    with pytest.raises(BrokenPipeOutputError):
+        sink.commit("k", None)
+    reader.wait(10)
