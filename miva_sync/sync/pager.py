@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from miva_sync.client import Page
+from miva_sync.errors import ApiError
 from miva_sync.query import Condition, ListQuery
 from miva_sync.sync.orders import cursor_value, order_id
 
@@ -58,6 +59,7 @@ def iter_chunks(
         rows = page.orders
         values = [cursor_value(r, field) for r in rows]
         known = [v for v in values if v is not None]
+        _check_progress(known, lower)
         if len(rows) < size or not known:
             top = max(known) if known else None
             yield Chunk(rows, top, total, last=True)
@@ -91,9 +93,23 @@ def _tie_group(
             query = query.where(Condition("id", "GT", last_id))
         rows = fetch(query.sorted_by("id")).orders
         if rows:
-            last_id = max(order_id(r) for r in rows)
+            ids = [order_id(r) for r in rows]
+            if last_id is not None:
+                _check_progress(ids, Condition("id", "GT", last_id))
+            last_id = max(ids)
         # rows at v are not complete until the group ends: bound stays at v
         yield Chunk(rows, v, total)
         total = None
         if len(rows) < base.count:
             return
+
+
+def _check_progress(values: list[int], lower: Condition) -> None:
+    """Refuse a page that breaks its own filter: paging on it could loop forever."""
+    bound = int(lower.value)
+    if any(v < bound or (lower.operator == "GT" and v == bound) for v in values):
+        raise ApiError(
+            f"the store returned orders outside the requested range ({lower.field} "
+            f"{lower.operator} {bound}); it does not apply the filter, so paging "
+            "cannot be trusted"
+        )

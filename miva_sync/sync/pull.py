@@ -108,6 +108,10 @@ class PullRun:
         lo = self.lower_bound(signpost)
         result = PullResult(plan.mode, plan.field, lo, watermark=plan.watermark)
         dedupe = DedupeWindow(plan.record.get("dedupe"))
+        if self.state is not None:
+            # the mode and the cursor's start claim nothing about data: save them
+            # now, so a run killed before its first page can still be resumed
+            self.state.put(self.store_key, plan.record)
         watermark_before = plan.watermark
         window = (watermark_before - lo) if watermark_before is not None else 0
         total: int | None = None
