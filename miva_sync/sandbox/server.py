@@ -1,0 +1,88 @@
+"""``miva-sync sandbox``: serve a sandbox until SIGINT/SIGTERM, print how to reach it."""
+
+from __future__ import annotations
+
+import ipaddress
+import shlex
+import signal
+import sys
+import threading
+from types import FrameType
+
+from miva_sync.sandbox.harness import AUTO, Sandbox
+
+
+def run_from_cli(
+    host: str,
+    port: int,
+    orders: int,
+    seed: int,
+    store_code: str,
+    api_token: str | None,
+    signing_key: str | None,
+    no_signing: bool,
+    latency: float,
+    fault_rate: float,
+    tie_order: str,
+    timestamp_window: int,
+    no_dt_updated: bool,
+    webhook_url: str | None,
+) -> None:
+    """Start a sandbox, print ``export`` lines on stdout, serve until told to stop.
+
+    Port 0 binds a free port; the printed MIVA_URL carries the real one.
+    """
+    sandbox = Sandbox(
+        orders=orders,
+        seed=seed,
+        tie_order=tie_order,
+        store_code=store_code,
+        api_token=api_token or None,
+        signing_key=None if no_signing else (signing_key or AUTO),
+        timestamp_window=timestamp_window,
+        supports_dt_updated=not no_dt_updated,
+        latency_ms=latency,
+        fault_rate=fault_rate,
+        host=host,
+        port=port,
+        webhook_url=webhook_url,
+    )
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {
+        sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    sandbox.start()
+    try:
+        for name, value in sandbox.env().items():
+            sys.stdout.write(f"export {name}={shlex.quote(value)}\n")
+        sys.stdout.flush()
+        sys.stderr.write(
+            f"miva-sync sandbox: {len(sandbox.store)} orders for store "
+            f"{store_code} at {sandbox.url} (tie order {tie_order}"
+            f"{', token-only auth' if no_signing else ''}); Ctrl-C to stop\n"
+        )
+        if not _is_loopback(host):
+            sys.stderr.write(
+                f"miva-sync sandbox: warning: listening on {host}, not loopback; "
+                "its secrets are throwaway but anyone who can reach it can read it\n"
+            )
+        sys.stderr.flush()
+        while not stop.wait(0.2):
+            pass
+    finally:
+        sandbox.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

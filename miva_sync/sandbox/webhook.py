@@ -1,0 +1,72 @@
+"""Best-effort webhook delivery: POST each new or updated order's JSON to one URL."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import queue
+import threading
+import urllib.request
+from typing import Any
+from urllib.parse import urlsplit
+
+LOOPBACK_NAMES = {"localhost"}
+
+
+def require_loopback(url: str) -> None:
+    """The sandbox only talks to this machine."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"webhook URL must be http(s): {url}")
+    if host in LOOPBACK_NAMES:
+        return
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise ValueError(f"webhook URL must point at loopback (127.0.0.1): {url}")
+
+
+class WebhookSender:
+    """Queue orders and POST them one by one from a daemon thread; failures are dropped.
+
+    The payload is the bare order object (miva-api.md §7: the envelope is
+    unconfirmed) with an ``X-Sandbox-Event`` header naming the trigger.
+    """
+
+    def __init__(self, url: str, timeout: float = 5.0) -> None:
+        require_loopback(url)
+        self.url = url
+        self.timeout = timeout
+        self.sent = 0
+        self.failed = 0
+        self._queue: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
+        self._thread = threading.Thread(
+            target=self._run, name="sandbox-webhook", daemon=True
+        )
+        self._thread.start()
+
+    def __call__(self, event: str, order: dict[str, Any]) -> None:
+        self._queue.put((event, order))
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=self.timeout)
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            event, order = item
+            body = json.dumps(order, ensure_ascii=False).encode()
+            request = urllib.request.Request(  # noqa: S310 - loopback http(s) checked above
+                self.url,
+                data=body,
+                headers={"Content-Type": "application/json", "X-Sandbox-Event": event},
+                method="POST",
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout):  # noqa: S310
+                    self.sent += 1
+            except OSError:
+                self.failed += 1

@@ -1,0 +1,278 @@
+"""The real CLI in subprocesses: kill -9, closed pipes, two runs at once, faults, SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from miva_sync.sandbox import Sandbox
+from miva_sync.state import StateStore
+
+CLI = [sys.executable, "-m", "miva_sync"]
+
+
+@pytest.fixture
+def slow_sandbox() -> Iterator[Sandbox]:
+    # latency so that a run takes long enough to be killed part-way through
+    with Sandbox(orders=400, seed=21, tie_order="random", latency_ms=15) as sb:
+        yield sb
+
+
+def env_for(sandbox: Sandbox, home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIVA_")}
+    env.update(sandbox.env())
+    env["MIVA_SYNC_HOME"] = str(home)
+    env.update(extra)
+    return env
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    lines = path.read_bytes().splitlines()
+    # a killed run may leave half a line; the next run repairs it, a reader skips it
+    out = []
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
+def expected_ids(sandbox: Sandbox, since: int) -> set[int]:
+    return {o["id"] for o in sandbox.store.orders_snapshot() if o["orderdate"] >= since}
+
+
+def assert_state_valid(home: Path) -> None:
+    path = home / "state.json"
+    if path.exists():
+        StateStore(path).all()  # raises on anything corrupt
+    assert not list(home.glob("state.json.corrupt-*"))
+
+
+def test_pull_survives_kill_9_at_random_points(
+    slow_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    env = env_for(slow_sandbox, home)
+    since = slow_sandbox.store.now() - 90 * 86400
+    rng = random.Random(1234)
+    received: set[int] = set()
+    for attempt in range(6):
+        out = tmp_path / f"kill{attempt}.jsonl"
+        args = ["pull", "--page-size", "20", "-o", str(out)]
+        if attempt == 0:
+            args += ["--since", str(since)]
+        proc = subprocess.Popen([*CLI, *args], env=env, stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(0.2, 1.2))
+        proc.kill()
+        proc.wait(10)
+        received |= {o["id"] for o in read_jsonl(out)}
+        assert_state_valid(home)
+        if attempt == 2:  # the store moves on between runs
+            for _ in range(3):
+                slow_sandbox.store.add_order()
+    final = tmp_path / "final.jsonl"
+    done = subprocess.run(
+        [*CLI, "pull", "--page-size", "50", "-o", str(final)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    received |= {o["id"] for o in read_jsonl(final)}
+    assert received >= expected_ids(slow_sandbox, since)
+
+
+def test_pull_killed_while_blocked_on_a_full_pipe_loses_nothing(
+    slow_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    env = env_for(slow_sandbox, home)
+    since = slow_sandbox.store.now() - 90 * 86400
+    # nobody reads this pipe: it fills up and the pull blocks writing
+    proc = subprocess.Popen(
+        [*CLI, "pull", "--since", str(since)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(2.0)
+    proc.kill()
+    proc.wait(10)
+    assert proc.stdout is not None
+    proc.stdout.close()  # what sat in the pipe was never taken by a reader
+    assert_state_valid(home)
+    out = tmp_path / "after.jsonl"
+    done = subprocess.run(
+        [*CLI, "pull", "-o", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert {o["id"] for o in read_jsonl(out)} >= expected_ids(slow_sandbox, since)
+
+
+def test_pull_into_closed_pipe_exits_8_and_commits_nothing_untaken(
+    tmp_path: Path,
+) -> None:
+    with Sandbox(orders=300, seed=4) as sb:
+        home = tmp_path / "home"
+        env = env_for(sb, home)
+        since = sb.store.now() - 90 * 86400
+        shell = f'{" ".join(CLI)} pull --since {since} | head -3; echo "exit=${{PIPESTATUS[0]}}" >&2'
+        done = subprocess.run(
+            ["bash", "-c", shell], env=env, capture_output=True, text=True, timeout=60
+        )
+        taken = {json.loads(line)["id"] for line in done.stdout.splitlines()}
+        assert len(taken) == 3
+        assert "exit=8" in done.stderr
+        errors = [
+            line for line in done.stderr.splitlines() if not line.startswith("exit=")
+        ]
+        assert errors == ["miva-sync: error: stdout was closed by its reader"]
+        out = tmp_path / "rest.jsonl"
+        rest = subprocess.run(
+            [*CLI, "pull", "-o", str(out)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert rest.returncode == 0, rest.stderr
+        assert taken | {o["id"] for o in read_jsonl(out)} >= expected_ids(sb, since)
+
+
+def test_pull_two_runs_at_once_one_waits_or_exits_7(
+    slow_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    env = env_for(slow_sandbox, home)
+    since = slow_sandbox.store.now() - 90 * 86400
+    first = tmp_path / "a.jsonl"
+    seed = subprocess.run(
+        [*CLI, "pull", "--since", str(since), "--page-size", "200", "-o", str(first)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert seed.returncode == 0, seed.stderr
+    for _ in range(30):
+        slow_sandbox.store.add_order()
+    outs = [tmp_path / "b.jsonl", tmp_path / "c.jsonl"]
+    procs = [
+        subprocess.Popen(
+            [*CLI, "pull", "--page-size", "5", "-o", str(o)],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for o in outs
+    ]
+    codes = sorted(p.wait(120) for p in procs)
+    stderr = "".join(p.stderr.read() for p in procs if p.stderr)
+    assert codes == [0, 7], stderr
+    assert "holds the lock" in stderr
+    # with --wait both runs finish, one after the other, without duplicates
+    for _ in range(10):
+        slow_sandbox.store.add_order()
+    outs = [tmp_path / "d.jsonl", tmp_path / "e.jsonl"]
+    procs = [
+        subprocess.Popen(
+            [*CLI, "pull", "--wait", "--page-size", "5", "-o", str(o)], env=env
+        )
+        for o in outs
+    ]
+    assert [p.wait(120) for p in procs] == [0, 0]
+    later = [o["id"] for path in outs for o in read_jsonl(path)]
+    assert len(later) == len(set(later))
+    everything = {o["id"] for p in tmp_path.glob("*.jsonl") for o in read_jsonl(p)}
+    assert everything >= expected_ids(slow_sandbox, since)
+
+
+def test_pull_cron_runs_under_15_percent_faults_exit_0_or_6_and_lose_nothing(
+    tmp_path: Path,
+) -> None:
+    with Sandbox(orders=300, seed=8, fault_rate=0.15) as sb:
+        sb.faults.timeout_seconds = 1.5
+        home = tmp_path / "home"
+        env = env_for(sb, home, MIVA_SYNC_TIMEOUT="0.5", MIVA_SYNC_RETRY_BUDGET="2")
+        since = sb.store.now() - 90 * 86400
+        codes = []
+        received: set[int] = set()
+        for attempt in range(12):
+            out = tmp_path / f"cron{attempt}.jsonl"
+            args = ["pull", "--page-size", "25", "-o", str(out)]
+            if not (home / "state.json").exists():
+                args += ["--since", str(since)]
+            done = subprocess.run(
+                [*CLI, *args], env=env, capture_output=True, text=True, timeout=120
+            )
+            codes.append(done.returncode)
+            assert done.returncode in (0, 6), done.stderr
+            assert "Traceback" not in done.stderr
+            assert_state_valid(home)
+            received |= {o["id"] for o in read_jsonl(out)}
+            if attempt % 3 == 0:
+                sb.store.add_order()
+        sb.faults.rate = 0.0
+        out = tmp_path / "last.jsonl"
+        done = subprocess.run(
+            [*CLI, "pull", "-o", str(out)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        received |= {o["id"] for o in read_jsonl(out)}
+        assert received >= expected_ids(sb, since)
+        kinds = {entry.fault for entry in sb.requests if entry.fault}
+        assert len(kinds) >= 4, kinds  # the faults really were of many kinds
+
+
+def test_pull_sigterm_exits_130_with_consistent_state(
+    slow_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    env = env_for(slow_sandbox, home)
+    since = slow_sandbox.store.now() - 90 * 86400
+    out = tmp_path / "t.jsonl"
+    proc = subprocess.Popen(
+        [*CLI, "pull", "--since", str(since), "--page-size", "10", "-o", str(out)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(20) == 130
+    assert proc.stderr is not None
+    assert "interrupted" in proc.stderr.read()
+    assert_state_valid(home)
+    rest = tmp_path / "rest.jsonl"
+    done = subprocess.run(
+        [*CLI, "pull", "-o", str(rest)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    got = [o["id"] for o in read_jsonl(out) + read_jsonl(rest)]
+    assert set(got) >= expected_ids(slow_sandbox, since)
