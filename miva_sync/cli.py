@@ -371,11 +371,14 @@ def sandbox(**options: Any) -> None:
 
     Example:
 
-        eval "$(miva-sync sandbox --port 8080 &)"; miva-sync pull --since 30d
+        eval "$(miva-sync sandbox --port 0 &)"; miva-sync pull --since 30d
     """
     from miva_sync.sandbox.server import run_from_cli
 
-    run_from_cli(**options)
+    try:
+        run_from_cli(**options)
+    except ValueError as exc:  # e.g. a signing key that is not base64
+        raise click.UsageError(str(exc)) from None
 
 
 def main() -> None:

@@ -30,6 +30,7 @@ OPERATORS = frozenset(
     }
 )
 VALUELESS_OPERATORS = frozenset({"TRUE", "FALSE", "NULL"})
+SUBWHERE_FIELDS = frozenset({"search_AND", "search_OR", "search"})
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 MAX_IN_LIST = 100  # keep `id IN` lists short so no store rejects or times out on them
@@ -59,13 +60,24 @@ FORBIDDEN_COLUMNS = frozenset({"payment_data"})
 
 @dataclass(frozen=True)
 class Condition:
-    """One search entry: ``field operator value``."""
+    """One search entry: ``field operator value``.
+
+    A ``SUBWHERE`` entry nests conditions: build it with :func:`sub_and` or
+    :func:`sub_or`. How Miva combines nested groups is inferred, not documented
+    (miva-api.md §3.4), so miva-sync's own pulls never depend on it.
+    """
 
     field: str
     operator: str
     value: Any = None
 
     def __post_init__(self) -> None:
+        if self.operator == "SUBWHERE":
+            if self.field not in SUBWHERE_FIELDS or not all(
+                isinstance(c, Condition) for c in self.value or ()
+            ):
+                raise ValueError("SUBWHERE needs search_AND/search_OR and conditions")
+            return
         if self.operator not in OPERATORS:
             raise ValueError(f"unknown search operator {self.operator!r}")
         if not self.field:
@@ -73,9 +85,21 @@ class Condition:
 
     def to_entry(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"field": self.field, "operator": self.operator}
-        if self.operator not in VALUELESS_OPERATORS:
+        if self.operator == "SUBWHERE":
+            entry["value"] = [c.to_entry() for c in self.value]
+        elif self.operator not in VALUELESS_OPERATORS:
             entry["value"] = _wire_value(self.value)
         return entry
+
+
+def sub_and(*conditions: Condition) -> Condition:
+    """``AND (conditions ORed)`` nested after the preceding entries."""
+    return Condition("search_AND", "SUBWHERE", tuple(conditions))
+
+
+def sub_or(*conditions: Condition) -> Condition:
+    """``OR (conditions ORed)`` nested after the preceding entries."""
+    return Condition("search_OR", "SUBWHERE", tuple(conditions))
 
 
 def _wire_value(value: Any) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -49,7 +50,11 @@ def connection(
         return
     from miva_sync.sandbox import Sandbox
 
-    with Sandbox(orders=SANDBOX_ORDERS, seed=SANDBOX_SEED) as sandbox:
+    # Anchored at the start of the UTC day, the demo store holds the same orders
+    # on every start that day, so a bare `pull --sandbox` resumes as it would
+    # against a real store instead of seeing every order "change".
+    anchor = time.time() // 86400 * 86400
+    with Sandbox(orders=SANDBOX_ORDERS, seed=SANDBOX_SEED, anchor=anchor) as sandbox:
         overrides = {
             "url": sandbox.url,
             "store_code": sandbox.store_code,

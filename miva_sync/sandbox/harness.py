@@ -64,6 +64,7 @@ class Sandbox:
         late_numbers: int | None = None,
         default_queue: str = DEFAULT_QUEUE,
         webhook_url: str | None = None,
+        anchor: float | None = None,
     ) -> None:
         self.clock: Callable[[], float] = now or time.time
         self.store_code = store_code
@@ -79,6 +80,7 @@ class Sandbox:
             burst_size=burst_size,
             late_numbers=late_numbers,
             default_queue=default_queue,
+            anchor=anchor,
         )
         self.auth = Authenticator(
             self.api_token, self.signing_key, require_signature, timestamp_window

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import shlex
 import signal
 import sys
@@ -60,6 +61,7 @@ def run_from_cli(
         for name, value in sandbox.env().items():
             sys.stdout.write(f"export {name}={shlex.quote(value)}\n")
         sys.stdout.flush()
+        _release_stdout()
         sys.stderr.write(
             f"miva-sync sandbox: {len(sandbox.store)} orders for store "
             f"{store_code} at {sandbox.url} (tie order {tie_order}"
@@ -77,6 +79,20 @@ def run_from_cli(
         sandbox.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _release_stdout() -> None:
+    """Point stdout at /dev/null once the settings are out.
+
+    ``eval "$(miva-sync sandbox --port 0 &)"`` waits for stdout to close; a
+    server that kept it open would hang the shell.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass  # not a real file descriptor (e.g. under a test runner)
 
 
 def _is_loopback(host: str) -> bool:

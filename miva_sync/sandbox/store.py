@@ -90,6 +90,7 @@ class Store:
         burst_size: int | None = None,
         late_numbers: int | None = None,
         default_queue: str = DEFAULT_QUEUE,
+        anchor: float | None = None,
     ) -> None:
         if tie_order not in TIE_ORDERS:
             raise ValueError(f"tie_order must be one of {TIE_ORDERS}")
@@ -109,7 +110,9 @@ class Store:
         self._listeners: list[Listener] = []
         self._index: dict[str, tuple[list[Any], list[int]]] = {}
         self._results: dict[tuple[str, str | None], tuple[list[Any], list[int]]] = {}
-        now = self.now()
+        # generated dates are offsets back from the anchor (default: now); a fixed
+        # anchor gives the same data on every start, e.g. for a resumable demo
+        now = int(anchor) if anchor is not None else self.now()
         self._factory = OrderFactory(random.Random(f"orders:{seed}"), now)
         generated = generate_store(
             orders,
