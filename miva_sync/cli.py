@@ -287,7 +287,7 @@ class Overlap(click.ParamType):
     help="Print the plan and the store's count; write nothing.",
 )
 @click.option(
-    "-o", "--output", default="-", show_default=True, help="- (stdout) or FILE.jsonl."
+    "-o", "--output", default="-", show_default=True, help="- (stdout), FILE.jsonl, DIR/ (a file per order) or sqlite:///PATH."
 )
 @click.option(
     "--format", "fmt", type=click.Choice(["jsonl"]), default="jsonl", show_default=True

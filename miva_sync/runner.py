@@ -115,9 +115,11 @@ def run_pull(shared: dict[str, Any], options: dict[str, Any]) -> None:
                 run = PullRun(client, _NoSink(), plan, key, None, reporter, base_query)
                 reporter.table({"dry run": "nothing is written", **run.preview()})
                 return
-            sink = open_sink(options["output"])
+            sink = open_sink(options["output"], source="pull")
             try:
-                authoritative = sink.load_checkpoint(key)
+                # a database target's own copy of the cursor is authoritative for
+                # it: it commits with the rows, so it is never ahead of or behind them
+                authoritative = sink.load_checkpoint(key) if saves_state else None
                 plan = make_plan(authoritative or record, pull_options)
                 for notice in plan.notices:
                     reporter.info(notice)

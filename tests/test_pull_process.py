@@ -24,7 +24,7 @@ CLI = [sys.executable, "-m", "miva_sync"]
 @pytest.fixture
 def slow_sandbox() -> Iterator[Sandbox]:
     # latency so that a run takes long enough to be killed part-way through
-    with Sandbox(orders=400, seed=21, tie_order="random", latency_ms=15) as sb:
+    with Sandbox(orders=400, seed=21, tie_order="random", latency_ms=40) as sb:
         yield sb
 
 

@@ -97,7 +97,7 @@ class FileSink:
         self.path = path
         self.description = str(path)
         try:
-            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         except OSError as exc:
             raise OutputError(f"cannot open {path}: {exc.strerror}") from None
         self._locked = False

@@ -6,6 +6,8 @@ import hashlib
 import json
 from typing import Any
 
+from miva_sync.errors import ApiError
+
 # Fields that change without the order changing (the customer's last login,
 # running totals over the customer's other orders). Left out of the content
 # hash so an unchanged order is never mistaken for an updated one.
@@ -45,9 +47,12 @@ def cursor_value(order: dict[str, Any], field: str) -> int | None:
 
 
 def order_id(order: dict[str, Any]) -> int:
+    """The order number; anything but a non-negative integer is a bad answer."""
     value = order.get("id")
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"order without an integer id: {str(value)[:40]!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ApiError(
+            f"the store returned an order whose id is not a number: {str(value)[:40]!r}"
+        )
     return value
 
 

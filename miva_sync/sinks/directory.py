@@ -1,0 +1,110 @@
+"""A folder with one ``<id>.json`` per order: atomic replace, newest version wins."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from miva_sync.errors import OutputError
+from miva_sync.sinks.jsonl import encode_lines
+from miva_sync.sync.orders import cursor_value, order_id
+
+LOCK_NAME = ".miva-sync.lock"
+
+
+class DirectorySink:
+    """Write each order to ``DIR/<id>.json`` (temp file, fsync, rename).
+
+    The id is checked to be an integer before it becomes a file name, so
+    nothing can be written outside the folder. A short ``flock`` on the
+    folder's lock file lets a webhook receiver and a cron pull share it.
+    """
+
+    def __init__(self, folder: Path, *, source: str = "pull") -> None:
+        self.folder = folder
+        self.description = f"{folder}/"
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._lock_fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise OutputError(f"cannot use folder {folder}: {exc.strerror}") from None
+        self._locked = False
+
+    def write(self, orders: list[dict[str, Any]]) -> None:
+        self._lock()
+        try:
+            for order in orders:
+                self._write_one(order)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot write to {self.folder}: {exc.strerror}"
+            ) from None
+
+    def commit(self, store_key: str, checkpoint: dict[str, Any] | None) -> None:
+        try:
+            _fsync_dir(self.folder)  # the renames themselves must be durable
+        except OSError as exc:
+            raise OutputError(f"cannot flush {self.folder}: {exc.strerror}") from None
+        finally:
+            self._unlock()
+
+    def load_checkpoint(self, store_key: str) -> dict[str, Any] | None:
+        return None
+
+    def close(self) -> None:
+        self._unlock()
+        with contextlib.suppress(OSError):
+            os.close(self._lock_fd)
+
+    def path_of(self, oid: int) -> Path:
+        return self.folder / f"{oid}.json"
+
+    def _write_one(self, order: dict[str, Any]) -> None:
+        oid = order_id(order)  # an integer: a safe file name
+        target = self.path_of(oid)
+        if _is_newer(target, cursor_value(order, "dt_updated")):
+            return
+        tmp = self.folder / f".{oid}.json.tmp-{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, encode_lines([order]))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        tmp.replace(target)
+
+    def _lock(self) -> None:
+        if not self._locked:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            self._locked = True
+
+    def _unlock(self) -> None:
+        if self._locked:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            self._locked = False
+
+
+def _is_newer(path: Path, updated: int | None) -> bool:
+    """Does the file already hold a newer version than ``updated``?"""
+    if updated is None:
+        return False
+    try:
+        existing = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    theirs = (
+        cursor_value(existing, "dt_updated") if isinstance(existing, dict) else None
+    )
+    return theirs is not None and theirs > updated
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,341 @@
+"""SQLite output (standard-library sqlite3): one row per order, newest version wins.
+
+One transaction per page: the rows, their ``order_items`` and this target's
+copy of the cursor and dedupe window commit together, so a crash can never
+separate them. WAL mode and a busy timeout let a webhook receiver and a cron
+pull share one file. ``schema_version`` and :data:`MIGRATIONS` let a later
+release open an older file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from miva_sync.errors import ConfigError, OutputError
+from miva_sync.sinks.jsonl import encode_lines
+from miva_sync.state import validate_record
+from miva_sync.sync.orders import cursor_value, order_id
+
+BUSY_TIMEOUT_MS = 30_000
+
+# Ship-to and customer essentials copied out of the order object for queries;
+# everything else stays in order_json, exactly as the store returned it.
+TEXT_COLUMNS = (
+    "cust_login", "bill_fname", "bill_lname", "bill_email", "bill_comp", "bill_city",
+    "bill_state", "bill_cntry", "ship_fname", "ship_lname", "ship_email", "ship_comp",
+    "ship_addr1", "ship_addr2", "ship_city", "ship_state", "ship_zip", "ship_cntry",
+    "ship_method", "payment_module",
+)  # fmt: skip
+INTEGER_COLUMNS = ("status", "pay_status", "cust_id")
+REAL_COLUMNS = (
+    "total",
+    "total_ship",
+    "total_tax",
+    "total_auth",
+    "total_capt",
+    "total_rfnd",
+)
+
+_V1 = f"""
+CREATE TABLE orders (
+    id INTEGER PRIMARY KEY,
+    orderdate INTEGER,
+    dt_updated INTEGER,
+    {", ".join(f"{c} INTEGER" for c in INTEGER_COLUMNS)},
+    {", ".join(f"{c} REAL" for c in REAL_COLUMNS)},
+    {", ".join(f"{c} TEXT" for c in TEXT_COLUMNS)},
+    order_json TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    source TEXT NOT NULL
+);
+CREATE INDEX orders_orderdate ON orders (orderdate);
+CREATE INDEX orders_dt_updated ON orders (dt_updated);
+CREATE TABLE order_items (
+    order_id INTEGER NOT NULL REFERENCES orders (id) ON DELETE CASCADE,
+    line_id INTEGER NOT NULL,
+    code TEXT,
+    sku TEXT,
+    name TEXT,
+    quantity INTEGER,
+    price REAL,
+    total REAL,
+    PRIMARY KEY (order_id, line_id)
+);
+CREATE INDEX order_items_sku ON order_items (sku);
+CREATE TABLE sync_state (
+    store_key TEXT PRIMARY KEY,
+    record TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+"""
+
+_V2 = """
+CREATE VIEW orders_iso AS
+SELECT id,
+       datetime(orderdate, 'unixepoch') AS orderdate_utc,
+       datetime(dt_updated, 'unixepoch') AS updated_utc,
+       status, pay_status, total, bill_fname, bill_lname, bill_email,
+       ship_city, ship_state, ship_cntry, source,
+       datetime(first_seen, 'unixepoch') AS first_seen_utc,
+       datetime(last_seen, 'unixepoch') AS last_seen_utc
+FROM orders;
+"""
+
+# (version, script). Append only: a released migration never changes.
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1), (2, _V2))
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def sqlite_path(target: str) -> Path:
+    """``sqlite:///orders.db`` -> ``orders.db``; ``sqlite:////abs/x.db`` -> ``/abs/x.db``."""
+    path = target[len("sqlite:///") :]
+    if not path:
+        raise ConfigError("an sqlite output needs a path: sqlite:///orders.db")
+    return Path(path).expanduser()
+
+
+class SqliteSink:
+    """Upsert orders into a SQLite file."""
+
+    def __init__(self, path: Path, *, source: str = "pull") -> None:
+        self.path = path
+        self.description = f"sqlite:///{path}"
+        self.source = source
+        self._conn = _connect(path)
+        self._in_transaction = False
+        migrate(self._conn, path)
+
+    # -- the sink interface ------------------------------------------------------
+
+    def write(self, orders: list[dict[str, Any]]) -> None:
+        self._begin()
+        now = int(time.time())
+        try:
+            for order in orders:
+                self._upsert(order, now)
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise OutputError(f"cannot write to {self.path}: {exc}") from None
+
+    def commit(self, store_key: str, checkpoint: dict[str, Any] | None) -> None:
+        self._begin()
+        try:
+            if checkpoint is not None:
+                self._conn.execute(
+                    "INSERT INTO sync_state (store_key, record, updated_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (store_key) DO UPDATE SET record = excluded.record, "
+                    "updated_at = excluded.updated_at",
+                    (
+                        store_key,
+                        json.dumps(checkpoint, sort_keys=True),
+                        int(time.time()),
+                    ),
+                )
+            self._conn.execute("COMMIT")
+            self._in_transaction = False
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise OutputError(f"cannot commit to {self.path}: {exc}") from None
+
+    def load_checkpoint(self, store_key: str) -> dict[str, Any] | None:
+        row = self._conn.execute(
+            "SELECT record FROM sync_state WHERE store_key = ?", (store_key,)
+        ).fetchone()
+        if row is None:
+            return None
+        try:
+            record = json.loads(row[0])
+            validate_record(record, where="the database's cursor")
+        except ValueError as exc:
+            raise ConfigError(
+                f"{self.path}: its saved cursor for this store is unreadable ({exc}); "
+                "delete that row of sync_state to start again"
+            ) from None
+        return record  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self._rollback()
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.close()
+
+    # -- mechanics ---------------------------------------------------------------
+
+    def _begin(self) -> None:
+        if not self._in_transaction:
+            try:
+                # IMMEDIATE: take the write lock now (waiting up to the busy
+                # timeout) rather than failing half-way through a page
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise OutputError(f"cannot write to {self.path}: {exc}") from None
+            self._in_transaction = True
+
+    def _rollback(self) -> None:
+        if self._in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+            self._in_transaction = False
+
+    def _upsert(self, order: dict[str, Any], now: int) -> None:
+        oid = order_id(order)
+        updated = cursor_value(order, "dt_updated")
+        row = self._conn.execute(
+            "SELECT dt_updated FROM orders WHERE id = ?", (oid,)
+        ).fetchone()
+        if (
+            row is not None
+            and row[0] is not None
+            and updated is not None
+            and updated < row[0]
+        ):
+            # an older version (a late webhook, a replayed page): keep the newer one
+            self._conn.execute(
+                "UPDATE orders SET last_seen = ? WHERE id = ?", (now, oid)
+            )
+            return
+        values = _columns(order)
+        values.update(
+            id=oid,
+            orderdate=cursor_value(order, "orderdate"),
+            dt_updated=updated,
+            order_json=encode_lines([order])[:-1].decode("utf-8"),
+            first_seen=now,
+            last_seen=now,
+            source=self.source,
+        )
+        names = list(values)
+        assignments = ", ".join(
+            f"{n} = excluded.{n}" for n in names if n not in ("id", "first_seen")
+        )
+        self._conn.execute(
+            f"INSERT INTO orders ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "  # noqa: S608 - names are ours
+            f"ON CONFLICT (id) DO UPDATE SET {assignments}",
+            [values[n] for n in names],
+        )
+        self._conn.execute("DELETE FROM order_items WHERE order_id = ?", (oid,))
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO order_items "
+            "(order_id, line_id, code, sku, name, quantity, price, total) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            _items(oid, order),
+        )
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    try:
+        if not path.exists():
+            # customer data: readable by its owner only (the umask can only narrow it)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        conn = sqlite3.connect(
+            path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
+        )
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        # FULL: a committed page survives power loss, not just a process crash
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except FileExistsError:
+        return _connect(path)
+    except (OSError, sqlite3.Error) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise OutputError(f"cannot open {path}: {reason}") from None
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring the file to :data:`SCHEMA_VERSION`, one transaction per step."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
+        )
+        row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+        current = row[0] or 0
+        if current > SCHEMA_VERSION:
+            conn.execute("ROLLBACK")
+            raise OutputError(
+                f"{path} was written by a newer miva-sync (schema {current}, this "
+                f"release knows {SCHEMA_VERSION}): upgrade miva-sync"
+            )
+        for version, script in MIGRATIONS:
+            if version > current:
+                for statement in _statements(script):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_version (version) VALUES (?)", (version,)
+                )
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise OutputError(f"cannot prepare {path}: {exc}") from None
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def _columns(order: dict[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name in TEXT_COLUMNS:
+        value = order.get(name)
+        values[name] = value if isinstance(value, str) else None
+    for name in INTEGER_COLUMNS:
+        values[name] = _integer(order.get(name))
+    for name in REAL_COLUMNS:
+        values[name] = _real(order.get(name))
+    return values
+
+
+def _items(oid: int, order: dict[str, Any]) -> list[tuple[Any, ...]]:
+    items = order.get("items")
+    if not isinstance(items, list):
+        return []
+    rows = []
+    for position, item in enumerate(items):
+        if not isinstance(item, dict):
+            continue
+        line_id = _integer(item.get("line_id"))
+        rows.append((
+            oid,
+            line_id if line_id is not None else -(position + 1),
+            _text(item.get("code")),
+            _text(item.get("sku")),
+            _text(item.get("name")),
+            _integer(item.get("quantity")),
+            _real(item.get("price")),
+            _real(item.get("total")),
+        ))  # fmt: skip
+    return rows
+
+
+def _integer(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _real(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(str(value))
+    except ValueError:
+        return None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

@@ -1,0 +1,360 @@
+"""SQLite and folder outputs: same orders as JSONL, newest version wins, own cursor, crash-safe."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from miva_sync.errors import ApiError, OutputError
+from miva_sync.sandbox import Sandbox
+from miva_sync.sinks import open_sink
+from miva_sync.sinks.directory import DirectorySink
+from miva_sync.sinks.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteSink
+from miva_sync.state import validate_record
+
+CLI = [sys.executable, "-m", "miva_sync"]
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox(orders=250, seed=31, tie_order="random") as sb:
+        yield sb
+
+
+def db_orders(path: Path) -> dict[int, dict[str, Any]]:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT id, order_json, dt_updated FROM orders").fetchall()
+    out = {}
+    for oid, text, updated in rows:
+        order = json.loads(text)
+        assert order["id"] == oid and order["dt_updated"] == updated
+        out[oid] = order
+    return out
+
+
+def db_items(path: Path) -> dict[int, list[tuple[Any, ...]]]:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(
+            "SELECT order_id, line_id, code, sku, name, quantity, price, total FROM order_items "
+            "ORDER BY order_id, line_id"
+        ).fetchall()
+    items: dict[int, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        items.setdefault(row[0], []).append(row[1:])
+    return items
+
+
+def expected_items(order: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return sorted(
+        (
+            i["line_id"],
+            i["code"],
+            i["sku"],
+            i["name"],
+            i["quantity"],
+            float(i["price"]),
+            float(i["total"]),
+        )
+        for i in order.get("items", [])
+    )
+
+
+def dir_orders(folder: Path) -> dict[int, dict[str, Any]]:
+    files = [p for p in folder.iterdir() if p.suffix == ".json"]
+    return {int(p.stem): json.loads(p.read_text()) for p in files}
+
+
+def jsonl_latest(paths: list[Path]) -> dict[int, dict[str, Any]]:
+    latest: dict[int, dict[str, Any]] = {}
+    for path in paths:
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines():
+            order = json.loads(line)
+            if (
+                order["id"] not in latest
+                or order["dt_updated"] >= latest[order["id"]]["dt_updated"]
+            ):
+                latest[order["id"]] = order
+    return latest
+
+
+def test_outputs_hold_the_same_orders_in_their_newest_version(
+    run: Any, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    store = sandbox.store
+    targets = {
+        "jsonl": tmp_path / "orders.jsonl",
+        "dir": tmp_path / "orders",
+        "sqlite": tmp_path / "orders.db",
+    }
+    spec = {
+        "jsonl": str(targets["jsonl"]),
+        "dir": f"{targets['dir']}/",
+        "sqlite": f"sqlite:///{targets['sqlite']}",
+    }
+    homes = {name: tmp_path / f"home-{name}" for name in targets}
+
+    def pull_all(*args: str) -> None:
+        for name in targets:
+            env = {**sandbox.env(), "MIVA_SYNC_HOME": str(homes[name])}
+            result = run(
+                ["pull", *args, "-o", spec[name], "--page-size", "30"], env=env
+            )
+            assert result.exit_code == 0, result.stderr
+
+    pull_all("--since", "90d", "--updated")
+    ids = sorted(o["id"] for o in store.orders_snapshot())
+    for oid in ids[:5]:
+        order = store.order(oid)
+        items = [dict(i, quantity=i["quantity"] + 1) for i in order["items"]]
+        store.update_order(oid, status=200, items=items)
+    store.add_order()
+    pull_all()
+    pull_all()
+
+    snapshot = {o["id"]: o for o in store.orders_snapshot()}
+    latest = jsonl_latest([targets["jsonl"]])
+    in_db = db_orders(targets["sqlite"])
+    in_dir = dir_orders(targets["dir"])
+    assert set(latest) == set(in_db) == set(in_dir) == set(snapshot)
+    for oid, order in snapshot.items():
+        assert (
+            latest[oid]["dt_updated"]
+            == in_db[oid]["dt_updated"]
+            == in_dir[oid]["dt_updated"]
+            == order["dt_updated"]
+        )
+    assert in_db[ids[0]]["status"] == 200 and in_dir[ids[0]]["status"] == 200
+    # order_items is in step with every upsert
+    items = db_items(targets["sqlite"])
+    for oid, order in snapshot.items():
+        assert sorted(items.get(oid, [])) == expected_items(order), oid
+    # each target created owner-only files: they hold customer data
+    for path in (
+        targets["jsonl"],
+        targets["sqlite"],
+        next(targets["dir"].glob("*.json")),
+    ):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_outputs_sqlite_keeps_iso_view_and_columns(
+    run: Any, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    db = tmp_path / "o.db"
+    result = run(["pull", "--since", "90d", "-o", f"sqlite:///{db}"], env=sandbox.env())
+    assert result.exit_code == 0, result.stderr
+    with sqlite3.connect(db) as conn:
+        one = conn.execute(
+            "SELECT o.id, o.orderdate, o.total, o.ship_city, o.source, i.orderdate_utc "
+            "FROM orders o JOIN orders_iso i USING (id) LIMIT 1"
+        ).fetchone()
+        revenue = conn.execute("SELECT round(sum(total), 2) FROM orders").fetchone()[0]
+        top = conn.execute(
+            "SELECT sku, sum(quantity) FROM order_items GROUP BY sku ORDER BY 2 DESC LIMIT 1"
+        ).fetchone()
+    order = sandbox.store.order(one[0])
+    assert (
+        one[1] == order["orderdate"]
+        and one[2] == order["total"]
+        and one[3] == order["ship_city"]
+    )
+    assert one[4] == "pull"
+    assert one[5] == time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(order["orderdate"]))
+    assert revenue == pytest.approx(
+        sum(o["total"] for o in sandbox.store.orders_snapshot())
+    )
+    assert top[0]
+
+
+def test_outputs_sqlite_resumes_from_its_own_cursor(
+    run: Any, sandbox: Sandbox, tmp_path: Path, isolated_home: Path
+) -> None:
+    db = tmp_path / "o.db"
+    env = sandbox.env()
+    assert (
+        run(["pull", "--since", "90d", "-o", f"sqlite:///{db}"], env=env).exit_code == 0
+    )
+    for _ in range(4):
+        sandbox.store.add_order()
+    # another target moves the state file's cursor past those orders
+    assert run(["pull", "-o", str(tmp_path / "side.jsonl")], env=env).exit_code == 0
+    for _ in range(3):
+        sandbox.store.add_order()
+    result = run(["pull", "-o", f"sqlite:///{db}"], env=env)
+    assert result.exit_code == 0, result.stderr
+    assert set(db_orders(db)) == {o["id"] for o in sandbox.store.orders_snapshot()}
+    # without the state file at all, the database still knows where it was
+    (isolated_home / "state.json").unlink()
+    sandbox.store.add_order()
+    result = run(["pull", "-o", f"sqlite:///{db}"], env=env)
+    assert result.exit_code == 0, result.stderr
+    assert "1 orders emitted" in result.stderr
+    assert set(db_orders(db)) == {o["id"] for o in sandbox.store.orders_snapshot()}
+
+
+def test_outputs_sqlite_kill_9_mid_pull_leaves_it_consistent(tmp_path: Path) -> None:
+    with Sandbox(orders=400, seed=32, latency_ms=80) as sb:
+        db = tmp_path / "o.db"
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("MIVA_")},
+            **sb.env(),
+            "MIVA_SYNC_HOME": str(tmp_path / "home"),
+        }
+        since = sb.store.now() - 90 * 86400
+        proc = subprocess.Popen(
+            [
+                *CLI,
+                "pull",
+                "--since",
+                str(since),
+                "--page-size",
+                "15",
+                "-o",
+                f"sqlite:///{db}",
+            ],
+            env=env,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(1.2)
+        proc.kill()
+        proc.wait(10)
+        with sqlite3.connect(db) as conn:
+            (record_text,) = conn.execute("SELECT record FROM sync_state").fetchone()
+            rows = conn.execute("SELECT id, orderdate FROM orders").fetchall()
+        record = json.loads(record_text)
+        validate_record(record, where="db")
+        watermark = record["cursors"]["date"]["watermark"]
+        assert rows, "the kill came before the first page"
+        assert watermark is not None
+        present = {oid for oid, _ in rows}
+        store = {o["id"]: o for o in sb.store.orders_snapshot()}
+        # no cursor ahead of its rows: everything below the watermark is there
+        assert {
+            oid for oid, o in store.items() if since <= o["orderdate"] < watermark
+        } <= present
+        wanted = {oid for oid, o in store.items() if o["orderdate"] >= since}
+        assert present < wanted, "the kill came after the pull finished"
+        # no rows without the cursor that covers them
+        assert all(orderdate <= watermark for _, orderdate in rows)
+        done = subprocess.run(
+            [*CLI, "pull", "-o", f"sqlite:///{db}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert set(db_orders(db)) == {
+            oid for oid, o in store.items() if o["orderdate"] >= since
+        }
+
+
+def test_outputs_sqlite_never_replaces_newer_with_older(tmp_path: Path) -> None:
+    sink = SqliteSink(tmp_path / "o.db", source="webhook")
+    new = {
+        "id": 5,
+        "orderdate": 10,
+        "dt_updated": 200,
+        "status": 200,
+        "items": [{"line_id": 1, "sku": "B", "quantity": 2, "price": 1, "total": 2}],
+    }
+    old = {
+        "id": 5,
+        "orderdate": 10,
+        "dt_updated": 100,
+        "status": 100,
+        "items": [{"line_id": 1, "sku": "A", "quantity": 1, "price": 1, "total": 1}],
+    }
+    sink.write([new])
+    sink.commit("k", None)
+    sink.write([old])
+    sink.commit("k", None)
+    sink.close()
+    assert db_orders(tmp_path / "o.db")[5]["status"] == 200
+    assert db_items(tmp_path / "o.db")[5] == [(1, None, "B", None, 2, 1.0, 2.0)]
+
+
+def test_outputs_sqlite_rolls_back_an_uncommitted_page(tmp_path: Path) -> None:
+    sink = SqliteSink(tmp_path / "o.db")
+    sink.write([{"id": 1, "dt_updated": 1}])
+    sink.close()  # no commit: as if the process died mid-page
+    assert db_orders(tmp_path / "o.db") == {}
+
+
+def test_outputs_sqlite_migrates_an_older_file(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    for statement in MIGRATIONS[0][1].split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute("INSERT INTO schema_version VALUES (1)")
+    conn.execute(
+        "INSERT INTO orders (id, orderdate, order_json, first_seen, last_seen, source) "
+        "VALUES (7, 86400, '{\"id\":7}', 1, 1, 'pull')"
+    )
+    conn.close()
+    SqliteSink(path).close()
+    with sqlite3.connect(path) as conn:
+        versions = [
+            v
+            for (v,) in conn.execute(
+                "SELECT version FROM schema_version ORDER BY version"
+            )
+        ]
+        view = conn.execute(
+            "SELECT orderdate_utc FROM orders_iso WHERE id = 7"
+        ).fetchone()
+    assert versions == list(range(1, SCHEMA_VERSION + 1))
+    assert view == ("1970-01-02 00:00:00",)
+
+
+def test_outputs_sqlite_from_a_newer_release_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    SqliteSink(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION + 1,))
+    with pytest.raises(OutputError, match="newer miva-sync") as info:
+        SqliteSink(path)
+    assert info.value.exit_code == 8
+
+
+def test_outputs_directory_newest_wins_and_ids_are_checked(tmp_path: Path) -> None:
+    sink = DirectorySink(tmp_path / "out")
+    sink.write([{"id": 3, "dt_updated": 200, "status": 2}])
+    sink.write([{"id": 3, "dt_updated": 100, "status": 1}])
+    sink.commit("k", None)
+    assert json.loads((tmp_path / "out" / "3.json").read_text())["status"] == 2
+    for bad in ("../evil", "3/../../x", 1.5, None, -1, True):
+        with pytest.raises(ApiError):
+            sink.write([{"id": bad}])
+    sink.close()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        ".miva-sync.lock",
+        "3.json",
+    ]
+    assert not (tmp_path / "evil").exists()
+
+
+def test_outputs_unknown_target_is_usage_error(run: Any, sandbox: Sandbox) -> None:
+    result = run(["pull", "--since", "1d", "-o", "mysql://x"], env=sandbox.env())
+    assert result.exit_code == 2
+    assert "sqlite:///PATH" in result.stderr
+
+
+def test_outputs_open_sink_kinds(tmp_path: Path) -> None:
+    assert type(open_sink(f"sqlite:///{tmp_path}/a.db")).__name__ == "SqliteSink"
+    assert type(open_sink(f"{tmp_path}/d/")).__name__ == "DirectorySink"
+    assert type(open_sink(f"{tmp_path}/f.jsonl")).__name__ == "FileSink"
