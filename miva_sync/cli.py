@@ -259,7 +259,14 @@ class Overlap(click.ParamType):
 @click.option(
     "--ack/--no-ack",
     default=True,
-    help="Queue mode: acknowledge after a durable write.",
+    help="Queue mode: acknowledge after a durable write (default); --no-ack for "
+    "a queue whose downloads move orders out.",
+)
+@click.option(
+    "--received-queue",
+    metavar="CODE",
+    help="Queue mode with --no-ack: the queue downloaded orders move to, read to "
+    "recover a lost download.",
 )
 @click.option(
     "--overlap",
@@ -287,10 +294,18 @@ class Overlap(click.ParamType):
     help="Print the plan and the store's count; write nothing.",
 )
 @click.option(
-    "-o", "--output", default="-", show_default=True, help="- (stdout), FILE.jsonl, DIR/ (a file per order) or sqlite:///PATH."
+    "-o",
+    "--output",
+    default="-",
+    show_default=True,
+    help="- (stdout), FILE.jsonl, DIR/ (a file per order), sqlite:///PATH or postgresql://…",
 )
 @click.option(
-    "--format", "fmt", type=click.Choice(["jsonl"]), default="jsonl", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "singer"]),
+    default="jsonl",
+    show_default=True,
 )
 @click.option(
     "--page-size", type=click.IntRange(1, 1000), default=100, show_default=True
@@ -324,7 +339,12 @@ def pull(ctx: click.Context, **options: Any) -> None:
     """Pull orders and write them as JSON lines (stdout by default).
 
     Without --since/--from-order/--queue, resume this store's active mode from
-    its saved watermark (what cron runs). Messages go to stderr.
+    its saved watermark or queue (what cron runs). Messages go to stderr.
+
+    Queue mode (--queue CODE) reads an order-workflow queue page by page,
+    writes each page durably and only then acknowledges its orders; a run that
+    dies in between acknowledges them first next time. --no-ack is for queues
+    that move orders on download; prefer the acknowledgement variant.
 
     Examples:
 
@@ -334,12 +354,59 @@ def pull(ctx: click.Context, **options: Any) -> None:
 
         miva-sync pull --from-order 1020 --overlap 45m
 
+        miva-sync pull --queue new_updated_orders -o orders.jsonl
+
         miva-sync pull --sandbox --since 30d | jq .id
     """
     from miva_sync.runner import run_pull
 
     with reporting(ctx):
         run_pull(shared(ctx), options)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option(
+    "--secret",
+    help="The secret path segment (better: MIVA_SYNC_WEBHOOK_SECRET, not visible in ps).",
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    help="FILE.jsonl, DIR/, sqlite:///PATH or postgresql://… (- for stdout).",
+)
+@click.option(
+    "--verify-with-api",
+    is_flag=True,
+    help="Treat deliveries as notifications: write the order as re-read from the store.",
+)
+@click.option(
+    "--max-body",
+    type=click.IntRange(1),
+    default=1_000_000,
+    show_default=True,
+    help="Largest body accepted (bytes); larger ones get 413.",
+)
+@shared_options
+@click.pass_context
+def listen(ctx: click.Context, **options: Any) -> None:
+    """Receive Miva order webhooks at /webhook/SECRET into an output.
+
+    A 2xx is answered only after the order is durably written; repeats and
+    older versions are no-ops. Point a Miva Order Workflow webhook at
+    https://your-proxy/webhook/SECRET. Never takes the run lock, so it can
+    share a folder or SQLite target with a cron pull.
+
+    Example:
+
+        MIVA_SYNC_WEBHOOK_SECRET=... miva-sync listen --port 8080 -o sqlite:///orders.db
+    """
+    from miva_sync.webhook import run_listen
+
+    with reporting(ctx):
+        run_listen(shared(ctx), options)
 
 
 @cli.command()
@@ -366,6 +433,11 @@ def pull(ctx: click.Context, **options: Any) -> None:
 )
 @click.option("--no-dt-updated", is_flag=True, help="Behave like a store before 10.03.")
 @click.option("--webhook", "webhook_url", default=None, help="POST orders to this URL.")
+@click.option(
+    "--webhook-paid-only",
+    is_flag=True,
+    help="Deliver webhooks only once an order has a payment record.",
+)
 def sandbox(**options: Any) -> None:
     """Run a local Miva store emulator and print the settings to use it.
 

@@ -40,6 +40,7 @@ ENV_VARS = {
     "timeout": "MIVA_SYNC_TIMEOUT",
     "retry_budget": "MIVA_SYNC_RETRY_BUDGET",
     "max_rps": "MIVA_SYNC_MAX_RPS",
+    "webhook_secret": "MIVA_SYNC_WEBHOOK_SECRET",
 }
 # keys a profile in the config file may set
 PROFILE_KEYS = frozenset(ENV_VARS) - {"profile"}
@@ -61,11 +62,14 @@ class Settings:
     read_timeout: float = DEFAULT_READ_TIMEOUT
     retry_budget: float = DEFAULT_RETRY_BUDGET
     max_rps: float | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
 
     @property
     def secrets(self) -> tuple[str, ...]:
         """Every secret value, so messages and logs can be scrubbed of them."""
-        return tuple(s for s in (self.api_token, self.signing_key) if s)
+        return tuple(
+            s for s in (self.api_token, self.signing_key, self.webhook_secret) if s
+        )
 
     @property
     def store_key(self) -> str:
@@ -73,6 +77,10 @@ class Settings:
         if self.profile:
             return f"profile:{self.profile}"
         return f"{normalise_url(self.url or '')}#{self.store_code or ''}"
+
+    @property
+    def has_connection(self) -> bool:
+        return bool(self.url and self.store_code and self.api_token)
 
     def require_connection(self) -> None:
         """Raise :class:`ConfigError` naming every missing connection setting."""
@@ -230,6 +238,7 @@ def _build(
             values.get("retry_budget"), "retry budget", DEFAULT_RETRY_BUDGET, minimum=0
         ),
         max_rps=_number(values.get("max_rps"), "max-rps", None, minimum=0.001),
+        webhook_secret=_text(values.get("webhook_secret")),
     )
 
 

@@ -10,10 +10,15 @@ import contextlib
 import signal
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from miva_sync.config import Settings, load_settings
 from miva_sync.errors import UsageError
+
+if TYPE_CHECKING:
+    from miva_sync.query import ListQuery
+    from miva_sync.sinks.base import Sink
+    from miva_sync.ui import ConsoleReporter
 
 SANDBOX_STORE_KEY = "sandbox"
 SANDBOX_SEED = 1
@@ -64,18 +69,62 @@ def connection(
         yield load_settings({**shared, **overrides}), SANDBOX_STORE_KEY
 
 
+def base_query_from(options: dict[str, Any]) -> ListQuery:
+    """The page size and on-demand columns of a pull, from its options."""
+    from miva_sync.query import DEFAULT_COLUMNS, ListQuery, parse_columns
+
+    try:
+        columns = (
+            parse_columns(options["columns"]) if options["columns"] else DEFAULT_COLUMNS
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return ListQuery(count=options["page_size"], columns=columns)
+
+
+def reporter_from(shared: dict[str, Any], options: dict[str, Any]) -> ConsoleReporter:
+    from miva_sync.ui import ConsoleReporter
+
+    return ConsoleReporter(
+        quiet=bool(shared.get("quiet")), progress=options["progress"]
+    )
+
+
+def starting_record(
+    sink: Sink, store_key: str, record: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The state a run starts from.
+
+    A database target's own copy of the cursor is authoritative for it: it
+    commits with the rows, so it is never ahead of or behind them. A database
+    that has no copy yet holds none of the orders the state file's dedupe
+    window remembers (they went to another target), so that window is dropped.
+    """
+    own = sink.load_checkpoint(store_key)
+    if own is not None:
+        return own
+    if record is not None and sink.keeps_checkpoint:
+        return {**record, "dedupe": {}}
+    return record
+
+
 def run_pull(shared: dict[str, Any], options: dict[str, Any]) -> None:
     """``miva-sync pull``: resolve the plan, hold the lock, run, report."""
     from miva_sync.client import MivaClient
-    from miva_sync.query import DEFAULT_COLUMNS, ListQuery, parse_columns
     from miva_sync.sinks import open_sink
     from miva_sync.state import StateStore
     from miva_sync.sync.plan import PullOptions, make_plan
     from miva_sync.sync.pull import PullRun
-    from miva_sync.ui import ConsoleReporter
+    from miva_sync.sync.queue_runner import is_bare, run_queue, saved_mode
 
-    if options["queue_code"]:
-        raise UsageError("queue mode (--queue) is not available yet in this version")
+    queue_flags = options["queue_code"] is not None or not options["ack"]
+    if (
+        queue_flags
+        or options.get("received_queue")
+        or (is_bare(options) and saved_mode(shared, options) == "queue")
+    ):
+        run_queue(shared, options)
+        return
     pull_options = PullOptions(
         since=options["since"],
         updated=options["updated"],
@@ -86,15 +135,8 @@ def run_pull(shared: dict[str, Any], options: dict[str, Any]) -> None:
         overlap=options["overlap"],
         emit_unchanged=options["emit_unchanged"],
     )
-    try:
-        columns = (
-            parse_columns(options["columns"]) if options["columns"] else DEFAULT_COLUMNS
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    base_query = ListQuery(count=options["page_size"], columns=columns)
-    quiet = bool(shared.get("quiet"))
-    reporter = ConsoleReporter(quiet=quiet, progress=options["progress"])
+    base_query = base_query_from(options)
+    reporter = reporter_from(shared, options)
     dry_run = options["dry_run"]
 
     with (
@@ -115,12 +157,16 @@ def run_pull(shared: dict[str, Any], options: dict[str, Any]) -> None:
                 run = PullRun(client, _NoSink(), plan, key, None, reporter, base_query)
                 reporter.table({"dry run": "nothing is written", **run.preview()})
                 return
-            sink = open_sink(options["output"], source="pull")
+            sink = open_sink(
+                options["output"],
+                source="pull",
+                fmt=options["fmt"],
+                wait=options["wait"],
+            )
             try:
-                # a database target's own copy of the cursor is authoritative for
-                # it: it commits with the rows, so it is never ahead of or behind them
-                authoritative = sink.load_checkpoint(key) if saves_state else None
-                plan = make_plan(authoritative or record, pull_options)
+                if saves_state:
+                    record = starting_record(sink, key, record)
+                plan = make_plan(record, pull_options)
                 for notice in plan.notices:
                     reporter.info(notice)
                 run = PullRun(
@@ -148,6 +194,7 @@ def run_pull(shared: dict[str, Any], options: dict[str, Any]) -> None:
 
 class _NoSink:
     description = "nothing (dry run)"
+    keeps_checkpoint = False
 
     def write(self, orders: list[dict[str, Any]]) -> None:
         raise AssertionError("a dry run writes nothing")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from miva_sync.errors import ConfigError, LockedError
+from miva_sync.fsio import fsync_dir
 
 STATE_VERSION = 1
 MODES = ("date", "updated", "number", "queue")
@@ -131,7 +132,7 @@ class StateStore:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{os.getpid()}")
         self.path.replace(target)
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         return target
 
     def _write(self, stores: dict[str, dict[str, Any]]) -> None:
@@ -146,21 +147,13 @@ class StateStore:
             finally:
                 os.close(fd)
             tmp.replace(self.path)
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise ConfigError(
                 f"cannot write state file {self.path}: {exc.strerror}"
             ) from None
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _first_line(exc: Exception) -> str:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import stat
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +19,7 @@ from miva_sync.sinks import open_sink
 from miva_sync.sinks.directory import DirectorySink
 from miva_sync.sinks.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteSink
 from miva_sync.state import validate_record
-
-CLI = [sys.executable, "-m", "miva_sync"]
+from tests.helpers import CLI, cli_env, run_cli
 
 
 @pytest.fixture
@@ -207,11 +204,7 @@ def test_outputs_sqlite_resumes_from_its_own_cursor(
 def test_outputs_sqlite_kill_9_mid_pull_leaves_it_consistent(tmp_path: Path) -> None:
     with Sandbox(orders=400, seed=32, latency_ms=80) as sb:
         db = tmp_path / "o.db"
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("MIVA_")},
-            **sb.env(),
-            "MIVA_SYNC_HOME": str(tmp_path / "home"),
-        }
+        env = cli_env(sb, tmp_path / "home")
         since = sb.store.now() - 90 * 86400
         proc = subprocess.Popen(
             [
@@ -248,14 +241,7 @@ def test_outputs_sqlite_kill_9_mid_pull_leaves_it_consistent(tmp_path: Path) -> 
         assert present < wanted, "the kill came after the pull finished"
         # no rows without the cursor that covers them
         assert all(orderdate <= watermark for _, orderdate in rows)
-        done = subprocess.run(
-            [*CLI, "pull", "-o", f"sqlite:///{db}"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stderr
+        run_cli("pull", "-o", f"sqlite:///{db}", env=env)
         assert set(db_orders(db)) == {
             oid for oid, o in store.items() if o["orderdate"] >= since
         }
@@ -358,3 +344,17 @@ def test_outputs_open_sink_kinds(tmp_path: Path) -> None:
     assert type(open_sink(f"sqlite:///{tmp_path}/a.db")).__name__ == "SqliteSink"
     assert type(open_sink(f"{tmp_path}/d/")).__name__ == "DirectorySink"
     assert type(open_sink(f"{tmp_path}/f.jsonl")).__name__ == "FileSink"
+
+
+def test_outputs_a_new_database_does_not_inherit_another_targets_dedupe(
+    run: Any, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    env = sandbox.env()
+    first = run(["pull", "--since", "90d", "-o", str(tmp_path / "a.jsonl")], env=env)
+    assert first.exit_code == 0, first.stderr
+    db = tmp_path / "new.db"
+    # the state file remembers every order as emitted (to a.jsonl), but the new
+    # database has none of them: starting it must not skip them
+    second = run(["pull", "--since", "90d", "-o", f"sqlite:///{db}"], env=env)
+    assert second.exit_code == 0, second.stderr
+    assert set(db_orders(db)) == {o["id"] for o in sandbox.store.orders_snapshot()}

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from miva_sync.sandbox import Sandbox
 from miva_sync.state import StateStore
-
-CLI = [sys.executable, "-m", "miva_sync"]
+from tests.helpers import CLI, cli_env, read_jsonl, run_cli
 
 
 @pytest.fixture
@@ -26,28 +22,6 @@ def slow_sandbox() -> Iterator[Sandbox]:
     # latency so that a run takes long enough to be killed part-way through
     with Sandbox(orders=400, seed=21, tie_order="random", latency_ms=40) as sb:
         yield sb
-
-
-def env_for(sandbox: Sandbox, home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MIVA_")}
-    env.update(sandbox.env())
-    env["MIVA_SYNC_HOME"] = str(home)
-    env.update(extra)
-    return env
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    lines = path.read_bytes().splitlines()
-    # a killed run may leave half a line; the next run repairs it, a reader skips it
-    out = []
-    for line in lines:
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
-    return out
 
 
 def expected_ids(sandbox: Sandbox, since: int) -> set[int]:
@@ -65,7 +39,7 @@ def test_pull_survives_kill_9_at_random_points(
     slow_sandbox: Sandbox, tmp_path: Path
 ) -> None:
     home = tmp_path / "home"
-    env = env_for(slow_sandbox, home)
+    env = cli_env(slow_sandbox, home)
     since = slow_sandbox.store.now() - 90 * 86400
     rng = random.Random(1234)
     received: set[int] = set()
@@ -84,14 +58,7 @@ def test_pull_survives_kill_9_at_random_points(
             for _ in range(3):
                 slow_sandbox.store.add_order()
     final = tmp_path / "final.jsonl"
-    done = subprocess.run(
-        [*CLI, "pull", "--page-size", "50", "-o", str(final)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
+    run_cli("pull", "--page-size", "50", "-o", str(final), env=env)
     received |= {o["id"] for o in read_jsonl(final)}
     assert received >= expected_ids(slow_sandbox, since)
 
@@ -100,7 +67,7 @@ def test_pull_killed_while_blocked_on_a_full_pipe_loses_nothing(
     slow_sandbox: Sandbox, tmp_path: Path
 ) -> None:
     home = tmp_path / "home"
-    env = env_for(slow_sandbox, home)
+    env = cli_env(slow_sandbox, home)
     since = slow_sandbox.store.now() - 90 * 86400
     # nobody reads this pipe: it fills up and the pull blocks writing
     proc = subprocess.Popen(
@@ -116,14 +83,7 @@ def test_pull_killed_while_blocked_on_a_full_pipe_loses_nothing(
     proc.stdout.close()  # what sat in the pipe was never taken by a reader
     assert_state_valid(home)
     out = tmp_path / "after.jsonl"
-    done = subprocess.run(
-        [*CLI, "pull", "-o", str(out)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
+    run_cli("pull", "-o", str(out), env=env)
     assert {o["id"] for o in read_jsonl(out)} >= expected_ids(slow_sandbox, since)
 
 
@@ -132,7 +92,7 @@ def test_pull_into_closed_pipe_exits_8_and_commits_nothing_untaken(
 ) -> None:
     with Sandbox(orders=300, seed=4) as sb:
         home = tmp_path / "home"
-        env = env_for(sb, home)
+        env = cli_env(sb, home)
         since = sb.store.now() - 90 * 86400
         shell = f'{" ".join(CLI)} pull --since {since} | head -3; echo "exit=${{PIPESTATUS[0]}}" >&2'
         done = subprocess.run(
@@ -146,14 +106,7 @@ def test_pull_into_closed_pipe_exits_8_and_commits_nothing_untaken(
         ]
         assert errors == ["miva-sync: error: stdout was closed by its reader"]
         out = tmp_path / "rest.jsonl"
-        rest = subprocess.run(
-            [*CLI, "pull", "-o", str(out)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert rest.returncode == 0, rest.stderr
+        run_cli("pull", "-o", str(out), env=env)
         assert taken | {o["id"] for o in read_jsonl(out)} >= expected_ids(sb, since)
 
 
@@ -161,17 +114,12 @@ def test_pull_two_runs_at_once_one_waits_or_exits_7(
     slow_sandbox: Sandbox, tmp_path: Path
 ) -> None:
     home = tmp_path / "home"
-    env = env_for(slow_sandbox, home)
+    env = cli_env(slow_sandbox, home)
     since = slow_sandbox.store.now() - 90 * 86400
     first = tmp_path / "a.jsonl"
-    seed = subprocess.run(
-        [*CLI, "pull", "--since", str(since), "--page-size", "200", "-o", str(first)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    run_cli(
+        "pull", "--since", str(since), "--page-size", "200", "-o", str(first), env=env
     )
-    assert seed.returncode == 0, seed.stderr
     for _ in range(30):
         slow_sandbox.store.add_order()
     outs = [tmp_path / "b.jsonl", tmp_path / "c.jsonl"]
@@ -211,7 +159,7 @@ def test_pull_cron_runs_under_15_percent_faults_exit_0_or_6_and_lose_nothing(
     with Sandbox(orders=300, seed=8, fault_rate=0.15) as sb:
         sb.faults.timeout_seconds = 1.5
         home = tmp_path / "home"
-        env = env_for(sb, home, MIVA_SYNC_TIMEOUT="0.5", MIVA_SYNC_RETRY_BUDGET="2")
+        env = cli_env(sb, home, MIVA_SYNC_TIMEOUT="0.5", MIVA_SYNC_RETRY_BUDGET="2")
         since = sb.store.now() - 90 * 86400
         codes = []
         received: set[int] = set()
@@ -220,9 +168,7 @@ def test_pull_cron_runs_under_15_percent_faults_exit_0_or_6_and_lose_nothing(
             args = ["pull", "--page-size", "25", "-o", str(out)]
             if not (home / "state.json").exists():
                 args += ["--since", str(since)]
-            done = subprocess.run(
-                [*CLI, *args], env=env, capture_output=True, text=True, timeout=120
-            )
+            done = run_cli(*args, env=env, expect=None)
             codes.append(done.returncode)
             assert done.returncode in (0, 6), done.stderr
             assert "Traceback" not in done.stderr
@@ -232,14 +178,7 @@ def test_pull_cron_runs_under_15_percent_faults_exit_0_or_6_and_lose_nothing(
                 sb.store.add_order()
         sb.faults.rate = 0.0
         out = tmp_path / "last.jsonl"
-        done = subprocess.run(
-            [*CLI, "pull", "-o", str(out)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stderr
+        run_cli("pull", "-o", str(out), env=env)
         received |= {o["id"] for o in read_jsonl(out)}
         assert received >= expected_ids(sb, since)
         kinds = {entry.fault for entry in sb.requests if entry.fault}
@@ -250,7 +189,7 @@ def test_pull_sigterm_exits_130_with_consistent_state(
     slow_sandbox: Sandbox, tmp_path: Path
 ) -> None:
     home = tmp_path / "home"
-    env = env_for(slow_sandbox, home)
+    env = cli_env(slow_sandbox, home)
     since = slow_sandbox.store.now() - 90 * 86400
     out = tmp_path / "t.jsonl"
     proc = subprocess.Popen(
@@ -266,13 +205,6 @@ def test_pull_sigterm_exits_130_with_consistent_state(
     assert "interrupted" in proc.stderr.read()
     assert_state_valid(home)
     rest = tmp_path / "rest.jsonl"
-    done = subprocess.run(
-        [*CLI, "pull", "-o", str(rest)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
+    run_cli("pull", "-o", str(rest), env=env)
     got = [o["id"] for o in read_jsonl(out) + read_jsonl(rest)]
     assert set(got) >= expected_ids(slow_sandbox, since)

@@ -64,6 +64,7 @@ class Sandbox:
         late_numbers: int | None = None,
         default_queue: str = DEFAULT_QUEUE,
         webhook_url: str | None = None,
+        webhook_paid_only: bool = False,
         anchor: float | None = None,
     ) -> None:
         self.clock: Callable[[], float] = now or time.time
@@ -87,7 +88,11 @@ class Sandbox:
         )
         self.api = Api(self.store, self.auth, store_code)
         self.faults = Faults(rate=fault_rate, seed=seed, latency_ms=latency_ms)
-        self.webhook = WebhookSender(webhook_url) if webhook_url else None
+        self.webhook = (
+            WebhookSender(webhook_url, paid_only=webhook_paid_only)
+            if webhook_url
+            else None
+        )
         if self.webhook is not None:
             self.store.subscribe(self.webhook)
         self.hook_errors: list[BaseException] = []

@@ -28,6 +28,7 @@ def run_from_cli(
     timestamp_window: int,
     no_dt_updated: bool,
     webhook_url: str | None,
+    webhook_paid_only: bool = False,
 ) -> None:
     """Start a sandbox, print ``export`` lines on stdout, serve until told to stop.
 
@@ -47,6 +48,7 @@ def run_from_cli(
         host=host,
         port=port,
         webhook_url=webhook_url,
+        webhook_paid_only=webhook_paid_only,
     )
     stop = threading.Event()
 

@@ -3,35 +3,72 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from miva_sync.errors import UsageError
 from miva_sync.sinks.base import Sink
 
+if TYPE_CHECKING:
+    from miva_sync.sinks.jsonl import FileSink, StdoutSink
 
-def open_sink(target: str, *, source: str = "pull") -> Sink:
+FORMATS = ("jsonl", "singer")
+
+
+def open_sink(
+    target: str, *, source: str = "pull", fmt: str = "jsonl", wait: bool = False
+) -> Sink:
     """Open the output named by ``-o``.
 
     ``-`` stdout, ``FILE.jsonl`` a file, ``DIR/`` one file per order,
-    ``sqlite:///PATH`` a SQLite database. ``source`` (pull, queue or webhook)
-    is recorded by targets that keep it.
+    ``sqlite:///PATH`` a SQLite database, ``postgresql://…`` a PostgreSQL
+    database. ``source`` (pull, queue or webhook) is recorded by targets that
+    keep it. ``fmt`` is the stream format of stdout and files: ``jsonl`` or
+    ``singer``. ``wait``: a PostgreSQL target waits for another host's run of
+    the same store instead of exiting 7, like ``--wait`` does for the local lock.
     """
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r}; use {' or '.join(FORMATS)}")
     if target == "-":
         from miva_sync.sinks.jsonl import StdoutSink
 
-        return StdoutSink()
+        return _formatted(StdoutSink(), fmt)
     if target.startswith("sqlite:///"):
         from miva_sync.sinks.sqlite import SqliteSink, sqlite_path
 
+        _stream_only(fmt, "a SQLite database")
         return SqliteSink(sqlite_path(target), source=source)
+    if target.startswith(("postgresql://", "postgres://")):
+        from miva_sync.sinks.postgres import PostgresSink
+
+        _stream_only(fmt, "a PostgreSQL database")
+        return PostgresSink(target, source=source, wait=wait)
     if "://" in target:
         scheme = target.split("://", 1)[0]
         raise UsageError(
-            f"unknown output {scheme}://; use -, FILE.jsonl, DIR/ or sqlite:///PATH"
+            f"unknown output {scheme}://; use -, FILE.jsonl, DIR/, sqlite:///PATH "
+            "or postgresql://…"
         )
     if target.endswith("/") or Path(target).is_dir():
         from miva_sync.sinks.directory import DirectorySink
 
+        _stream_only(fmt, "a folder")
         return DirectorySink(Path(target), source=source)
     from miva_sync.sinks.jsonl import FileSink
 
-    return FileSink(Path(target))
+    return _formatted(FileSink(Path(target)), fmt)
+
+
+def _formatted(lines: StdoutSink | FileSink, fmt: str) -> Sink:
+    if fmt != "singer":
+        return lines
+    from miva_sync.sinks.singer import SingerSink
+
+    return SingerSink(lines)
+
+
+def _stream_only(fmt: str, what: str) -> None:
+    if fmt != "jsonl":
+        raise UsageError(
+            f"--format {fmt} is for stdout and files; {what} stores orders, "
+            "not a stream: leave --format out"
+        )

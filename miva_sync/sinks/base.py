@@ -15,6 +15,8 @@ class Sink(Protocol):
     """
 
     description: str
+    # True for targets that store their own copy of the cursor with the rows
+    keeps_checkpoint: bool
 
     def write(self, orders: list[dict[str, Any]]) -> None: ...
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 from miva_sync.errors import OutputError
+from miva_sync.fsio import WriteLock, fsync_dir
 from miva_sync.sinks.jsonl import encode_lines
 from miva_sync.sync.orders import cursor_value, order_id
 
@@ -27,15 +27,16 @@ class DirectorySink:
     def __init__(self, folder: Path, *, source: str = "pull") -> None:
         self.folder = folder
         self.description = f"{folder}/"
+        self.keeps_checkpoint = False
         try:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._lock_fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise OutputError(f"cannot use folder {folder}: {exc.strerror}") from None
-        self._locked = False
+        self._lock = WriteLock(self._lock_fd)
 
     def write(self, orders: list[dict[str, Any]]) -> None:
-        self._lock()
+        self._lock.acquire()
         try:
             for order in orders:
                 self._write_one(order)
@@ -46,17 +47,17 @@ class DirectorySink:
 
     def commit(self, store_key: str, checkpoint: dict[str, Any] | None) -> None:
         try:
-            _fsync_dir(self.folder)  # the renames themselves must be durable
+            fsync_dir(self.folder)  # the renames themselves must be durable
         except OSError as exc:
             raise OutputError(f"cannot flush {self.folder}: {exc.strerror}") from None
         finally:
-            self._unlock()
+            self._lock.release()
 
     def load_checkpoint(self, store_key: str) -> dict[str, Any] | None:
         return None
 
     def close(self) -> None:
-        self._unlock()
+        self._lock.release()
         with contextlib.suppress(OSError):
             os.close(self._lock_fd)
 
@@ -77,16 +78,6 @@ class DirectorySink:
             os.close(fd)
         tmp.replace(target)
 
-    def _lock(self) -> None:
-        if not self._locked:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-            self._locked = True
-
-    def _unlock(self) -> None:
-        if self._locked:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            self._locked = False
-
 
 def _is_newer(path: Path, updated: int | None) -> bool:
     """Does the file already hold a newer version than ``updated``?"""
@@ -100,11 +91,3 @@ def _is_newer(path: Path, updated: int | None) -> bool:
         cursor_value(existing, "dt_updated") if isinstance(existing, dict) else None
     )
     return theirs is not None and theirs > updated
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from miva_sync.errors import BrokenPipeOutputError, OutputError
+from miva_sync.fsio import WriteLock
 
 
 def encode_lines(orders: list[dict[str, Any]]) -> bytes:
@@ -31,6 +32,7 @@ class StdoutSink:
     """Standard output. A pipe counts as durable only once its reader has taken the bytes."""
 
     description = "stdout"
+    keeps_checkpoint = False
 
     def __init__(self, stream: BinaryIO | None = None) -> None:
         self._stream = stream or sys.stdout.buffer
@@ -96,15 +98,17 @@ class FileSink:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.description = str(path)
+        self.keeps_checkpoint = False
         try:
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         except OSError as exc:
             raise OutputError(f"cannot open {path}: {exc.strerror}") from None
-        self._locked = False
+        self._lock = WriteLock(self._fd)
 
     def write(self, orders: list[dict[str, Any]]) -> None:
         data = encode_lines(orders)
-        self._lock()
+        if self._lock.acquire():
+            self._repair_tail()  # another writer may have been killed mid-line
         try:
             view = memoryview(data)
             while view:
@@ -112,7 +116,7 @@ class FileSink:
                 view = view[written:]
         except OSError as exc:
             self._repair_tail()  # never leave half a line behind a failed write
-            self._unlock()
+            self._lock.release()
             raise OutputError(f"cannot write {self.path}: {exc.strerror}") from None
 
     def commit(self, store_key: str, checkpoint: dict[str, Any] | None) -> None:
@@ -123,26 +127,15 @@ class FileSink:
                 f"cannot flush {self.path} to disk: {exc.strerror}"
             ) from None
         finally:
-            self._unlock()
+            self._lock.release()
 
     def load_checkpoint(self, store_key: str) -> dict[str, Any] | None:
         return None
 
     def close(self) -> None:
-        self._unlock()
+        self._lock.release()
         with contextlib.suppress(OSError):
             os.close(self._fd)
-
-    def _lock(self) -> None:
-        if not self._locked:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-            self._locked = True
-            self._repair_tail()
-
-    def _unlock(self) -> None:
-        if self._locked:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            self._locked = False
 
     def _repair_tail(self) -> None:
         """Cut a partial last line (left by a killed writer) back to the last newline."""

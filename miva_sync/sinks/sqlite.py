@@ -19,28 +19,17 @@ from typing import Any
 
 from miva_sync.errors import ConfigError, OutputError
 from miva_sync.sinks.jsonl import encode_lines
+from miva_sync.sinks.rows import (
+    INTEGER_COLUMNS,
+    REAL_COLUMNS,
+    TEXT_COLUMNS,
+    order_columns,
+    order_item_rows,
+)
 from miva_sync.state import validate_record
 from miva_sync.sync.orders import cursor_value, order_id
 
 BUSY_TIMEOUT_MS = 30_000
-
-# Ship-to and customer essentials copied out of the order object for queries;
-# everything else stays in order_json, exactly as the store returned it.
-TEXT_COLUMNS = (
-    "cust_login", "bill_fname", "bill_lname", "bill_email", "bill_comp", "bill_city",
-    "bill_state", "bill_cntry", "ship_fname", "ship_lname", "ship_email", "ship_comp",
-    "ship_addr1", "ship_addr2", "ship_city", "ship_state", "ship_zip", "ship_cntry",
-    "ship_method", "payment_module",
-)  # fmt: skip
-INTEGER_COLUMNS = ("status", "pay_status", "cust_id")
-REAL_COLUMNS = (
-    "total",
-    "total_ship",
-    "total_tax",
-    "total_auth",
-    "total_capt",
-    "total_rfnd",
-)
 
 _V1 = f"""
 CREATE TABLE orders (
@@ -107,6 +96,7 @@ class SqliteSink:
     def __init__(self, path: Path, *, source: str = "pull") -> None:
         self.path = path
         self.description = f"sqlite:///{path}"
+        self.keeps_checkpoint = True
         self.source = source
         self._conn = _connect(path)
         self._in_transaction = False
@@ -193,14 +183,15 @@ class SqliteSink:
             row is not None
             and row[0] is not None
             and updated is not None
-            and updated < row[0]
+            and updated <= row[0]
         ):
-            # an older version (a late webhook, a replayed page): keep the newer one
+            # the same version again, or an older one (a late webhook, a replayed
+            # page): keep what is stored, and who delivered it
             self._conn.execute(
                 "UPDATE orders SET last_seen = ? WHERE id = ?", (now, oid)
             )
             return
-        values = _columns(order)
+        values = order_columns(order)
         values.update(
             id=oid,
             orderdate=cursor_value(order, "orderdate"),
@@ -224,7 +215,7 @@ class SqliteSink:
             "INSERT OR REPLACE INTO order_items "
             "(order_id, line_id, code, sku, name, quantity, price, total) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            _items(oid, order),
+            order_item_rows(oid, order),
         )
 
 
@@ -233,8 +224,12 @@ def _connect(path: Path) -> sqlite3.Connection:
         if not path.exists():
             # customer data: readable by its owner only (the umask can only narrow it)
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        # check_same_thread off: the webhook receiver serialises its writes itself
         conn = sqlite3.connect(
-            path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
+            path,
+            isolation_level=None,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            check_same_thread=False,
         )
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA journal_mode = WAL")
@@ -280,62 +275,3 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
 
 def _statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
-
-
-def _columns(order: dict[str, Any]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for name in TEXT_COLUMNS:
-        value = order.get(name)
-        values[name] = value if isinstance(value, str) else None
-    for name in INTEGER_COLUMNS:
-        values[name] = _integer(order.get(name))
-    for name in REAL_COLUMNS:
-        values[name] = _real(order.get(name))
-    return values
-
-
-def _items(oid: int, order: dict[str, Any]) -> list[tuple[Any, ...]]:
-    items = order.get("items")
-    if not isinstance(items, list):
-        return []
-    rows = []
-    for position, item in enumerate(items):
-        if not isinstance(item, dict):
-            continue
-        line_id = _integer(item.get("line_id"))
-        rows.append((
-            oid,
-            line_id if line_id is not None else -(position + 1),
-            _text(item.get("code")),
-            _text(item.get("sku")),
-            _text(item.get("name")),
-            _integer(item.get("quantity")),
-            _real(item.get("price")),
-            _real(item.get("total")),
-        ))  # fmt: skip
-    return rows
-
-
-def _integer(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return None
-
-
-def _real(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    try:
-        return float(str(value))
-    except ValueError:
-        return None
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None

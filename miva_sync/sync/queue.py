@@ -1,0 +1,381 @@
+"""Queue mode: pull an order-workflow queue without losing an order in transit.
+
+With acknowledgement (the default), per page::
+
+    read the front (Offset 0) -> write -> sink.commit -> journal the ids (state)
+    -> OrderList_Acknowledge in batches of 100 -> re-read those ids by id
+
+so at the moment an acknowledgement reaches the store every id in it is already
+durable in the output, and a run that dies in between acknowledges the journal
+first next time. The re-read closes the download-to-acknowledge race: an order
+updated after we read it can leave the queue with the acknowledgement, so its
+newer version is emitted from the re-read.
+
+Without acknowledgement a download moves the orders, so the front is always
+read, and a download that fails may have moved a page we never saw: recover it
+from the received queue before reading on, or stop and say so (exit 6).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from miva_sync.client import MivaClient, Page
+from miva_sync.errors import AckError, ApiError, AuthError, TransientError
+from miva_sync.query import MAX_IN_LIST, Condition, ListQuery, chunked
+from miva_sync.sinks.base import Sink
+from miva_sync.state import StateStore
+from miva_sync.sync.dedupe import DedupeWindow
+from miva_sync.sync.orders import order_id, version_key
+from miva_sync.sync.queue_recovery import scan_received
+from miva_sync.sync.queue_state import QueuePlan, queue_keep
+from miva_sync.timespec import iso
+
+ACK_BATCH = 100  # MivaAccess GUARD-2666: bigger acknowledgements time out at gateways
+MAX_DOWNLOAD_FAILURES = 3  # failed no-ack downloads (each recovered) before giving up
+BACKOFF = 1.0  # seconds before the 2nd retry of a failed no-ack download; doubles
+
+
+class QueueReporter(Protocol):
+    def progress(self, done: int, total: int | None) -> None: ...
+
+    def warn(self, message: str) -> None: ...
+
+    def info(self, message: str) -> None: ...
+
+
+class UnrecoveredOrdersError(TransientError):
+    """A no-ack download was lost and its orders could not be recovered (exit 6)."""
+
+
+@dataclass
+class QueueResult:
+    queue_code: str
+    ack: bool
+    emitted: int = 0
+    unchanged: int = 0
+    acknowledged: int = 0
+    newer: int = 0  # newer versions found by the re-read after an acknowledgement
+    recovered: int = 0  # no-ack: found in the received queue after a lost download
+    drained: bool = False
+    seconds: float = 0.0
+    requests: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class QueueRun:
+    """Everything one queue pull needs; :meth:`run` does it."""
+
+    client: MivaClient
+    sink: Sink
+    plan: QueuePlan
+    store_key: str
+    state: StateStore
+    reporter: QueueReporter
+    base_query: ListQuery
+    emit_unchanged: bool = False
+    # no-ack: a client that never retries a download on its own, because a retry
+    # after a lost answer would read the next page and hide the lost one
+    download_client: MivaClient | None = None
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    dedupe: DedupeWindow = field(init=False)
+    _written: dict[int, str] = field(init=False, default_factory=dict)
+    _result: QueueResult = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.dedupe = DedupeWindow(self.plan.record.get("dedupe"))
+        self._result = QueueResult(self.plan.queue_code, self.plan.ack)
+
+    @property
+    def cursor(self) -> dict[str, Any]:
+        return self.plan.cursor
+
+    # -- entry points ------------------------------------------------------------
+
+    def preview(self) -> dict[str, Any]:
+        """--dry-run in acknowledgement mode: the queue's size; nothing written or acked."""
+        page = self.client.queue_orders(self.plan.queue_code, self.base_query.page(1))
+        return {
+            "mode": "queue",
+            "queue": self.plan.queue_code,
+            "acknowledge": "yes, after a durable write",
+            "total_count": page.total_count,
+            "pending acknowledgements": len(self.plan.pending),
+        }
+
+    def run(self) -> QueueResult:
+        started = time.monotonic()
+        clients = {id(c): c for c in (self.client, self.download_client) if c}
+        before = sum(c.requests_sent for c in clients.values())
+        # the mode and queue claim nothing about data: save them at once
+        self.state.put(self.store_key, self.plan.record)
+        try:
+            if self.plan.pending:
+                self._flush_journal()
+            if self.plan.ack:
+                self._run_ack()
+            else:
+                self._run_no_ack()
+        finally:
+            self._result.seconds = time.monotonic() - started
+            self._result.requests = (
+                sum(c.requests_sent for c in clients.values()) - before
+            )
+        return self._result
+
+    # -- with acknowledgement ------------------------------------------------------
+
+    def _run_ack(self) -> None:
+        acked: dict[int, Any] = {}  # id -> version acknowledged by this run
+        while True:
+            page = self._front(self.client)
+            if not page.orders:
+                self._drained()
+                return
+            if all(acked.get(order_id(o)) == version_key(o) for o in page.orders):
+                raise ApiError(
+                    f"acknowledged orders are still in queue {self.plan.queue_code!r}: "
+                    "the store does not move them out (is it the right queue, and "
+                    "an acknowledgement queue?)"
+                )
+            fresh = self._split(page.orders)
+            if fresh:
+                self._write(fresh)
+            ids = list(dict.fromkeys(order_id(o) for o in page.orders))
+            self.cursor["pending_ack"] = list(dict.fromkeys([*self.plan.pending, *ids]))
+            # durable data first, then the journal, then the acknowledgement
+            self._checkpoint()
+            self._acknowledge(ids, recheck=True)
+            acked.update((order_id(o), version_key(o)) for o in page.orders)
+            self._progress(page)
+
+    def _flush_journal(self) -> None:
+        """Acknowledge what an earlier run wrote but could not acknowledge."""
+        pending = self.plan.pending
+        self.reporter.info(
+            f"acknowledging {len(pending)} orders an earlier run wrote but did not "
+            "acknowledge"
+        )
+        # re-checking membership reads the queue, which is harmless only when a
+        # read does not move orders, i.e. in acknowledgement mode
+        self._acknowledge(pending, recheck=self.plan.ack)
+
+    def _acknowledge(self, ids: list[int], *, recheck: bool) -> None:
+        for batch in chunked(ids, ACK_BATCH):
+            try:
+                self.client.acknowledge(batch, batch_size=ACK_BATCH)
+            except AckError as err:
+                # processed: 0 on a retried acknowledgement may mean the first
+                # attempt went through and the orders already left the queue
+                still = self._still_queued(batch) if recheck else []
+                if still:
+                    raise AckError(
+                        f"{err}. {len(still)} of them are still queued; the next run "
+                        "acknowledges them again (they are already written and will "
+                        "not be emitted twice)",
+                        order_ids=still,
+                    ) from None
+                self.reporter.info(
+                    f"the store answered processed: 0 for {len(batch)} orders no "
+                    "longer in the queue: an earlier attempt was acknowledged"
+                )
+            self._result.acknowledged += len(batch)
+            done = set(batch)
+            self.cursor["pending_ack"] = [i for i in self.plan.pending if i not in done]
+            newer = self._reread(batch)
+            if newer:
+                self._write(newer)
+                self._result.newer += len(newer)
+            self._checkpoint()
+
+    def _still_queued(self, batch: list[int]) -> list[int]:
+        query = ListQuery(count=max(MAX_IN_LIST, len(batch))).where(
+            Condition("id", "IN", batch)
+        )
+        page = self.client.queue_orders(self.plan.queue_code, query)
+        wanted = set(batch)
+        return sorted({order_id(o) for o in page.orders} & wanted)
+
+    def _reread(self, batch: list[int]) -> list[dict[str, Any]]:
+        """Versions of just-acknowledged orders newer than the ones written.
+
+        An update between our download and the acknowledgement may leave the
+        queue with the acknowledgement (the pessimistic reading of miva-api.md
+        §6.3); any update after it re-enters the queue. So this one read, after
+        the acknowledgement, closes the gap.
+        """
+        query = ListQuery(
+            count=max(MAX_IN_LIST, len(batch)), columns=self.base_query.columns
+        ).where(Condition("id", "IN", batch))
+        return [o for o in self.client.list_orders(query).orders if self._changed(o)]
+
+    # -- without acknowledgement ---------------------------------------------------
+
+    def _run_no_ack(self) -> None:
+        if self.cursor.get("in_flight"):
+            self._recover("the previous run stopped during a download")
+        downloader = self.download_client or self.client
+        downloaded: dict[int, Any] = {}  # id -> version downloaded by this run
+        failures = 0
+        while True:
+            if not self.cursor.get("in_flight"):
+                # journal the download before it happens: if this process dies
+                # before the page is written, the next run recovers first
+                self.cursor["in_flight"] = True
+                self._checkpoint()
+            try:
+                page = self._front(downloader)
+            except (ApiError, AuthError):
+                # refused before anything moved: nothing to recover
+                self.cursor["in_flight"] = False
+                self._checkpoint()
+                raise
+            except TransientError as err:
+                failures += 1
+                self._recover(
+                    f"a download from queue {self.plan.queue_code!r} failed ({err})"
+                )
+                if failures >= MAX_DOWNLOAD_FAILURES:
+                    raise TransientError(
+                        f"{failures} downloads from queue {self.plan.queue_code!r} "
+                        "failed (each one recovered); try later"
+                    ) from None
+                self.sleep(BACKOFF * (2 ** (failures - 1)) if failures > 1 else 0.0)
+                continue
+            if not page.orders:
+                self.cursor["in_flight"] = False
+                self._drained()
+                return
+            if all(downloaded.get(order_id(o)) == version_key(o) for o in page.orders):
+                raise ApiError(
+                    f"queue {self.plan.queue_code!r} kept its orders after they were "
+                    "downloaded: it is an acknowledgement queue; run without --no-ack "
+                    "(nothing was lost: the orders are written)"
+                )
+            downloaded.update((order_id(o), version_key(o)) for o in page.orders)
+            fresh = self._split(page.orders)
+            if fresh:
+                self._write(fresh)
+            # in_flight stays set: the next download follows at once
+            self._checkpoint()
+            self._progress(page)
+
+    def _recover(self, reason: str) -> None:
+        """Write what a lost download moved to the received queue, or stop (exit 6)."""
+        received = self.plan.received_queue
+        size = self.base_query.count
+        if received is None:
+            self.cursor["in_flight"] = False  # nothing a later run could do either
+            self._checkpoint()
+            raise UnrecoveredOrdersError(
+                f"{reason}. The store may have moved up to {size} orders out of queue "
+                f"{self.plan.queue_code!r} without miva-sync receiving them, and their "
+                "ids cannot be known without a received queue: pass --received-queue "
+                "CODE (the queue the workflow moves downloaded orders to), or look "
+                "for orders missing from the output in that queue in the Miva admin"
+            )
+        try:
+            found = scan_received(
+                self.client,
+                received,
+                self.base_query,
+                self.plan.recovery_floor,
+                self._changed,
+            )
+        except TransientError as err:
+            raise UnrecoveredOrdersError(
+                f"{reason}; reading the received queue {received!r} to recover it "
+                f"failed too ({err}). The next run recovers first"
+            ) from None
+        if found:
+            self._write(found)
+            self._result.recovered += len(found)
+            ids = ", ".join(str(order_id(o)) for o in found[:50])
+            more = f" and {len(found) - 50} more" if len(found) > 50 else ""
+            self._warn(
+                f"{reason}; recovered {len(found)} orders from the received queue "
+                f"{received!r}: {ids}{more}"
+            )
+        else:
+            self.reporter.info(
+                f"{reason}; the received queue {received!r} holds nothing unwritten, "
+                "so nothing was lost"
+            )
+        self.cursor["in_flight"] = False
+        self._checkpoint()
+
+    # -- shared steps ----------------------------------------------------------------
+
+    def _front(self, client: MivaClient) -> Page:
+        # always Offset 0: acknowledged (or, without ack, downloaded) orders leave
+        # the queue, so a growing offset would skip orders
+        return client.queue_orders(
+            self.plan.queue_code, self.base_query.page(self.base_query.count, 0)
+        )
+
+    def _split(self, orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The orders to emit; re-delivered unchanged ones are counted, not emitted."""
+        fresh = []
+        for order in orders:
+            if not self.emit_unchanged and not self._changed(order):
+                self._result.unchanged += 1
+                continue
+            fresh.append(order)
+        return fresh
+
+    def _changed(self, order: dict[str, Any]) -> bool:
+        """Not yet written in this version.
+
+        The version is (id, dt_updated), or a content hash on stores without
+        dt_updated. dt_updated has whole seconds, so for orders this run wrote,
+        a different content under the same dt_updated counts as a change too.
+        """
+        if order not in self.dedupe:
+            return True
+        written = self._written.get(order_id(order))
+        return written is not None and written != _content(order)
+
+    def _write(self, orders: list[dict[str, Any]]) -> None:
+        self.sink.write(orders)
+        for order in orders:
+            self.dedupe.add(order)
+            self._written[order_id(order)] = _content(order)
+        self._result.emitted += len(orders)
+
+    def _checkpoint(self) -> None:
+        now = int(self.clock())
+        floor = None if self.plan.ack else self.plan.recovery_floor
+        protected = {*self.plan.pending, *self._written}
+        self.dedupe.prune(queue_keep(now, floor, protected))
+        record = self.plan.record
+        record["dedupe"] = self.dedupe.entries
+        record["updated_at"] = iso(now)
+        # durable data first, then state: never the other way round. The sink is
+        # committed even when nothing new was written, because a database target
+        # keeps its own, authoritative copy of the journal and the in-flight mark
+        self.sink.commit(self.store_key, record)
+        self.state.put(self.store_key, record)
+
+    def _drained(self) -> None:
+        self._result.drained = True
+        self.cursor["drained_at"] = int(self.clock())
+        self._checkpoint()
+
+    def _progress(self, page: Page) -> None:
+        done = self._result.emitted + self._result.unchanged
+        self.reporter.progress(done, done + max(page.total_count - len(page.orders), 0))
+
+    def _warn(self, message: str) -> None:
+        self._result.warnings.append(message)
+        self.reporter.warn(message)
+
+
+def _content(order: dict[str, Any]) -> str:
+    """A hash of the order without dt_updated (volatile customer fields left out)."""
+    key = version_key({k: v for k, v in order.items() if k != "dt_updated"})
+    return str(key)

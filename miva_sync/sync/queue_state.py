@@ -1,0 +1,177 @@
+"""Queue mode's part of the store record: the queue cursor, the ack journal, pruning.
+
+The cursor lives under ``record["cursors"]["queue"]``::
+
+    {"queue_code": "new_updated_orders",  # the store's own code
+     "ack": true,                         # acknowledgement variant (default)
+     "received_queue": null,              # --no-ack: where downloaded orders go
+     "pending_ack": [1001, 1002],         # the ack journal (see below)
+     "in_flight": false,                  # --no-ack: a download may be lost
+     "drained_at": 1700000000}            # last time the queue was read empty
+
+The ack journal: ids that are durably written but not yet acknowledged. They are
+saved after the sink commits and before ``OrderList_Acknowledge`` is sent, so a
+run that dies in between acknowledges them first next time (and the dedupe
+window keeps them from being emitted again when the queue re-delivers them).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from miva_sync.errors import ConfigError, UsageError
+from miva_sync.sync.dedupe import Entry
+
+DEDUPE_HORIZON = 7 * 86400  # how long an emitted version is remembered
+RECOVERY_MARGIN = 86400  # store clock vs local clock, and workflow delays
+MAX_PENDING = 100_000  # a journal longer than this is not ours
+
+
+@dataclass(frozen=True)
+class QueueOptions:
+    """What the user asked for (already parsed); ``queue_code`` None: resume."""
+
+    queue_code: str | None = None
+    ack: bool = True
+    received_queue: str | None = None
+    emit_unchanged: bool = False
+
+
+@dataclass
+class QueuePlan:
+    """One queue run: its settings and the record to update as it goes."""
+
+    queue_code: str
+    ack: bool
+    received_queue: str | None
+    record: dict[str, Any]
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def cursor(self) -> dict[str, Any]:
+        cursor: dict[str, Any] = self.record["cursors"]["queue"]
+        return cursor
+
+    @property
+    def pending(self) -> list[int]:
+        return list(self.cursor.get("pending_ack") or [])
+
+    @property
+    def recovery_floor(self) -> int | None:
+        """Lowest dt_updated an order in the queue can have, when known.
+
+        Orders enter a workflow queue when they are created or updated, so after
+        a run that read the queue empty at ``drained_at``, everything queued since
+        carries a later ``dt_updated`` (less the margin for clock differences).
+        """
+        drained = self.cursor.get("drained_at")
+        return None if drained is None else int(drained) - RECOVERY_MARGIN
+
+
+def make_queue_plan(record: dict[str, Any] | None, options: QueueOptions) -> QueuePlan:
+    """Resolve the queue settings; never mutates the saved record in place."""
+    record = copy.deepcopy(record) if record else None
+    notices: list[str] = []
+    saved = (record or {}).get("cursors", {}).get("queue")
+    if saved is not None:
+        check_cursor(saved)
+    if options.queue_code is None:
+        if not record or record.get("mode") != "queue" or saved is None:
+            raise UsageError(
+                "no saved queue state for this store: start with --queue CODE"
+            )
+        if options.received_queue and not saved.get("ack", True):
+            saved["received_queue"] = options.received_queue
+        cursor = saved
+    else:
+        record = record or {"cursors": {}, "dedupe": {}, "held": {}}
+        cursor = dict(saved or {})
+        if saved and saved.get("queue_code") != options.queue_code:
+            notices.append(
+                f"queue mode: switching from queue {saved.get('queue_code')!r} to "
+                f"{options.queue_code!r} (the dedupe window and the ack journal "
+                "are kept)"
+            )
+            cursor.pop("drained_at", None)  # a fact about the other queue
+        elif record.get("mode") not in (None, "queue"):
+            notices.append(
+                f"switching to queue mode from {record['mode']} mode "
+                "(the dedupe window is kept)"
+            )
+        cursor.update(
+            queue_code=options.queue_code,
+            ack=options.ack,
+            received_queue=options.received_queue,
+        )
+    if cursor.get("ack", True) and cursor.get("received_queue"):
+        raise UsageError("--received-queue goes with --no-ack")
+    # the journal is not tied to one queue: OrderList_Acknowledge takes ids only
+    cursor.setdefault("pending_ack", [])
+    cursor.setdefault("in_flight", False)
+    record["mode"] = "queue"
+    record["cursors"]["queue"] = cursor
+    return QueuePlan(
+        queue_code=str(cursor["queue_code"]),
+        ack=bool(cursor.get("ack", True)),
+        received_queue=cursor.get("received_queue") or None,
+        record=record,
+        notices=notices,
+    )
+
+
+def check_cursor(cursor: dict[str, Any]) -> None:
+    """Refuse a queue cursor whose fields have the wrong shape (state.py checks the rest)."""
+    code = cursor.get("queue_code")
+    pending = cursor.get("pending_ack", [])
+    drained = cursor.get("drained_at")
+    ok = (
+        isinstance(code, str)
+        and code
+        and isinstance(cursor.get("ack", True), bool)
+        and isinstance(cursor.get("in_flight", False), bool)
+        and (
+            cursor.get("received_queue") is None
+            or isinstance(cursor.get("received_queue"), str)
+        )
+        and isinstance(pending, list)
+        and len(pending) <= MAX_PENDING
+        and all(_is_int(i) for i in pending)
+        and (drained is None or _is_int(drained))
+    )
+    if not ok:
+        raise ConfigError(
+            "the saved queue cursor is malformed; inspect it with 'miva-sync state "
+            "show' or start again with 'miva-sync state reset'"
+        )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def queue_keep(
+    now: int, floor: int | None, protected: Iterable[int]
+) -> Callable[[int, Entry], bool]:
+    """Which dedupe entries a queue run keeps.
+
+    Kept: ids in the ack journal or written by this run (a re-delivery must not
+    emit them twice), and versions updated within :data:`DEDUPE_HORIZON`, or since
+    the recovery floor, whichever is older (a no-ack recovery compares the
+    received queue against them). Everything else has left the queue; if it is
+    ever queued again unchanged it is emitted again: a duplicate, never a loss.
+    """
+    keep_ids = {str(i) for i in protected}
+    horizon = now - DEDUPE_HORIZON
+    if floor is not None:
+        horizon = min(horizon, floor)
+
+    def keep(oid: int, entry: Entry) -> bool:
+        if str(oid) in keep_ids:
+            return True
+        stamps = [v for v in entry[1:] if isinstance(v, int)]
+        return not stamps or max(stamps) >= horizon
+
+    return keep

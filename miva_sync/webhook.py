@@ -1,0 +1,387 @@
+"""Webhook receiver: orders pushed by Miva land in the same outputs as pulls, safely.
+
+A WSGI app (:class:`WebhookApp`) and a small threaded server (:func:`serve`).
+Miva cannot authenticate its webhooks (miva-api.md §7), so the endpoint hides
+behind a secret path, answers 404 to anything else, and can treat deliveries
+as mere notifications (``--verify-with-api``). A 2xx is sent only after the
+order is durably written; repeats and older versions are no-ops that still get
+a 2xx, because a refusal would only make the sender retry.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import signal
+import socketserver
+import sys
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+
+from miva_sync.errors import ConfigError, MivaSyncError
+from miva_sync.sinks.base import Sink
+from miva_sync.sync.orders import cursor_value, version_key
+
+log = logging.getLogger("miva_sync.webhook")
+
+MAX_BODY = 1_000_000
+MIN_SECRET_LENGTH = 16
+WEBHOOK_STORE_KEY = "webhook"  # the receiver saves no cursor; sinks only need a name
+REMEMBERED_VERSIONS = 100_000  # newest-wins memory for this process, LRU-bounded
+# keys that make a JSON object look like an order rather than a wrapper
+ORDER_HINTS = frozenset(
+    {"orderdate", "dt_updated", "pay_status", "status", "total", "items", "ship_email",
+     "bill_email", "ship_lname", "bill_lname", "cust_id"}
+)  # fmt: skip
+ID_PARAMETERS = ("id", "order_id", "Order_ID", "orderid", "OrderID", "order")
+
+Response = tuple[int, dict[str, Any]]
+_request = threading.local()
+Fetch = Callable[[int], dict[str, Any] | None]
+
+
+class Rejected(Exception):
+    """A delivery answered with a 4xx/5xx and nothing written."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def find_order(payload: Any, depth: int = 0) -> dict[str, Any] | int | None:
+    """The order in a delivery: the object itself, one inside a wrapper, or a bare id."""
+    if isinstance(payload, dict):
+        oid = _as_id(payload.get("id"))
+        if oid is not None and ORDER_HINTS & payload.keys():
+            return payload
+        if depth < 3:
+            for value in payload.values():
+                if isinstance(value, (dict, list)):
+                    found = find_order(value, depth + 1)
+                    if isinstance(found, dict):
+                        return found
+        for key in ID_PARAMETERS:
+            oid = _as_id(payload.get(key))
+            if oid is not None:
+                return oid
+    if isinstance(payload, list) and depth < 3:
+        for value in payload:
+            found = find_order(value, depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+def _as_id(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) and value >= 0:
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+@dataclass
+class Outcome:
+    order_id: int
+    result: str  # written | unchanged | older
+
+
+class OrderWriter:
+    """Writes deliveries into one sink, one at a time, newest version wins."""
+
+    def __init__(
+        self, sink: Sink, fetch: Fetch | None, *, verify_with_api: bool = False
+    ) -> None:
+        self.sink = sink
+        self.fetch = fetch
+        self.verify_with_api = verify_with_api
+        self._lock = threading.Lock()
+        self._versions: OrderedDict[int, int | str] = OrderedDict()
+
+    def accept(self, delivered: dict[str, Any] | int) -> Outcome:
+        order = self._resolve(delivered)
+        oid = order["id"]
+        version = version_key(order)
+        with self._lock:
+            known = self._versions.get(oid)
+            if known is not None and _not_newer(version, known):
+                return Outcome(oid, "unchanged" if version == known else "older")
+            try:
+                self.sink.write([order])
+                self.sink.commit(WEBHOOK_STORE_KEY, None)
+            except MivaSyncError as err:
+                raise Rejected(503, f"output failed: {err}") from None
+            self._versions[oid] = version
+            self._versions.move_to_end(oid)
+            while len(self._versions) > REMEMBERED_VERSIONS:
+                self._versions.popitem(last=False)
+        return Outcome(oid, "written")
+
+    def _resolve(self, delivered: dict[str, Any] | int) -> dict[str, Any]:
+        """The order to write: as delivered, or re-read from the store by id."""
+        if isinstance(delivered, int):
+            oid, needs_store = delivered, True
+        else:
+            oid = _as_id(delivered.get("id"))
+            if oid is None:
+                raise Rejected(422, "the delivery's order id is not a number")
+            needs_store = (
+                self.verify_with_api
+                or not isinstance(delivered["id"], int)
+                or cursor_value(delivered, "dt_updated") is None
+            )
+            if self.fetch is None and not isinstance(delivered["id"], int):
+                raise Rejected(422, "the delivery's order id is not a number")
+            if not needs_store or self.fetch is None:
+                # without a store connection a pre-10.03 delivery is written as it
+                # arrived (newest arrival wins); everything else is compared first
+                return delivered
+        if self.fetch is None:
+            raise Rejected(
+                503, "only an order id arrived and no store is configured to fetch it"
+            )
+        try:
+            order = self.fetch(oid)
+        except MivaSyncError as err:
+            raise Rejected(
+                503, f"cannot re-read order {oid} from the store: {err}"
+            ) from None
+        if order is None:
+            raise Rejected(422, f"order {oid} is not in the store")
+        return order
+
+
+def _not_newer(version: int | str, known: int | str) -> bool:
+    if isinstance(version, int) and isinstance(known, int):
+        return version <= known
+    return version == known  # content hashes: only an exact repeat is a no-op
+
+
+class WebhookApp:
+    """The WSGI application: ``/webhook/<secret>`` and ``/healthz``."""
+
+    def __init__(
+        self, secret: str, writer: OrderWriter, *, max_body: int = MAX_BODY
+    ) -> None:
+        self._path = f"/webhook/{secret}".encode()
+        self.writer = writer
+        self.max_body = max_body
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        status, body = self.handle(environ)
+        _request.outcome = body  # for the access log, written later on this thread
+        data = json.dumps(body).encode()
+        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+                  413: "Payload Too Large", 422: "Unprocessable Entity",
+                  503: "Service Unavailable"}.get(status, "Error")  # fmt: skip
+        start_response(
+            f"{status} {reason}",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
+        )
+        return [data]
+
+    def handle(self, environ: dict[str, Any]) -> Response:
+        path = environ.get("PATH_INFO", "").encode("latin-1", "replace").rstrip(b"/")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path == b"/healthz":
+            return 200, {"ok": True}
+        # constant-time: the path is the only credential a Miva webhook can carry
+        if not hmac.compare_digest(path, self._path):
+            return 404, {"error": "not found"}
+        try:
+            if method == "POST":
+                delivered = self._from_body(environ)
+            elif method == "GET":
+                delivered = self._from_query(environ.get("QUERY_STRING", ""))
+            else:
+                return 405, {"error": "use POST or GET"}
+            outcome = self.writer.accept(delivered)
+        except Rejected as rejected:
+            return rejected.status, {"error": rejected.reason}
+        return 200, {"ok": True, "id": outcome.order_id, "result": outcome.result}
+
+    def _from_body(self, environ: dict[str, Any]) -> dict[str, Any] | int:
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            raise Rejected(400, "bad Content-Length") from None
+        if length > self.max_body:
+            raise Rejected(413, f"body over {self.max_body} bytes")
+        raw = environ["wsgi.input"].read(length) if length > 0 else b""
+        try:
+            payload = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise Rejected(400, "the body is not JSON") from None
+        found = find_order(payload)
+        if found is None:
+            raise Rejected(422, "the JSON holds no order")
+        return found
+
+    def _from_query(self, query: str) -> dict[str, Any] | int:
+        params = {k: v[-1] for k, v in parse_qs(query, max_num_fields=200).items()}
+        for value in params.values():  # an order passed as a JSON parameter
+            if value.startswith("{"):
+                try:
+                    found = find_order(json.loads(value))
+                except ValueError:
+                    continue
+                if found is not None:
+                    return found
+        found = find_order(params)
+        if found is None:
+            raise Rejected(422, "the query holds no order id")
+        return found
+
+
+class _Handler(WSGIRequestHandler):
+    """Access log on stderr without the secret path or customer details."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        path = self.path.split("?", 1)[0]
+        shown = "/healthz" if path.rstrip("/") == "/healthz" else "/webhook/…"
+        outcome = getattr(_request, "outcome", None) or {}
+        _request.outcome = None
+        detail = ""
+        if "id" in outcome:
+            detail = f" order {outcome['id']} {outcome['result']}"
+        elif "error" in outcome:
+            detail = f" ({outcome['error']})"
+        sys.stderr.write(
+            f'miva-sync listen: {self.client_address[0]} "{self.command} {shown}" {code}{detail}\n'
+        )
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return  # everything worth logging goes through log_request
+
+
+class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
+    # in-flight deliveries finish before shutdown returns: their 2xx is a promise
+    daemon_threads = False
+    block_on_close = True
+    allow_reuse_address = True
+
+
+def make_server(host: str, port: int, app: WebhookApp) -> ThreadingWSGIServer:
+    server = ThreadingWSGIServer((host, port), _Handler)
+    server.set_app(app)
+    return server
+
+
+def check_secret(secret: str | None, other_secrets: Iterable[str]) -> str:
+    if not secret:
+        raise ConfigError(
+            "listen needs a secret: set MIVA_SYNC_WEBHOOK_SECRET (or --secret, or "
+            "webhook_secret in the profile); e.g. python3 -c 'import secrets; "
+            "print(secrets.token_urlsafe(24))'"
+        )
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise ConfigError(
+            f"the webhook secret must be at least {MIN_SECRET_LENGTH} characters"
+        )
+    if any(hmac.compare_digest(secret, other) for other in other_secrets):
+        raise ConfigError(
+            "the webhook secret must differ from the API token and signing key"
+        )
+    if not all(c.isalnum() or c in "-_.~" for c in secret):
+        raise ConfigError(
+            "the webhook secret may hold only letters, digits and - _ . ~"
+        )
+    return secret
+
+
+def serve(
+    server: ThreadingWSGIServer,
+    *,
+    on_ready: Callable[[str], None],
+    stop_signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT),
+) -> None:
+    """Serve until SIGTERM/SIGINT, then finish in-flight deliveries and return."""
+
+    def stop(signum: int, frame: Any) -> None:
+        # shutdown() waits for serve_forever to return: call it from another thread
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    previous = {sig: signal.signal(sig, stop) for sig in stop_signals}
+    try:
+        host, port = server.server_address[:2]
+        on_ready(f"http://{host}:{port}")
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()  # joins the request threads (block_on_close)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run_listen(shared: dict[str, Any], options: dict[str, Any]) -> None:
+    """``miva-sync listen``: wire settings, sink, store access and the server."""
+    from miva_sync.config import load_settings
+    from miva_sync.sinks import open_sink
+
+    flags = dict(shared)
+    if options.get("secret"):
+        flags["webhook_secret"] = options["secret"]
+    settings = load_settings(flags)
+    secret = check_secret(
+        settings.webhook_secret,
+        (s for s in (settings.api_token, settings.signing_key) if s),
+    )
+    if options["verify_with_api"]:
+        settings.require_connection()
+    fetch = _store_fetcher(settings) if settings.has_connection else None
+    if fetch is None:
+        sys.stderr.write(
+            "miva-sync listen: warning: no store connection configured; deliveries "
+            "that carry only an id are refused (503) and deliveries without "
+            "dt_updated are written as they arrive\n"
+        )
+    sink = open_sink(options["output"], source="webhook")
+    try:
+        writer = OrderWriter(sink, fetch, verify_with_api=options["verify_with_api"])
+        app = WebhookApp(secret, writer, max_body=options["max_body"])
+        try:
+            server = make_server(options["host"], options["port"], app)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {options['host']}:{options['port']}: {exc.strerror}"
+            ) from None
+
+        def ready(base: str) -> None:
+            sys.stderr.write(
+                f"miva-sync listen: receiving at {base}/webhook/<secret> into "
+                f"{sink.description}; health at {base}/healthz\n"
+            )
+            sys.stderr.flush()
+
+        serve(server, on_ready=ready)
+    finally:
+        sink.close()
+    sys.stderr.write("miva-sync listen: stopped\n")
+
+
+def _store_fetcher(settings: Any) -> Fetch:
+    from miva_sync.client import MivaClient
+    from miva_sync.query import DEFAULT_COLUMNS, Condition, ListQuery
+
+    client = MivaClient.from_settings(settings)
+    lock = threading.Lock()  # one requests.Session, shared by the request threads
+
+    def fetch(oid: int) -> dict[str, Any] | None:
+        query = ListQuery(count=1, columns=DEFAULT_COLUMNS).where(
+            Condition("id", "EQ", oid)
+        )
+        with lock:
+            rows = client.list_orders(query).orders
+        return rows[0] if rows else None
+
+    return fetch

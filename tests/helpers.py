@@ -1,0 +1,48 @@
+"""Helpers for tests that run the real CLI in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from miva_sync.sandbox import Sandbox
+
+CLI = [sys.executable, "-m", "miva_sync"]
+
+
+def cli_env(sandbox: Sandbox, home: Path, **extra: str) -> dict[str, str]:
+    """This process's environment without MIVA_*, plus the sandbox's settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIVA_")}
+    env.update(sandbox.env())
+    env["MIVA_SYNC_HOME"] = str(home)
+    env.update(extra)
+    return env
+
+
+def run_cli(
+    *args: str, env: dict[str, str], expect: int | None = 0, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``miva-sync ARGS`` to the end; check its exit code unless ``expect`` is None."""
+    done = subprocess.run(
+        [*CLI, *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+    if expect is not None:
+        assert done.returncode == expect, done.stderr
+    return done
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The complete lines of a JSON Lines file (a killed writer may leave half a line)."""
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_bytes().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out

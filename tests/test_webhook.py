@@ -1,0 +1,361 @@
+"""The webhook receiver, end to end: a real server, the sandbox delivering, real targets."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from miva_sync.sandbox import Sandbox
+from miva_sync.webhook import find_order
+from tests.helpers import CLI, cli_env, run_cli
+
+SECRET = "s3cret-path-0123456789abcdef"
+
+
+class Receiver:
+    """``miva-sync listen`` in a subprocess on a free port."""
+
+    def __init__(
+        self,
+        target: str,
+        home: Path,
+        *,
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+    ) -> None:
+        self.target = target
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("MIVA_")}
+        full_env.update(env or {})
+        full_env.update(MIVA_SYNC_HOME=str(home), MIVA_SYNC_WEBHOOK_SECRET=SECRET)
+        self.proc = subprocess.Popen(
+            [*CLI, "listen", "--port", "0", "-o", target, *args],
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stderr is not None
+        self.lines: list[str] = []
+        while True:
+            line = self.proc.stderr.readline()
+            assert line, f"listen died: {self.lines}"
+            self.lines.append(line)
+            found = re.search(r"receiving at (http://127\.0\.0\.1:\d+)", line)
+            if found:
+                self.base = found.group(1)
+                break
+        self.url = f"{self.base}/webhook/{SECRET}"
+
+    def post(
+        self, body: Any, *, raw: bytes | None = None, path: str | None = None
+    ) -> requests.Response:
+        data = raw if raw is not None else json.dumps(body).encode()
+        return requests.post(path or self.url, data=data, timeout=10)
+
+    def stop(self) -> tuple[int, str, str]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        out, err = self.proc.communicate(timeout=20)
+        return self.proc.returncode, out, "".join(self.lines) + err
+
+
+@pytest.fixture
+def receivers(tmp_path: Path) -> Iterator[list[Receiver]]:
+    started: list[Receiver] = []
+    yield started
+    for receiver in started:
+        if receiver.proc.poll() is None:
+            receiver.proc.kill()
+            receiver.proc.wait(10)
+
+
+def targets(tmp_path: Path) -> dict[str, str]:
+    return {
+        "jsonl": str(tmp_path / "w.jsonl"),
+        "dir": f"{tmp_path / 'wdir'}/",
+        "sqlite": f"sqlite:///{tmp_path / 'w.db'}",
+    }
+
+
+def read_target(kind: str, target: str) -> dict[int, dict[str, Any]]:
+    """The newest version of each order a target holds."""
+    if kind == "sqlite":
+        path = target[len("sqlite:///") :]
+        if not Path(path).exists():
+            return {}
+        with sqlite3.connect(path) as conn:
+            try:
+                rows = conn.execute("SELECT order_json FROM orders").fetchall()
+            except sqlite3.OperationalError:
+                return {}
+        orders = [json.loads(r[0]) for r in rows]
+    elif kind == "dir":
+        folder = Path(target)
+        orders = (
+            [json.loads(p.read_text()) for p in folder.glob("*.json")]
+            if folder.exists()
+            else []
+        )
+    else:
+        path = Path(target)
+        orders = (
+            [json.loads(line) for line in path.read_text().splitlines()]
+            if path.exists()
+            else []
+        )
+    newest: dict[int, dict[str, Any]] = {}
+    for order in orders:
+        if (
+            order["id"] not in newest
+            or order["dt_updated"] >= newest[order["id"]]["dt_updated"]
+        ):
+            newest[order["id"]] = order
+    return newest
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "dir", "sqlite"])
+def test_webhook_sandbox_deliveries_land_in_their_newest_version(
+    kind: str, tmp_path: Path, receivers: list[Receiver]
+) -> None:
+    target = targets(tmp_path)[kind]
+    receiver = Receiver(target, tmp_path / "home")
+    receivers.append(receiver)
+    with Sandbox(orders=60, seed=41, webhook_url=receiver.url) as sb:
+        store = sb.store
+        created = [store.add_order()["id"] for _ in range(8)]
+        existing = sorted(o["id"] for o in store.orders_snapshot())[:5]
+        for oid in existing + created[:3]:
+            store.update_order(oid, status=200, dt_updated=store.now() + 1)
+        store.reveal(store.hidden_ids()[0])
+        assert sb.webhook is not None
+        sb.webhook.drain()
+        assert set(sb.webhook.statuses) == {200}
+        touched = set(created) | set(existing)
+        snapshot = {o["id"]: o for o in store.orders_snapshot()}
+    held = read_target(kind, target)
+    assert touched <= set(held)
+    for oid in held:
+        assert held[oid]["dt_updated"] == snapshot[oid]["dt_updated"], oid
+        assert held[oid] == snapshot[oid]
+
+
+@pytest.mark.parametrize("kind", ["dir", "sqlite", "jsonl"])
+def test_webhook_duplicates_and_older_versions_keep_the_newest(
+    kind: str, tmp_path: Path, receivers: list[Receiver]
+) -> None:
+    target = targets(tmp_path)[kind]
+    receiver = Receiver(target, tmp_path / "home")
+    receivers.append(receiver)
+    new = {"id": 9, "orderdate": 100, "dt_updated": 300, "status": 200, "items": []}
+    old = {**new, "dt_updated": 200, "status": 100}
+    answers = [receiver.post(new), receiver.post(new), receiver.post({"order": old})]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert [a.json()["result"] for a in answers] == ["written", "unchanged", "older"]
+    assert read_target(kind, target)[9]["status"] == 200
+    if (
+        kind == "jsonl"
+    ):  # a stream only grows: the repeat and the older version were not appended
+        assert len(Path(target).read_text().splitlines()) == 1
+
+
+def test_webhook_rejects_bad_deliveries_and_writes_nothing(
+    tmp_path: Path, receivers: list[Receiver]
+) -> None:
+    target = targets(tmp_path)["sqlite"]
+    receiver = Receiver(target, tmp_path / "home", args=("--max-body", "2000"))
+    receivers.append(receiver)
+    order = {"id": 1, "orderdate": 1, "dt_updated": 2}
+    cases = [
+        (
+            receiver.post(
+                order, path=f"{receiver.base}/webhook/wrong-secret-0123456789ab"
+            ),
+            404,
+        ),
+        (receiver.post(order, path=f"{receiver.base}/webhook/"), 404),
+        (receiver.post(order, path=f"{receiver.base}/"), 404),
+        (receiver.post(None, raw=b"{not json"), 400),
+        (receiver.post(None, raw=b"\xff\xfe"), 400),
+        (receiver.post({"hello": "world"}), 422),
+        (receiver.post([1, 2, 3]), 422),
+        (receiver.post({"id": "x", "total": 1}), 422),
+        (receiver.post({**order, "pad": "x" * 5000}), 413),
+    ]
+    assert [c[0].status_code for c in cases] == [c[1] for c in cases]
+    assert cases[0][0].json() == {"error": "not found"}  # no detail for a wrong secret
+    assert read_target("sqlite", target) == {}
+    code, out, err = receiver.stop()
+    assert code == 0 and out == ""
+    assert SECRET not in err and "wrong-secret" not in err
+
+
+def test_webhook_kill_9_right_after_a_2xx_never_loses_the_order(
+    tmp_path: Path, receivers: list[Receiver]
+) -> None:
+    for kind, target in targets(tmp_path).items():
+        receiver = Receiver(target, tmp_path / f"home-{kind}")
+        receivers.append(receiver)
+        order = {"id": 77, "orderdate": 5, "dt_updated": 6, "status": 100, "items": []}
+        assert receiver.post(order).status_code == 200
+        receiver.proc.kill()  # SIGKILL: no chance to flush anything
+        receiver.proc.wait(10)
+        assert read_target(kind, target) == {77: order}, kind
+
+
+def test_webhook_id_only_and_verify_with_api_read_the_store(
+    tmp_path: Path, receivers: list[Receiver]
+) -> None:
+    with Sandbox(orders=20, seed=42) as sb:
+        target = targets(tmp_path)["dir"]
+        receiver = Receiver(target, tmp_path / "home", env=sb.env())
+        receivers.append(receiver)
+        real = sb.store.orders_snapshot()[0]
+        # an id only (GET, as a workflow may send it) is fetched from the store
+        answer = requests.get(receiver.url, params={"order_id": real["id"]}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        assert read_target("dir", target)[real["id"]] == real
+        # a delivery without dt_updated is re-read by id before it is compared
+        second = sb.store.orders_snapshot()[1]
+        assert (
+            receiver.post(
+                {k: v for k, v in second.items() if k != "dt_updated"}
+            ).status_code
+            == 200
+        )
+        assert read_target("dir", target)[second["id"]] == second
+        receiver.stop()
+        verifying = Receiver(
+            targets(tmp_path)["sqlite"],
+            tmp_path / "home",
+            env=sb.env(),
+            args=("--verify-with-api",),
+        )
+        receivers.append(verifying)
+        forged = {**real, "total": 0.01, "dt_updated": real["dt_updated"] + 999}
+        assert verifying.post(forged).status_code == 200
+        assert read_target("sqlite", targets(tmp_path)["sqlite"])[real["id"]] == real
+        assert verifying.post({"id": 999_999, "total": 1}).status_code == 422
+
+
+def test_webhook_receiver_and_pull_share_one_sqlite_target(
+    tmp_path: Path, receivers: list[Receiver]
+) -> None:
+    db = tmp_path / "shared.db"
+    target = f"sqlite:///{db}"
+    home = tmp_path / "home"
+    receiver = Receiver(target, home)
+    receivers.append(receiver)
+    with Sandbox(orders=150, seed=43, webhook_url=receiver.url, latency_ms=5) as sb:
+        env = cli_env(sb, home)
+        pulls = [
+            subprocess.Popen(
+                [
+                    *CLI,
+                    "pull",
+                    "--since",
+                    "90d",
+                    "--updated",
+                    "--page-size",
+                    "10",
+                    "-o",
+                    target,
+                ],
+                env=env,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        ]
+        ids = sorted(o["id"] for o in sb.store.orders_snapshot())
+        for round_ in range(3):
+            for oid in ids[round_ * 20 : round_ * 20 + 20]:
+                sb.store.update_order(oid, status=200 + round_)
+            sb.store.add_order()
+            time.sleep(0.2)
+            pulls.append(
+                subprocess.Popen(
+                    [*CLI, "pull", "--wait", "-o", target],
+                    env=env,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        codes = [p.wait(120) for p in pulls]
+        errors = [p.stderr.read() for p in pulls if p.stderr]
+        assert codes == [0] * len(pulls), errors
+        assert sb.webhook is not None
+        sb.webhook.drain()
+        run_cli("pull", "-o", target, env=env)
+        snapshot = {o["id"]: o for o in sb.store.orders_snapshot()}
+    held = read_target("sqlite", target)
+    assert set(held) == set(snapshot)
+    assert all(
+        held[oid]["dt_updated"] == snapshot[oid]["dt_updated"] for oid in snapshot
+    )
+    with sqlite3.connect(db) as conn:
+        sources = {s for (s,) in conn.execute("SELECT DISTINCT source FROM orders")}
+    assert sources == {"pull", "webhook"}
+
+
+def test_webhook_sandbox_waits_for_payment_when_asked(
+    tmp_path: Path, receivers: list[Receiver]
+) -> None:
+    target = targets(tmp_path)["jsonl"]
+    receiver = Receiver(target, tmp_path / "home")
+    receivers.append(receiver)
+    with Sandbox(
+        orders=5, seed=44, webhook_url=receiver.url, webhook_paid_only=True
+    ) as sb:
+        admin = sb.store.add_order(kind="admin")
+        assert sb.webhook is not None
+        sb.webhook.drain()
+        assert admin["id"] not in read_target("jsonl", target)
+        sb.store.pay(admin["id"])
+        sb.webhook.drain()
+        paid = read_target("jsonl", target)[admin["id"]]
+        assert paid["payments"]
+
+
+@pytest.mark.parametrize(
+    ("secret_env", "message"),
+    [
+        ({}, "needs a secret"),
+        ({"MIVA_SYNC_WEBHOOK_SECRET": "short"}, "at least 16"),
+        (
+            {
+                "MIVA_SYNC_WEBHOOK_SECRET": "tok-0123456789abcdef",
+                "MIVA_API_TOKEN": "tok-0123456789abcdef",
+            },
+            "differ from the API token",
+        ),
+        ({"MIVA_SYNC_WEBHOOK_SECRET": "has/slash-0123456789"}, "only letters"),
+    ],
+)
+def test_webhook_secret_rules_are_exit_3(
+    run: Any, secret_env: dict[str, str], message: str, tmp_path: Path
+) -> None:
+    result = run(["listen", "-o", str(tmp_path / "x.jsonl")], env=secret_env)
+    assert result.exit_code == 3
+    assert message in result.stderr
+    for value in secret_env.values():
+        assert value not in result.stderr
+
+
+def test_webhook_finds_orders_in_wrappers() -> None:
+    order = {"id": 5, "orderdate": 1}
+    assert find_order(order) is order
+    assert find_order({"event": "order.updated", "data": {"order": order}}) is order
+    assert find_order([order]) is order
+    assert find_order({"order_id": "12"}) == 12
+    assert find_order({"hello": 1}) is None
+    assert find_order({"id": 5}) == 5  # an id and nothing order-like: fetch it
