@@ -239,6 +239,24 @@ class Overlap(click.ParamType):
             self.fail(f"{value!r} is neither a count (30) nor a span (45m)", param, ctx)
 
 
+def hold_options(func: F) -> F:
+    """--require-payment and --hold-for, shared by pull and listen (design.md §5)."""
+    func = click.option(
+        "--hold-for",
+        type=Span(),
+        default="24h",
+        show_default=True,
+        help="With --require-payment: emit a still-unpaid order (with a warning) "
+        "this long after it was first seen (check, PO and terms orders).",
+    )(func)
+    return click.option(
+        "--require-payment",
+        is_flag=True,
+        help="Hold orders with no payment record and pay_status 0 (unpaid admin "
+        "orders) until they are paid or the hold expires.",
+    )(func)
+
+
 @cli.command()
 @click.option(
     "--since",
@@ -328,6 +346,17 @@ class Overlap(click.ParamType):
     help="Wait for another run of this store instead of exiting 7.",
 )
 @click.option(
+    "--ids",
+    metavar="LIST",
+    help="Re-send exactly these orders (1020,1021,...) without touching the cursor.",
+)
+@click.option(
+    "--ids-from",
+    type=click.File("r"),
+    help="Like --ids, reading ids (one per line, or comma separated) from FILE or -.",
+)
+@hold_options
+@click.option(
     "--sandbox",
     "use_sandbox",
     is_flag=True,
@@ -389,6 +418,7 @@ def pull(ctx: click.Context, **options: Any) -> None:
     show_default=True,
     help="Largest body accepted (bytes); larger ones get 413.",
 )
+@hold_options
 @shared_options
 @click.pass_context
 def listen(ctx: click.Context, **options: Any) -> None:

@@ -173,7 +173,12 @@ def validate_document(document: Any) -> dict[str, dict[str, Any]]:
 
 
 def validate_record(record: Any, *, where: str) -> None:
-    """A store record: active mode, cursors, dedupe window, held orders."""
+    """A store record: active mode, cursors, dedupe window, held orders, last run.
+
+    ``held``: ``{"<id>": {"since": first seen unpaid (unix s), "orderdate": int|None}}``.
+    ``last_run``: ``{"finished_at": unix s, "mode", "emitted", "unchanged", "held",
+    "released", "seconds"}``, written when a run ends successfully.
+    """
     if not isinstance(record, dict):
         raise ValueError(f"{where}: not an object")
     if record.get("mode") not in MODES:
@@ -196,5 +201,20 @@ def validate_record(record: Any, *, where: str) -> None:
     for order_id, entry in dedupe.items():
         if not order_id.isdigit() or not isinstance(entry, list) or len(entry) != 3:
             raise ValueError(f"{where}: bad dedupe entry for {order_id!r}")
-    if not isinstance(record.get("held", {}), dict):
+    held = record.get("held", {})
+    if not isinstance(held, dict):
         raise ValueError(f"{where}: held is not an object")
+    for order_id, entry in held.items():
+        # {"since": unix seconds first seen unpaid, "orderdate": int | None}
+        if (
+            not order_id.isdigit()
+            or not isinstance(entry, dict)
+            or not isinstance(entry.get("since"), int)
+        ):
+            raise ValueError(f"{where}: bad held entry for {order_id!r}")
+    last_run = record.get("last_run")
+    if last_run is not None and (
+        not isinstance(last_run, dict)
+        or not isinstance(last_run.get("finished_at"), int)
+    ):
+        raise ValueError(f"{where}: bad last_run")
