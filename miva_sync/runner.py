@@ -79,6 +79,10 @@ def base_query_from(options: dict[str, Any]) -> ListQuery:
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if options.get("require_payment"):
+        from miva_sync.sync.held import with_payments
+
+        columns = with_payments(columns)
     return ListQuery(count=options["page_size"], columns=columns)
 
 
@@ -113,10 +117,16 @@ def run_pull(shared: dict[str, Any], options: dict[str, Any]) -> None:
     from miva_sync.client import MivaClient
     from miva_sync.sinks import open_sink
     from miva_sync.state import StateStore
+    from miva_sync.sync.held import DEFAULT_HOLD_FOR
     from miva_sync.sync.plan import PullOptions, make_plan
     from miva_sync.sync.pull import PullRun
     from miva_sync.sync.queue_runner import is_bare, run_queue, saved_mode
 
+    if options.get("ids") is not None or options.get("ids_from") is not None:
+        from miva_sync.resend import run_resend
+
+        run_resend(shared, options)
+        return
     queue_flags = options["queue_code"] is not None or not options["ack"]
     if (
         queue_flags
@@ -178,14 +188,21 @@ def run_pull(shared: dict[str, Any], options: dict[str, Any]) -> None:
                     reporter,
                     base_query,
                     emit_unchanged=pull_options.emit_unchanged,
+                    require_payment=options.get("require_payment", False),
+                    hold_for=options.get("hold_for") or DEFAULT_HOLD_FOR,
                 )
                 with reporter:
                     result = run.run()
             finally:
                 sink.close()
     reporter.info(
-        f"{result.emitted} orders emitted, {result.unchanged} unchanged skipped; "
-        f"{plan.mode} watermark {plan.describe_cursor(result.watermark)}"
+        f"{result.emitted} orders emitted, {result.unchanged} unchanged skipped"
+        + (
+            f", {result.held} held unpaid, {result.released} released"
+            if result.held or result.released
+            else ""
+        )
+        + f"; {plan.mode} watermark {plan.describe_cursor(result.watermark)}"
         f" (queried from {plan.describe_cursor(result.lo)}); "
         f"{result.requests} requests in {result.seconds:.1f}s"
         + ("" if saves_state else "; saved state untouched")

@@ -27,7 +27,7 @@ from miva_sync.errors import ConfigError, LockedError
 from miva_sync.fsio import fsync_dir
 
 STATE_VERSION = 1
-MODES = ("date", "updated", "number", "queue")
+MODES = ("date", "updated", "number", "queue", "webhook")  # webhook: listen's holds
 
 
 class StateStore:

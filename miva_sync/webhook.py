@@ -13,10 +13,12 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import os
 import signal
 import socketserver
 import sys
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -26,6 +28,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from miva_sync.errors import ConfigError, MivaSyncError
 from miva_sync.sinks.base import Sink
+from miva_sync.state import StateStore
+from miva_sync.sync.held import HeldOrders
 from miva_sync.sync.orders import cursor_value, version_key
 
 log = logging.getLogger("miva_sync.webhook")
@@ -95,15 +99,44 @@ class Outcome:
     result: str  # written | unchanged | older
 
 
+class Holds:
+    """The receiver's held (unpaid) orders, kept in the state file across restarts.
+
+    They live in a record of their own (``listen:<store key>``), so the
+    receiver never touches a pull's record and never needs the run lock.
+    """
+
+    def __init__(self, state: StateStore, store_key: str, hold_for: int) -> None:
+        self.state = state
+        self.key = f"listen:{store_key}"
+        record = state.get(self.key) or {}
+        self.orders = HeldOrders.from_record(
+            record, require_payment=True, hold_for=hold_for
+        )
+
+    def save(self) -> None:
+        self.state.put(
+            self.key,
+            {"mode": "webhook", "cursors": {"webhook": {}}, "dedupe": {},
+             "held": self.orders.entries},
+        )  # fmt: skip
+
+
 class OrderWriter:
     """Writes deliveries into one sink, one at a time, newest version wins."""
 
     def __init__(
-        self, sink: Sink, fetch: Fetch | None, *, verify_with_api: bool = False
+        self,
+        sink: Sink,
+        fetch: Fetch | None,
+        *,
+        verify_with_api: bool = False,
+        holds: Holds | None = None,
     ) -> None:
         self.sink = sink
         self.fetch = fetch
         self.verify_with_api = verify_with_api
+        self.holds = holds
         self._lock = threading.Lock()
         self._versions: OrderedDict[int, int | str] = OrderedDict()
 
@@ -115,16 +148,55 @@ class OrderWriter:
             known = self._versions.get(oid)
             if known is not None and _not_newer(version, known):
                 return Outcome(oid, "unchanged" if version == known else "older")
-            try:
-                self.sink.write([order])
-                self.sink.commit(WEBHOOK_STORE_KEY, None)
-            except MivaSyncError as err:
-                raise Rejected(503, f"output failed: {err}") from None
+            if self.holds is not None:
+                was_held = str(oid) in self.holds.orders.entries
+                if not self.holds.orders.admit(order, int(time.time())):
+                    if not was_held:
+                        self._save_holds()  # durable before the 2xx
+                    return Outcome(oid, "held")
+            self._write([order])
             self._versions[oid] = version
             self._versions.move_to_end(oid)
             while len(self._versions) > REMEMBERED_VERSIONS:
                 self._versions.popitem(last=False)
+            if self.holds is not None:
+                self._save_holds()  # after the write: a release never loses the order
         return Outcome(oid, "written")
+
+    def release_due(
+        self, fetch_many: Callable[[list[int]], list[dict[str, Any]]]
+    ) -> list[str]:
+        """Re-check held orders by id; write those paid or expired. Returns warnings."""
+        if self.holds is None or not len(self.holds.orders):
+            return []
+        with self._lock:
+            ready = self.holds.orders.recheck(fetch_many, int(time.time()))
+            if ready:
+                self._write(ready)
+                for order in ready:
+                    self._versions[order["id"]] = version_key(order)
+            self._save_holds()
+            warnings = list(self.holds.orders.warnings)
+            self.holds.orders.warnings.clear()
+        return warnings
+
+    def close(self) -> None:
+        with self._lock:  # let a background re-check finish its write first
+            self.sink.close()
+
+    def _write(self, orders: list[dict[str, Any]]) -> None:
+        try:
+            self.sink.write(orders)
+            self.sink.commit(WEBHOOK_STORE_KEY, None)
+        except MivaSyncError as err:
+            raise Rejected(503, f"output failed: {err}") from None
+
+    def _save_holds(self) -> None:
+        assert self.holds is not None  # noqa: S101 - callers check
+        try:
+            self.holds.save()
+        except MivaSyncError as err:
+            raise Rejected(503, f"cannot save held orders: {err}") from None
 
     def _resolve(self, delivered: dict[str, Any] | int) -> dict[str, Any]:
         """The order to write: as delivered, or re-read from the store by id."""
@@ -336,9 +408,11 @@ def run_listen(shared: dict[str, Any], options: dict[str, Any]) -> None:
         settings.webhook_secret,
         (s for s in (settings.api_token, settings.signing_key) if s),
     )
-    if options["verify_with_api"]:
+    if options["verify_with_api"] or options.get("require_payment"):
+        # held orders are re-read by id to see whether they were paid
         settings.require_connection()
-    fetch = _store_fetcher(settings) if settings.has_connection else None
+    access = _store_access(settings) if settings.has_connection else None
+    fetch = access[0] if access else None
     if fetch is None:
         sys.stderr.write(
             "miva-sync listen: warning: no store connection configured; deliveries "
@@ -346,8 +420,20 @@ def run_listen(shared: dict[str, Any], options: dict[str, Any]) -> None:
             "dt_updated are written as they arrive\n"
         )
     sink = open_sink(options["output"], source="webhook")
+    writer: OrderWriter | None = None
     try:
-        writer = OrderWriter(sink, fetch, verify_with_api=options["verify_with_api"])
+        holds = None
+        if options.get("require_payment"):
+            holds = Holds(
+                StateStore(settings.state_path()),
+                settings.store_key,
+                options["hold_for"],
+            )
+        writer = OrderWriter(
+            sink, fetch, verify_with_api=options["verify_with_api"], holds=holds
+        )
+        if holds is not None and access is not None:
+            _start_rechecks(writer, access[1], _recheck_interval())
         app = WebhookApp(secret, writer, max_body=options["max_body"])
         try:
             server = make_server(options["host"], options["port"], app)
@@ -365,23 +451,62 @@ def run_listen(shared: dict[str, Any], options: dict[str, Any]) -> None:
 
         serve(server, on_ready=ready)
     finally:
-        sink.close()
+        if writer is not None:
+            writer.close()
+        else:
+            sink.close()
     sys.stderr.write("miva-sync listen: stopped\n")
 
 
-def _store_fetcher(settings: Any) -> Fetch:
+def _store_access(
+    settings: Any,
+) -> tuple[Fetch, Callable[[list[int]], list[dict[str, Any]]]]:
+    """Read one order, or many, from the store (one client shared by all threads)."""
     from miva_sync.client import MivaClient
-    from miva_sync.query import DEFAULT_COLUMNS, Condition, ListQuery
+    from miva_sync.query import DEFAULT_COLUMNS
+    from miva_sync.sync.held import fetcher
 
     client = MivaClient.from_settings(settings)
     lock = threading.Lock()  # one requests.Session, shared by the request threads
+    read_many = fetcher(client, DEFAULT_COLUMNS)
+
+    def fetch_many(ids: list[int]) -> list[dict[str, Any]]:
+        with lock:
+            return read_many(ids)
 
     def fetch(oid: int) -> dict[str, Any] | None:
-        query = ListQuery(count=1, columns=DEFAULT_COLUMNS).where(
-            Condition("id", "EQ", oid)
-        )
-        with lock:
-            rows = client.list_orders(query).orders
+        rows = fetch_many([oid])
         return rows[0] if rows else None
 
-    return fetch
+    return fetch, fetch_many
+
+
+def _recheck_interval() -> float:
+    """Seconds between re-checks of held orders (MIVA_SYNC_HOLD_RECHECK, default 300)."""
+    try:
+        return max(0.1, float(os.environ.get("MIVA_SYNC_HOLD_RECHECK", "300")))
+    except ValueError:
+        raise ConfigError(
+            "MIVA_SYNC_HOLD_RECHECK must be a number of seconds"
+        ) from None
+
+
+def _start_rechecks(
+    writer: OrderWriter,
+    fetch_many: Callable[[list[int]], list[dict[str, Any]]],
+    every: float,
+) -> None:
+    """Release paid or expired held orders now and then, from a daemon thread."""
+
+    def loop() -> None:
+        while True:
+            try:
+                for warning in writer.release_due(fetch_many):
+                    sys.stderr.write(f"miva-sync listen: warning: {warning}\n")
+            except (Rejected, MivaSyncError) as err:
+                sys.stderr.write(
+                    f"miva-sync listen: re-checking held orders failed: {err}\n"
+                )
+            time.sleep(every)
+
+    threading.Thread(target=loop, name="miva-sync-holds", daemon=True).start()

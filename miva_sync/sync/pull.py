@@ -20,6 +20,7 @@ from miva_sync.query import Condition, ListQuery
 from miva_sync.sinks.base import Sink
 from miva_sync.state import StateStore
 from miva_sync.sync.dedupe import DedupeWindow, keep_from
+from miva_sync.sync.held import DEFAULT_HOLD_FOR, HeldOrders, fetcher
 from miva_sync.sync.orders import cursor_value, order_id
 from miva_sync.sync.pager import iter_chunks
 from miva_sync.sync.plan import Plan
@@ -45,6 +46,8 @@ class PullResult:
     watermark: int | None = None
     seconds: float = 0.0
     requests: int = 0
+    held: int = 0  # orders held (unpaid) at the end of the run
+    released: int = 0  # held orders emitted by this run (paid, expired, no hold)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -61,6 +64,8 @@ class PullRun:
     base_query: ListQuery
     emit_unchanged: bool = False
     clock: Callable[[], float] = time.time
+    require_payment: bool = False
+    hold_for: int = DEFAULT_HOLD_FOR
 
     def lower_bound(self, signpost: int) -> int:
         """Where this run's query starts: the watermark minus lookback or overlap."""
@@ -108,10 +113,20 @@ class PullRun:
         lo = self.lower_bound(signpost)
         result = PullResult(plan.mode, plan.field, lo, watermark=plan.watermark)
         dedupe = DedupeWindow(plan.record.get("dedupe"))
+        held = HeldOrders.from_record(
+            plan.record, require_payment=self.require_payment, hold_for=self.hold_for
+        )
         if self.state is not None:
             # the mode and the cursor's start claim nothing about data: save them
             # now, so a run killed before its first page can still be resumed
             self.state.put(self.store_key, plan.record)
+        if self.state is not None and len(held):
+            # orders held by earlier runs: emit those paid (or expired) since
+            ready = held.recheck(
+                fetcher(self.client, self.base_query.columns), signpost
+            )
+            self._emit(ready, dedupe, result)
+            self._checkpoint(result.watermark, dedupe, held, signpost, bool(ready))
         watermark_before = plan.watermark
         window = (watermark_before - lo) if watermark_before is not None else 0
         total: int | None = None
@@ -128,23 +143,32 @@ class PullRun:
                 self._check_order(
                     order, dedupe, watermark_before, window, signpost, result
                 )
-                fresh.append(order)
-            if fresh:
-                self.sink.write(fresh)
-            for order in fresh:
-                dedupe.add(order)
-            result.emitted += len(fresh)
+                # a held order is tracked by id, so it never holds back the watermark
+                if held.admit(order, signpost):
+                    fresh.append(order)
+            self._emit(fresh, dedupe, result)
             result.watermark = self._advance(
                 result.watermark, chunk.complete_below, signpost
             )
-            self._checkpoint(
-                result.watermark, dedupe, signpost, commit_sink=bool(fresh)
-            )
+            self._checkpoint(result.watermark, dedupe, held, signpost, bool(fresh))
             self.reporter.progress(result.emitted + result.unchanged, total)
 
+        result.held, result.released = len(held), held.released
         result.seconds = time.monotonic() - started
         result.requests = self.client.requests_sent - requests_before
+        if self.state is not None:
+            plan.record["last_run"] = last_run(plan.mode, result, self.clock())
+            self.state.put(self.store_key, plan.record)
         return result
+
+    def _emit(
+        self, orders: list[dict[str, Any]], dedupe: DedupeWindow, result: PullResult
+    ) -> None:
+        if orders:
+            self.sink.write(orders)
+        for order in orders:
+            dedupe.add(order)
+        result.emitted += len(orders)
 
     # -- steps -----------------------------------------------------------------
 
@@ -223,12 +247,14 @@ class PullRun:
         self,
         watermark: int | None,
         dedupe: DedupeWindow,
+        held: HeldOrders,
         signpost: int,
-        *,
-        commit_sink: bool,
+        wrote: bool,
     ) -> None:
+        while held.warnings:
+            self.reporter.warn(held.warnings.pop(0))
         if self.state is None:  # bounded re-pull: output only
-            if commit_sink:
+            if wrote:
                 self.sink.commit(self.store_key, None)
             return
         plan = self.plan
@@ -237,6 +263,7 @@ class PullRun:
         record = plan.record
         record["cursors"][plan.mode]["watermark"] = watermark
         record["dedupe"] = dedupe.entries
+        record["held"] = held.entries
         record["updated_at"] = iso(self.clock())
         # durable data first, then state: never the other way round
         self.sink.commit(self.store_key, record)
@@ -258,3 +285,16 @@ class PullRun:
         return (
             self.plan.watermark if self.plan.watermark is not None else self.plan.start
         )
+
+
+def last_run(mode: str, result: Any, now: float) -> dict[str, Any]:
+    """The ``last_run`` entry of a store's record (what ``state show`` reports)."""
+    return {
+        "finished_at": int(now),
+        "mode": mode,
+        "emitted": result.emitted,
+        "unchanged": result.unchanged,
+        "held": result.held,
+        "released": result.released,
+        "seconds": round(result.seconds, 3),
+    }

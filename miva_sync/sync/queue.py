@@ -29,7 +29,9 @@ from miva_sync.query import MAX_IN_LIST, Condition, ListQuery, chunked
 from miva_sync.sinks.base import Sink
 from miva_sync.state import StateStore
 from miva_sync.sync.dedupe import DedupeWindow
+from miva_sync.sync.held import DEFAULT_HOLD_FOR, HeldOrders, fetcher
 from miva_sync.sync.orders import order_id, version_key
+from miva_sync.sync.pull import last_run
 from miva_sync.sync.queue_recovery import scan_received
 from miva_sync.sync.queue_state import QueuePlan, queue_keep
 from miva_sync.timespec import iso
@@ -60,6 +62,8 @@ class QueueResult:
     acknowledged: int = 0
     newer: int = 0  # newer versions found by the re-read after an acknowledgement
     recovered: int = 0  # no-ack: found in the received queue after a lost download
+    held: int = 0  # unpaid orders held at the end of the run (--require-payment)
+    released: int = 0  # held orders emitted by this run
     drained: bool = False
     seconds: float = 0.0
     requests: int = 0
@@ -83,12 +87,20 @@ class QueueRun:
     download_client: MivaClient | None = None
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
+    require_payment: bool = False
+    hold_for: int = DEFAULT_HOLD_FOR
     dedupe: DedupeWindow = field(init=False)
+    held: HeldOrders = field(init=False)
     _written: dict[int, str] = field(init=False, default_factory=dict)
     _result: QueueResult = field(init=False)
 
     def __post_init__(self) -> None:
         self.dedupe = DedupeWindow(self.plan.record.get("dedupe"))
+        self.held = HeldOrders.from_record(
+            self.plan.record,
+            require_payment=self.require_payment,
+            hold_for=self.hold_for,
+        )
         self._result = QueueResult(self.plan.queue_code, self.plan.ack)
 
     @property
@@ -115,6 +127,15 @@ class QueueRun:
         # the mode and queue claim nothing about data: save them at once
         self.state.put(self.store_key, self.plan.record)
         try:
+            if len(self.held):
+                # held by earlier runs: emit those paid (or expired) since
+                now = int(self.clock())
+                ready = self.held.recheck(
+                    fetcher(self.client, self.base_query.columns), now
+                )
+                if ready:
+                    self._write(ready)
+                self._checkpoint()
             if self.plan.pending:
                 self._flush_journal()
             if self.plan.ack:
@@ -122,18 +143,24 @@ class QueueRun:
             else:
                 self._run_no_ack()
         finally:
+            self._result.held = len(self.held)
+            self._result.released = self.held.released
             self._result.seconds = time.monotonic() - started
             self._result.requests = (
                 sum(c.requests_sent for c in clients.values()) - before
             )
+        # only a run that got here succeeded: the staleness alarm reads this
+        self.plan.record["last_run"] = last_run("queue", self._result, self.clock())
+        self.state.put(self.store_key, self.plan.record)
         return self._result
 
     # -- with acknowledgement ------------------------------------------------------
 
     def _run_ack(self) -> None:
         acked: dict[int, Any] = {}  # id -> version acknowledged by this run
+        skipped = 0  # held orders left in the queue, in front of the rest
         while True:
-            page = self._front(self.client)
+            page = self._front(self.client, offset=skipped)
             if not page.orders:
                 self._drained()
                 return
@@ -143,10 +170,14 @@ class QueueRun:
                     "the store does not move them out (is it the right queue, and "
                     "an acknowledgement queue?)"
                 )
-            fresh = self._split(page.orders)
+            fresh, holding = self._admit(self._split(page.orders))
             if fresh:
                 self._write(fresh)
-            ids = list(dict.fromkeys(order_id(o) for o in page.orders))
+            # a held order stays in the queue unacknowledged: later runs see it again
+            skipped += len(holding)
+            ids = list(
+                dict.fromkeys(order_id(o) for o in page.orders if o not in holding)
+            )
             self.cursor["pending_ack"] = list(dict.fromkeys([*self.plan.pending, *ids]))
             # durable data first, then the journal, then the acknowledgement
             self._checkpoint()
@@ -258,7 +289,8 @@ class QueueRun:
                     "(nothing was lost: the orders are written)"
                 )
             downloaded.update((order_id(o), version_key(o)) for o in page.orders)
-            fresh = self._split(page.orders)
+            # downloaded orders left the queue: a held one is tracked by id instead
+            fresh, _holding = self._admit(self._split(page.orders))
             if fresh:
                 self._write(fresh)
             # in_flight stays set: the next download follows at once
@@ -311,12 +343,26 @@ class QueueRun:
 
     # -- shared steps ----------------------------------------------------------------
 
-    def _front(self, client: MivaClient) -> Page:
-        # always Offset 0: acknowledged (or, without ack, downloaded) orders leave
-        # the queue, so a growing offset would skip orders
+    def _front(self, client: MivaClient, offset: int = 0) -> Page:
+        # Offset 0: acknowledged (or, without ack, downloaded) orders leave the
+        # queue, so a growing offset would skip orders. Only held orders, which
+        # stay unacknowledged at the front, are stepped over.
         return client.queue_orders(
-            self.plan.queue_code, self.base_query.page(self.base_query.count, 0)
+            self.plan.queue_code, self.base_query.page(self.base_query.count, offset)
         )
+
+    def _admit(
+        self, orders: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Split into orders to write now and unpaid ones to hold."""
+        now = int(self.clock())
+        fresh: list[dict[str, Any]] = []
+        holding: list[dict[str, Any]] = []
+        for order in orders:
+            (fresh if self.held.admit(order, now) else holding).append(order)
+        while self.held.warnings:
+            self._warn(self.held.warnings.pop(0))
+        return fresh, holding
 
     def _split(self, orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The orders to emit; re-delivered unchanged ones are counted, not emitted."""
@@ -354,6 +400,7 @@ class QueueRun:
         self.dedupe.prune(queue_keep(now, floor, protected))
         record = self.plan.record
         record["dedupe"] = self.dedupe.entries
+        record["held"] = self.held.entries
         record["updated_at"] = iso(now)
         # durable data first, then state: never the other way round. The sink is
         # committed even when nothing new was written, because a database target

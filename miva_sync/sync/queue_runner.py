@@ -87,6 +87,7 @@ def run_queue(shared: dict[str, Any], options: dict[str, Any]) -> None:
     )
     from miva_sync.sinks import open_sink
     from miva_sync.state import StateStore
+    from miva_sync.sync.held import DEFAULT_HOLD_FOR
     from miva_sync.sync.queue import QueueRun
     from miva_sync.sync.queue_state import QueueOptions, make_queue_plan
 
@@ -150,6 +151,8 @@ def run_queue(shared: dict[str, Any], options: dict[str, Any]) -> None:
                         base_query,
                         emit_unchanged=queue_options.emit_unchanged,
                         download_client=None if plan.ack else single,
+                        require_payment=options.get("require_payment", False),
+                        hold_for=options.get("hold_for") or DEFAULT_HOLD_FOR,
                     )
                     result = run.run()
             finally:
@@ -161,8 +164,13 @@ def run_queue(shared: dict[str, Any], options: dict[str, Any]) -> None:
         else f"not acknowledged, {result.recovered} recovered"
     )
     reporter.info(
-        f"{result.emitted} orders emitted, {result.unchanged} unchanged skipped; "
-        f"queue {result.queue_code}: {extra}; "
+        f"{result.emitted} orders emitted, {result.unchanged} unchanged skipped"
+        + (
+            f", {result.held} held unpaid, {result.released} released"
+            if result.held or result.released
+            else ""
+        )
+        + f"; queue {result.queue_code}: {extra}; "
         f"{'drained' if result.drained else 'not drained'}; "
         f"{result.requests} requests in {result.seconds:.1f}s"
     )
