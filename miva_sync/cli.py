@@ -7,6 +7,7 @@ instant for cron.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -80,6 +81,12 @@ def shared_options(func: F) -> F:
             "-v", "--verbose", count=True, help="Show requests (secrets redacted)."
         ),
         click.option(
+            "--log-format",
+            type=click.Choice(["text", "json"]),
+            help="Messages on stderr as text, or as JSON lines for log shippers "
+            "[env MIVA_SYNC_LOG_FORMAT].",
+        ),
+        click.option(
             "-q", "--quiet", is_flag=True, default=None, help="Only errors on stderr."
         ),
         click.option("--debug", is_flag=True, default=None, help="Show tracebacks."),
@@ -99,18 +106,77 @@ def shared(ctx: click.Context) -> dict[str, Any]:
 
 @contextmanager
 def reporting(ctx: click.Context) -> Iterator[None]:
-    """Set up logging for -v before a command runs the library."""
-    opts = shared(ctx)
-    if opts.get("verbose"):
-        import logging
+    """Route the library's log records to stderr (-v, -vv, --log-format) for a command."""
+    import logging
 
-        logging.basicConfig(
-            level=logging.DEBUG if opts["verbose"] > 1 else logging.INFO,
-            format="miva-sync: %(message)s",
-            stream=sys.stderr,
-        )
-        logging.getLogger("urllib3").setLevel(logging.WARNING)
-    yield
+    opts = shared(ctx)
+    fmt = log_format(opts)
+    if fmt == "json":
+        from miva_sync import ui
+
+        ui.set_log_format(fmt)
+    logger = logging.getLogger("miva_sync")
+    for handler in list(logger.handlers):
+        if isinstance(handler, _StderrHandler):
+            logger.removeHandler(handler)
+    verbose = opts.get("verbose", 0)
+    level = (
+        logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
+    )
+    if opts.get("quiet"):
+        level = logging.ERROR
+    logger.addHandler(_StderrHandler(json_lines=fmt == "json"))
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        if fmt == "json":
+            from miva_sync import ui
+
+            ui.set_log_format("text")  # the process may run another command
+
+
+def log_format(opts: dict[str, Any]) -> str:
+    return str(
+        opts.get("log_format") or os.environ.get("MIVA_SYNC_LOG_FORMAT") or "text"
+    )
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever sys.stderr is at the time (CliRunner swaps it per run)."""
+
+    def __init__(self, *, json_lines: bool) -> None:
+        super().__init__()
+        self.json_lines = json_lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            if self.json_lines:
+                line = _json_log_line(
+                    record.levelname.lower(), message, logger=record.name
+                )
+            else:
+                warn = "warning: " if record.levelno >= logging.WARNING else ""
+                line = f"miva-sync: {warn}{message}"
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001 - logging must never break a run
+            self.handleError(record)
+
+
+def _json_log_line(level: str, message: str, **fields: Any) -> str:
+    import json
+    import time
+
+    record = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "level": level,
+        "logger": "miva_sync",
+        "message": message,
+    }
+    record.update(fields)
+    return json.dumps(record, ensure_ascii=False)
 
 
 def settings_from(ctx: click.Context) -> Any:
@@ -124,9 +190,10 @@ class MivaSyncGroup(click.Group):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         kwargs["standalone_mode"] = False
-        debug = os.environ.get("MIVA_SYNC_DEBUG") == "1" or "--debug" in (
-            (args[0] if args else kwargs.get("args")) or sys.argv
-        )
+        argv = list((args[0] if args else kwargs.get("args")) or sys.argv[1:])
+        debug = os.environ.get("MIVA_SYNC_DEBUG") == "1" or "--debug" in argv
+        global _json_errors
+        _json_errors = _wants_json(argv)
         try:
             result = super().main(*args, **kwargs)
         except click.exceptions.Exit as exc:
@@ -167,30 +234,469 @@ def cli() -> None:
 
     Data goes to stdout (JSON lines); messages go to stderr. Exit codes:
     0 ok, 2 usage, 3 config, 4 auth, 5 API refused, 6 store unreachable,
-    7 locked, 8 output failed, 9 incomplete, 130 interrupted.
+    7 locked, 8 output failed, 9 incomplete or stale, 130 interrupted.
+
+    Example:
+
+        miva-sync config init && miva-sync check && miva-sync pull --since 7d
+
+    Shell completion: eval "$(_MIVA_SYNC_COMPLETE=bash_source miva-sync)"
     """
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object on stdout.")
+@click.option(
+    "--queue",
+    "queue_code",
+    metavar="CODE",
+    help="Also check this workflow queue (default: the profile's queue).",
+)
+@click.option(
+    "--require",
+    type=click.Choice(["updated", "queue"]),
+    multiple=True,
+    help="Fail (exit 5) unless dt_updated is searchable / the queue works.",
+)
 @shared_options
 @click.pass_context
-def check(ctx: click.Context) -> None:
-    """Check the connection: settings, authentication and one small query.
+def check(
+    ctx: click.Context, as_json: bool, queue_code: str | None, require: tuple[str, ...]
+) -> None:
+    """Diagnose the connection to a store, one row per check, on stderr.
 
-    Example:
+    Fatal rows: settings (exit 3), reachability and TLS (6), authentication
+    (4), clock skew against the store's Date header (4, over 60 s). Rows for
+    whether dt_updated is searchable and whether the queue functions are
+    granted are informational unless --require names them (exit 5). Ends
+    with a suggested pull mode. Every request reads one order at most;
+    nothing is acknowledged.
 
-        miva-sync check --url https://shop.example.com/mm5/json.mvc
+    Examples:
+
+        miva-sync check
+
+        miva-sync --profile shop check --queue new_updated_orders --require queue
+
+        miva-sync check --json | jq .suggested_mode
     """
-    from miva_sync.client import MivaClient
-    from miva_sync.query import ListQuery
+    import json
+
+    from miva_sync.doctor import run_checks
 
     with reporting(ctx):
         settings = settings_from(ctx)
-        settings.require_connection()
-        with MivaClient.from_settings(settings) as client:
-            page = client.list_orders(ListQuery(count=1))
+        queue = queue_code or settings.defaults.get("queue")
+        report = run_checks(settings, queue=queue, require=require)
+        if as_json:
+            click.echo(json.dumps(report.to_json(), indent=2))
+        elif not shared(ctx).get("quiet"):
+            from miva_sync import ui
+
+            ui.print_check(report.rows)
+        error = report.error()
+        if error is not None:
+            raise error
+    if not as_json and not shared(ctx).get("quiet"):
+        click.echo(
+            f"miva-sync: ok: {settings.url} answered; the store holds "
+            f"{report.total_count} orders; suggested mode: {report.suggested_mode}",
+            err=True,
+        )
+
+
+@cli.group()
+def config() -> None:
+    """Profiles in the config file: init, show, path.
+
+    A profile holds a store's connection settings and pull defaults in
+    config.toml (mode 0600) in the config folder, or in $MIVA_SYNC_HOME.
+    A secret may be a reference, api_token = "env:SHOP_TOKEN", read from the
+    environment at run time. Flags win over the environment, which wins
+    over the profile.
+
+    Example:
+
+        miva-sync config init --profile shop && miva-sync config show
+    """
+
+
+@config.command("init")
+@click.option("--output", "-o", "output", help="Default -o for pull and listen.")
+@click.option("--overlap", help="Default number-mode overlap (30, or a span like 45m).")
+@click.option("--lookback", help="Default date/updated lookback (a span like 15m).")
+@click.option("--page-size", type=click.IntRange(1, 1000), help="Default page size.")
+@click.option("--queue", "queue", metavar="CODE", help="The store's workflow queue.")
+@click.option("--columns", help="Default on-demand columns.")
+@click.option(
+    "--webhook-secret",
+    help="Secret path segment for listen (or env:NAME).",
+)
+@click.option("--force", is_flag=True, help="Replace an existing profile.")
+@click.option(
+    "--default/--no-default",
+    "make_default",
+    default=None,
+    help="Make it the default profile (default: when there is none yet).",
+)
+@shared_options
+@click.pass_context
+def config_init(ctx: click.Context, /, **options: Any) -> None:
+    """Write a profile to the config file, prompting for what flags do not give.
+
+    Secrets are prompted without echo. In scripts, give every value as a
+    flag; a value "env:NAME" is saved as a reference to that environment
+    variable, so the file holds no secret (and ps shows none).
+
+    Examples:
+
+        miva-sync config init --profile shop
+
+        miva-sync config init --profile shop --url https://shop.example.com/mm5/json.mvc \\
+            --store-code PS --api-token env:SHOP_TOKEN --signing-key env:SHOP_KEY \\
+            -o sqlite:///shop.db
+    """
+    from miva_sync.config import home_from
+    from miva_sync.profiles import check_profile_name, save_profile
+
+    with reporting(ctx):
+        opts = shared(ctx)
+        name = check_profile_name(opts.get("profile") or "default")
+        values: dict[str, Any] = {
+            "url": opts.get("url"),
+            "store_code": opts.get("store_code"),
+            "api_token": opts.get("api_token"),
+            "signing_key": opts.get("signing_key"),
+        }
+        try:
+            if values["url"] is None:
+                values["url"] = click.prompt(
+                    "Store JSON URL (e.g. https://shop.example.com/mm5/json.mvc)",
+                    err=True,
+                )
+            if values["store_code"] is None:
+                values["store_code"] = click.prompt("Store code", err=True)
+            if values["api_token"] is None:
+                values["api_token"] = click.prompt(
+                    "API token (or env:NAME)", hide_input=True, err=True
+                )
+            if values["signing_key"] is None:
+                values["signing_key"] = click.prompt(
+                    "Signing key (empty for token-only auth; or env:NAME)",
+                    default="",
+                    show_default=False,
+                    hide_input=True,
+                    err=True,
+                )
+        except click.Abort:
+            missing = [
+                f"--{k.replace('_', '-')}" for k, v in values.items() if v is None
+            ]
+            raise click.UsageError(
+                f"no terminal to prompt on: pass {', '.join(missing)}"
+            ) from None
+        for key in ("digest", "timeout", "retry_budget", "max_rps", "state_file"):
+            if opts.get(key) is not None:
+                values[key] = opts[key]
+        values.update(
+            {
+                k: options[k]
+                for k in (
+                    "output",
+                    "overlap",
+                    "lookback",
+                    "page_size",
+                    "queue",
+                    "columns",
+                    "webhook_secret",
+                )
+            }
+        )
+        path = save_profile(
+            home_from(),
+            name,
+            values,
+            force=options["force"],
+            make_default=options["make_default"],
+        )
     click.echo(
-        f"ok: {settings.url} answered; the store holds {page.total_count} orders",
+        f"miva-sync: saved profile {name!r} in {path} (mode 0600); next: "
+        f"miva-sync --profile {name} check",
+        err=True,
+    )
+
+
+@config.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+@shared_options
+@click.pass_context
+def config_show(ctx: click.Context, as_json: bool) -> None:
+    """Show the effective settings and where each comes from (secrets masked).
+
+    Secrets show their first characters only, or the env:NAME reference
+    they come from. Flags and the environment are applied, so this is
+    exactly what a pull would use.
+
+    Examples:
+
+        miva-sync config show
+
+        miva-sync --profile shop config show --json | jq .settings.url
+    """
+    import json
+
+    from miva_sync.profiles import describe
+
+    with reporting(ctx):
+        data = describe(settings_from(ctx))
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"{'profile':<15}{data['profile'] or '-'}")
+    click.echo(f"{'config file':<15}{data['config_file']}")
+    click.echo(f"{'state file':<15}{data['state_file']}")
+    click.echo(f"{'store key':<15}{data['store_key'] or '-'}")
+    for name, item in data["settings"].items():
+        value = "-" if item["value"] is None else item["value"]
+        click.echo(f"{name:<15}{value!s:<44} {item['source']}")
+    for name, value in data["defaults"].items():
+        click.echo(f"{'default ' + name:<15}{value!s:<44} profile")
+
+
+@config.command("path")
+@click.option("--state", is_flag=True, help="Print the state file's path instead.")
+@shared_options
+@click.pass_context
+def config_path_cmd(ctx: click.Context, state: bool) -> None:
+    """Print the config file's path (or the state file's) on stdout.
+
+    Example:
+
+        $EDITOR "$(miva-sync config path)"
+    """
+    from miva_sync.config import config_path, home_from
+
+    if state:
+        with reporting(ctx):
+            click.echo(settings_from(ctx).state_path())
+        return
+    click.echo(config_path(home_from()))
+
+
+def _state_ref(ctx: click.Context, use_sandbox: bool, output: str | None) -> Any:
+    from miva_sync.state_view import store_ref
+
+    settings = settings_from(ctx)
+    if output is None and not use_sandbox:
+        output = settings.defaults.get("output")
+    return store_ref(settings, sandbox=use_sandbox, output=output)
+
+
+def state_options(func: F) -> F:
+    """Which store's state: the settings, or --sandbox; and its database target."""
+    func = click.option(
+        "-o",
+        "--output",
+        help="A database target (sqlite:///…, postgresql://…) whose own cursor copy "
+        "to use (default: the profile's output).",
+    )(func)
+    return click.option(
+        "--sandbox",
+        "use_sandbox",
+        is_flag=True,
+        help="The built-in sandbox store's state (pull --sandbox).",
+    )(func)
+
+
+@cli.group()
+def state() -> None:
+    """Look at a store's saved state, rewind it or start it over.
+
+    The store is the one the settings name (--profile, MIVA_URL +
+    MIVA_STORE_CODE) or --sandbox. A database target keeps its own copy of
+    the cursor; name it with -o (or set output in the profile) so these
+    commands read and write that copy too.
+
+    Examples:
+
+        miva-sync state show
+
+        miva-sync state show --max-age 2h || echo "the cron pull stopped working"
+    """
+
+
+@state.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object on stdout.")
+@click.option(
+    "--max-age",
+    type=None,
+    metavar="SPAN",
+    help="Exit 9 when the last successful run is older than SPAN (2h, 1d).",
+)
+@state_options
+@shared_options
+@click.pass_context
+def state_show(
+    ctx: click.Context,
+    as_json: bool,
+    max_age: str | None,
+    use_sandbox: bool,
+    output: str | None,
+) -> None:
+    """Show the active mode, cursors, held orders and the last run.
+
+    Cursors show as ISO time and raw value (order numbers for number mode).
+    With --max-age, exit 9 when the last successful run finished longer ago:
+    the alarm for a cron job that silently stopped working.
+
+    Examples:
+
+        miva-sync state show
+
+        miva-sync state show --sandbox -o sqlite:///orders.db
+
+        miva-sync state show --json | jq .watermark_iso
+
+        miva-sync --profile shop state show --max-age 2h >/dev/null || alert
+    """
+    import json
+    import time
+
+    from miva_sync.state_view import check_age, load, no_state, render, view
+    from miva_sync.timespec import parse_span
+
+    try:
+        age = parse_span(max_age) if max_age is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--max-age'") from None
+    with reporting(ctx):
+        ref = _state_ref(ctx, use_sandbox, output)
+        record, source = load(ref)
+        if record is None:
+            raise no_state(ref.key)
+        data = view(record, ref.key, source, now=time.time())
+        if as_json:
+            click.echo(json.dumps(data, indent=2))
+        else:
+            for line in render(data):
+                click.echo(line)
+        if age is not None:
+            check_age(data, age)
+
+
+@state.command("reset")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask.")
+@click.option("--wait", is_flag=True, help="Wait for a running pull instead of exit 7.")
+@state_options
+@shared_options
+@click.pass_context
+def state_reset(
+    ctx: click.Context, yes: bool, wait: bool, use_sandbox: bool, output: str | None
+) -> None:
+    """Forget a store's saved state (cursors, dedupe window, held orders).
+
+    Asks first unless --yes. The next pull must name a start again
+    (--since, --from-order or --queue). Takes the store's run lock, so it
+    exits 7 while a pull is running.
+
+    Example:
+
+        miva-sync state reset --sandbox --yes
+    """
+    from miva_sync.state_view import describe_point, reset
+
+    with reporting(ctx):
+        ref = _state_ref(ctx, use_sandbox, output)
+        if not yes:
+            try:
+                agreed = click.confirm(
+                    f"Forget the saved state of {ref.key} in "
+                    f"{ref.settings.state_path()}?",
+                    default=False,
+                    err=True,
+                )
+            except click.Abort:  # end of input: nobody there to answer
+                raise click.UsageError(
+                    "state reset forgets the store's cursor: pass --yes to confirm "
+                    "(no terminal to ask on)"
+                ) from None
+            if not agreed:
+                click.echo("miva-sync: kept the saved state", err=True)
+                return
+        record, note = reset(ref, wait=wait)
+    if record is None:
+        click.echo(f"miva-sync: {ref.key} had no saved state", err=True)
+    else:
+        mode = record.get("mode", "?")
+        cursor = record.get("cursors", {}).get(mode)
+        click.echo(
+            f"miva-sync: forgot {ref.key}: {mode} mode at "
+            f"{describe_point(mode, cursor)}; start again with --since, "
+            "--from-order or --queue",
+            err=True,
+        )
+    if note:
+        click.echo(f"miva-sync: note: {note}", err=True)
+
+
+@state.command("set")
+@click.option("--order", type=click.IntRange(0), help="Number mode: start at order N.")
+@click.option("--since", type=None, metavar="WHEN", help="Date mode: start at WHEN.")
+@click.option("--updated", is_flag=True, help="With --since: updated mode.")
+@click.option(
+    "--forget-seen",
+    is_flag=True,
+    help="Also clear the dedupe window, so unchanged orders are emitted again.",
+)
+@click.option("--wait", is_flag=True, help="Wait for a running pull instead of exit 7.")
+@state_options
+@shared_options
+@click.pass_context
+def state_set(ctx: click.Context, /, **options: Any) -> None:
+    """Move a store's cursor on purpose: the next pull reads from there.
+
+    Makes that mode active and restarts its cursor at the point given, as
+    pull --since/--from-order would, but without pulling (so cron picks it
+    up). Rewinding keeps the dedupe window unless --forget-seen: orders
+    already emitted unchanged are not emitted again. Prints before -> after.
+
+    Examples:
+
+        miva-sync state set --since 2026-11-01T00:00:00Z
+
+        miva-sync state set --since 6h --updated
+
+        miva-sync state set --order 1020 --forget-seen
+    """
+    import time
+
+    from miva_sync.state_view import apply, describe_point, set_cursor
+    from miva_sync.timespec import parse_when
+
+    since = None
+    if options["since"] is not None:
+        try:
+            since = parse_when(options["since"], time.time())
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--since'") from None
+    with reporting(ctx):
+        ref = _state_ref(ctx, options["use_sandbox"], options["output"])
+
+        def change(record: dict[str, Any] | None) -> Any:
+            return set_cursor(
+                record,
+                order=options["order"],
+                since=since,
+                updated=options["updated"],
+                forget_seen=options["forget_seen"],
+            )
+
+        done = apply(ref, change, wait=options["wait"])
+    click.echo(
+        f"miva-sync: {ref.key}: {done.mode} cursor "
+        f"{describe_point(done.mode, done.before)} -> "
+        f"{describe_point(done.mode, done.after)}; the next pull reads from there"
+        + ("; dedupe window cleared" if options["forget_seen"] else ""),
         err=True,
     )
 
@@ -329,6 +835,14 @@ def hold_options(func: F) -> F:
     "--page-size", type=click.IntRange(1, 1000), default=100, show_default=True
 )
 @click.option(
+    "--workers",
+    type=click.IntRange(1, 16),
+    default=1,
+    show_default=True,
+    help="Fetch a first pull or a bounded re-pull (--until/--to-order) in N "
+    "concurrent windows; the cursor moves only over the windows completed in order.",
+)
+@click.option(
     "--columns",
     help="On-demand columns, comma separated ('default' = all useful ones).",
 )
@@ -362,9 +876,22 @@ def hold_options(func: F) -> F:
     is_flag=True,
     help="Pull from a built-in local sandbox store.",
 )
+@click.option(
+    "--all-profiles",
+    is_flag=True,
+    help="Pull every profile in the config file, each in its own process and "
+    "lock; one summary; exit code = the most severe.",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(1, 32),
+    default=3,
+    show_default=True,
+    help="With --all-profiles: how many profiles run at once.",
+)
 @shared_options
 @click.pass_context
-def pull(ctx: click.Context, **options: Any) -> None:
+def pull(ctx: click.Context, /, **options: Any) -> None:
     """Pull orders and write them as JSON lines (stdout by default).
 
     Without --since/--from-order/--queue, resume this store's active mode from
@@ -386,11 +913,180 @@ def pull(ctx: click.Context, **options: Any) -> None:
         miva-sync pull --queue new_updated_orders -o orders.jsonl
 
         miva-sync pull --sandbox --since 30d | jq .id
+
+        miva-sync pull --all-profiles --jobs 4
     """
+    if options.pop("all_profiles"):
+        with reporting(ctx):
+            _pull_all_profiles(ctx, options)
+        return
+    options.pop("jobs")
     from miva_sync.runner import run_pull
 
     with reporting(ctx):
+        if not options["use_sandbox"]:
+            _apply_profile_defaults(ctx, options, settings_from(ctx))
         run_pull(shared(ctx), options)
+
+
+def _from_command_line(ctx: click.Context, name: str) -> bool:
+    return ctx.get_parameter_source(name) in (
+        click.core.ParameterSource.COMMANDLINE,
+        click.core.ParameterSource.PROMPT,
+    )
+
+
+def _apply_profile_defaults(
+    ctx: click.Context, options: dict[str, Any], settings: Any
+) -> None:
+    """A profile's defaults fill in the pull options the command line left out."""
+    from miva_sync.timespec import parse_span
+
+    defaults = settings.defaults
+    if not defaults:
+        return
+    for name in ("output", "page_size"):
+        if name in defaults and not _from_command_line(ctx, name):
+            options[name] = defaults[name]
+    if options["overlap"] is None and "overlap" in defaults:
+        options["overlap"] = defaults["overlap"]
+    if options["lookback"] is None and "lookback" in defaults:
+        options["lookback"] = parse_span(defaults["lookback"])
+    if options["columns"] is None and "columns" in defaults:
+        options["columns"] = defaults["columns"]
+    if "queue" in defaults and _names_no_mode(options):
+        # The profile's queue starts queue mode on the first bare pull; once
+        # state exists, a bare pull resumes whatever mode is active.
+        from miva_sync.state import StateStore
+
+        if StateStore(settings.state_path()).get(settings.store_key) is None:
+            options["queue_code"] = defaults["queue"]
+
+
+def _names_no_mode(options: dict[str, Any]) -> bool:
+    chosen = ("since", "from_order", "queue_code", "until", "to_order", "ids")
+    return not any(options.get(k) for k in chosen) and options.get("ids_from") is None
+
+
+# pull options that --all-profiles cannot pass on to every profile
+_PER_STORE = {
+    "ids": "--ids",
+    "ids_from": "--ids-from",
+    "use_sandbox": "--sandbox",
+}
+_SHARED_PER_STORE = {
+    "url": "--url",
+    "store_code": "--store-code",
+    "api_token": "--api-token",
+    "signing_key": "--signing-key",
+    "profile": "--profile",
+}
+
+
+def _forwarded_args(ctx: click.Context) -> list[str]:
+    """The pull's own options, as given on the command line, for each child."""
+    opts = shared(ctx)
+    clash = [flag for key, flag in _SHARED_PER_STORE.items() if opts.get(key)]
+    clash += [
+        flag
+        for key, flag in _PER_STORE.items()
+        if _from_command_line(ctx, key) and ctx.params.get(key)
+    ]
+    if clash:
+        raise click.UsageError(
+            f"--all-profiles takes each store's settings from its profile; "
+            f"drop {', '.join(clash)}"
+        )
+    args: list[str] = []
+    for key in (
+        "digest",
+        "state_file",
+        "timeout",
+        "retry_budget",
+        "max_rps",
+        "log_format",
+    ):
+        if opts.get(key) is not None:
+            args.append(f"--{key.replace('_', '-')}={opts[key]}")
+    args += ["-v"] * int(opts.get("verbose") or 0)
+    args += ["-q"] if opts.get("quiet") else []
+    args += ["--debug"] if opts.get("debug") else []
+    args.append("pull")
+    for param in ctx.command.params:
+        name = param.name or ""
+        if (
+            not isinstance(param, click.Option)
+            or not param.expose_value
+            or name in ("all_profiles", "jobs")
+            or not _from_command_line(ctx, name)
+        ):
+            continue
+        value = ctx.params.get(name)
+        flag = max(param.opts, key=len)
+        if param.is_flag and param.secondary_opts:
+            args.append(flag if value else max(param.secondary_opts, key=len))
+        elif param.is_flag:
+            if value:
+                args.append(flag)
+        elif value is not None:
+            # Span options arrive as seconds: pass them on as such ("900s")
+            text = f"{value}s" if isinstance(param.type, Span) else str(value)
+            args.append(f"{flag}={text}")
+    return args
+
+
+def _pull_all_profiles(ctx: click.Context, options: dict[str, Any]) -> None:
+    from miva_sync import multi, ui
+    from miva_sync.config import load_settings, profile_names
+    from miva_sync.errors import ConfigError
+
+    home = settings_from(ctx).home
+    names = profile_names(home)
+    if not names:
+        raise ConfigError(
+            "--all-profiles: the config file has no profiles; add one with "
+            "'miva-sync config init --profile NAME'"
+        )
+    child_args = _forwarded_args(ctx)
+    if _from_command_line(ctx, "output"):
+        to_stdout = names if options["output"] == "-" else []
+    else:
+        to_stdout = []
+        for name in names:
+            try:
+                output = load_settings({"profile": name}).defaults.get("output", "-")
+            except ConfigError:
+                continue  # that profile's own run reports it (exit 3)
+            if output == "-":
+                to_stdout.append(name)
+    if len(to_stdout) > 1:
+        raise click.UsageError(
+            f"profiles {', '.join(to_stdout)} would all write to stdout, interleaved: "
+            "set output in each profile (miva-sync config init --force -o …) or "
+            "pass -o with a database target"
+        )
+    quiet = bool(shared(ctx).get("quiet"))
+
+    def done(result: Any) -> None:
+        # each child's messages, whole and labelled, as it finishes
+        for line in result.stderr.splitlines():
+            sys.stderr.write(f"[{result.profile}] {line}\n")
+        sys.stderr.flush()
+
+    results = multi.run_profiles(names, child_args, jobs=options["jobs"], on_done=done)
+    if not quiet:
+        ui.print_table(
+            f"miva-sync pull --all-profiles: {len(results)} profiles",
+            ["profile", "exit", "result", "last message"],
+            [
+                [r.profile, str(r.exit_code), r.meaning, _clip(r.last_line, 160)]
+                for r in results
+            ],
+            styles=[None if r.exit_code == 0 else "red" for r in results],
+        )
+    error = multi.summary_error(results)
+    if error is not None:
+        raise error
 
 
 @cli.command()
@@ -403,8 +1099,8 @@ def pull(ctx: click.Context, **options: Any) -> None:
 @click.option(
     "-o",
     "--output",
-    required=True,
-    help="FILE.jsonl, DIR/, sqlite:///PATH or postgresql://… (- for stdout).",
+    help="FILE.jsonl, DIR/, sqlite:///PATH or postgresql://… (- for stdout); "
+    "required unless the profile sets output.",
 )
 @click.option(
     "--verify-with-api",
@@ -421,7 +1117,7 @@ def pull(ctx: click.Context, **options: Any) -> None:
 @hold_options
 @shared_options
 @click.pass_context
-def listen(ctx: click.Context, **options: Any) -> None:
+def listen(ctx: click.Context, /, **options: Any) -> None:
     """Receive Miva order webhooks at /webhook/SECRET into an output.
 
     A 2xx is answered only after the order is durably written; repeats and
@@ -436,6 +1132,12 @@ def listen(ctx: click.Context, **options: Any) -> None:
     from miva_sync.webhook import run_listen
 
     with reporting(ctx):
+        if options["output"] is None:
+            options["output"] = settings_from(ctx).defaults.get("output")
+        if options["output"] is None:
+            raise click.UsageError(
+                "Missing option '-o' / '--output' (or set output in the profile)"
+            )
         run_listen(shared(ctx), options)
 
 
@@ -483,13 +1185,108 @@ def sandbox(**options: Any) -> None:
         raise click.UsageError(str(exc)) from None
 
 
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@cli.command()
+@click.option(
+    "--since", type=When(), help="Date mode: orders placed since WHEN (2h, 7d, ISO)."
+)
+@click.option("--until", type=When(), help="Upper time bound (default: now).")
+@click.option(
+    "--updated",
+    is_flag=True,
+    help="Range by dt_updated, and count an older version in the target as incomplete.",
+)
+@click.option(
+    "--from-order", type=click.IntRange(0), help="Number mode: orders with id >= N."
+)
+@click.option("--to-order", type=click.IntRange(0), help="Upper id bound.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    help="The target to check: FILE.jsonl, DIR/, sqlite:///PATH or postgresql://…",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the report as JSON on stdout (missing, stale, extra: id lists).",
+)
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Re-pull the missing and stale orders into the target (takes the run lock).",
+)
+@click.option(
+    "--columns", help="With --repair: on-demand columns to re-pull (default as pull)."
+)
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="With --repair: wait for another run of this store instead of exiting 7.",
+)
+@click.option(
+    "--sandbox", "use_sandbox", is_flag=True, help="Check against the built-in sandbox."
+)
+@shared_options
+@click.pass_context
+def verify(ctx: click.Context, /, **options: Any) -> None:
+    """Prove an output holds every order of a range; --repair fills the gaps.
+
+    Lists the store's orders in the range (base columns, 1000 a page) and
+    compares them id by id with what the target holds: missing orders, stale
+    versions (an older dt_updated) and extra orders the store no longer has.
+    Exit 0 when the target is complete, 9 when it is not. In date and number
+    modes a stale version is reported apart (those modes do not re-pull
+    updates); with --updated it counts as incomplete.
+
+    Examples:
+
+        miva-sync verify --since 7d -o sqlite:///orders.db
+
+        miva-sync verify --since 2026-11-01 --updated -o orders.jsonl --json
+
+        miva-sync verify --from-order 1020 -o orders/ --repair
+    """
+    from miva_sync.verify import run_verify
+
+    with reporting(ctx):
+        report = run_verify(shared(ctx), options)
+    if options["as_json"]:
+        import json
+
+        click.echo(json.dumps(report.as_json()))
+    report.raise_if_incomplete()
+
+
 def main() -> None:
     """Console entry point."""
     cli.main(prog_name="miva-sync")
 
 
+# --log-format json: the final error line is a JSON line too (set per run)
+_json_errors = False
+
+
+def _wants_json(argv: list[str]) -> bool:
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        if arg == "--log-format=json" or (
+            arg == "--log-format" and argv[i + 1 : i + 2] == ["json"]
+        ):
+            return True
+    return os.environ.get("MIVA_SYNC_LOG_FORMAT") == "json"
+
+
 def _fail(message: str, code: int) -> None:
-    click.echo(f"miva-sync: error: {message}", err=True)
+    if _json_errors:
+        click.echo(_json_log_line("error", message, exit_code=code), err=True)
+    else:
+        click.echo(f"miva-sync: error: {message}", err=True)
     sys.exit(code)
 
 

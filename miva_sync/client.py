@@ -13,7 +13,6 @@ import email.utils
 import hashlib
 import hmac
 import html
-import json
 import logging
 import random
 import re
@@ -25,7 +24,7 @@ from typing import Any
 
 import requests
 
-from miva_sync import __version__
+from miva_sync import __version__, jsonio
 from miva_sync.config import Settings, decode_signing_key
 from miva_sync.errors import AckError, ApiError, AuthError, ConfigError, TransientError
 from miva_sync.query import ListQuery, chunked
@@ -65,10 +64,12 @@ def authorization(token: str, body: bytes, key: bytes | None, digest: str) -> st
 
 
 def encode_body(payload: dict[str, Any]) -> bytes:
-    """Compact UTF-8 JSON: the bytes that are both signed and sent."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode(
-        "utf-8"
-    )
+    """Compact UTF-8 JSON: the bytes that are both signed and sent.
+
+    The same bytes as ``json.dumps(payload, separators=(",", ":"),
+    ensure_ascii=False)`` for every body we build (strings, ints, lists).
+    """
+    return jsonio.dumps(payload)
 
 
 class MivaClient:
@@ -120,6 +121,10 @@ class MivaClient:
             }
         )
         self.requests_sent = 0
+        # The last answer's Date header and this machine's clock when it came,
+        # for `miva-sync check` to measure clock skew (timestamps are signed).
+        self.last_response_date: str | None = None
+        self.last_response_at: float | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> MivaClient:
@@ -253,6 +258,8 @@ class MivaClient:
                 f"connection to the store failed ({_transport_reason(exc)}; {what})"
             ) from None
         elapsed_ms = (self._monotonic() - started) * 1000
+        self.last_response_date = response.headers.get("Date")
+        self.last_response_at = self._clock()
         log.info(
             "POST %s %s -> HTTP %s in %.0f ms (attempt %d)",
             self.url,
@@ -391,8 +398,10 @@ def _clip(text: str) -> str:
 
 
 def _json_object(content: bytes) -> dict[str, Any] | None:
+    # The one parse of a page: the orders in it are these dicts from here to the
+    # output (a parse is most of a client's CPU cost; jsonio uses orjson)
     try:
-        value = json.loads(content)
+        value = jsonio.loads(content)
     except (ValueError, UnicodeDecodeError):
         return None
     return value if isinstance(value, dict) else None

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
+import re
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,8 +45,20 @@ ENV_VARS = {
     "max_rps": "MIVA_SYNC_MAX_RPS",
     "webhook_secret": "MIVA_SYNC_WEBHOOK_SECRET",
 }
+# Pull/listen defaults a profile may hold; a flag on the command line wins.
+DEFAULT_KEYS = frozenset(
+    {"output", "overlap", "lookback", "page_size", "queue", "columns"}
+)
 # keys a profile in the config file may set
-PROFILE_KEYS = frozenset(ENV_VARS) - {"profile"}
+PROFILE_KEYS = (frozenset(ENV_VARS) - {"profile"}) | DEFAULT_KEYS
+# settings that may be written as a reference, ``"env:NAME"``, instead of a literal
+SECRET_KEYS = ("api_token", "signing_key", "webhook_secret")
+ENV_REF_PREFIX = "env:"
+_ENV_REF = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
+PROFILE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+log = logging.getLogger("miva_sync.config")
+_warned: set[tuple[str, int, int]] = set()
 
 
 @dataclass(frozen=True)
@@ -63,6 +78,12 @@ class Settings:
     retry_budget: float = DEFAULT_RETRY_BUDGET
     max_rps: float | None = None
     webhook_secret: str | None = field(default=None, repr=False)
+    # the profile's pull/listen defaults (DEFAULT_KEYS), already validated
+    defaults: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    # where each setting came from: "flag", "env MIVA_URL", "profile shop", ...
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+    # secrets the profile gives as "env:NAME" references (shown instead of values)
+    refs: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -92,8 +113,8 @@ class Settings:
         if missing:
             raise ConfigError(
                 f"missing {', '.join(missing)}: set them in the environment, pass "
-                "--url/--store-code/--api-token, or use a --profile "
-                "(or try --sandbox)"
+                "--url/--store-code/--api-token, or save a profile with "
+                "'miva-sync config init' (or try --sandbox)"
             )
 
     def state_path(self) -> Path:
@@ -109,6 +130,16 @@ def config_dir(home: Path | None) -> Path:
     import platformdirs
 
     return platformdirs.user_config_path(APP_NAME)
+
+
+def config_path(home: Path | None) -> Path:
+    """The config file: ``config.toml`` in the config folder."""
+    return config_dir(home) / CONFIG_FILE_NAME
+
+
+def home_from(env: Mapping[str, str] | None = None) -> Path | None:
+    """``MIVA_SYNC_HOME`` (one folder for config and state), if set."""
+    return _home(os.environ if env is None else env)
 
 
 def state_dir(home: Path | None) -> Path:
@@ -158,13 +189,95 @@ def load_settings(
         return value if value not in (None, "") else None
 
     profile = flags.get("profile") or from_env("profile")
-    values: dict[str, Any] = dict(_load_profile(home, profile))
-    for name in PROFILE_KEYS:
-        env_value = from_env(name)
+    name, section = _load_profile(home, profile)
+    values: dict[str, Any] = {k: v for k, v in section.items() if k not in DEFAULT_KEYS}
+    sources = {k: f"profile {name}" for k in values}
+    for key in PROFILE_KEYS - DEFAULT_KEYS:
+        env_value = from_env(key)
         if env_value is not None:
-            values[name] = env_value
-    values.update({k: v for k, v in flags.items() if k in PROFILE_KEYS})
-    return _build(values, profile=profile, home=home)
+            values[key] = env_value
+            sources[key] = f"env {ENV_VARS[key]}"
+    for key, value in flags.items():
+        if key in PROFILE_KEYS - DEFAULT_KEYS:
+            values[key] = value
+            sources[key] = "flag"
+    # Only a reference that is actually used must resolve: an environment
+    # variable or flag that overrides the profile's secret makes it moot.
+    refs: dict[str, str] = {}
+    for key in SECRET_KEYS:
+        if sources.get(key, "").startswith("profile ") and _is_ref(values.get(key)):
+            refs[key] = str(values[key])
+            values[key] = resolve_ref(str(values[key]), env, key=key, profile=name)
+    defaults = validate_defaults(
+        {k: v for k, v in section.items() if k in DEFAULT_KEYS},
+        where=f"profile {name!r}",
+    )
+    if profile is None and name:
+        sources["profile"] = "default_profile"
+    elif profile is not None:
+        sources["profile"] = "flag" if flags.get("profile") else "env MIVA_SYNC_PROFILE"
+    return _build(
+        values,
+        profile=name,
+        home=home,
+        extra={"defaults": defaults, "sources": sources, "refs": refs},
+    )
+
+
+def _is_ref(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(ENV_REF_PREFIX)
+
+
+def resolve_ref(
+    ref: str, env: Mapping[str, str], *, key: str, profile: str | None
+) -> str:
+    """``env:NAME`` -> the value of $NAME; a missing one is a ConfigError naming it."""
+    match = _ENV_REF.match(ref)
+    where = f"profile {profile!r}: {key}" if profile else key
+    if not match:
+        raise ConfigError(
+            f"{where}: {ref!r} is not a valid reference; write env:NAME, "
+            "e.g. env:SHOP_API_TOKEN"
+        )
+    value = env.get(match.group(1))
+    if not value:
+        raise ConfigError(
+            f"{where} refers to the environment variable {match.group(1)}, which is "
+            "not set: export it (e.g. in the cron line or the systemd unit's "
+            "EnvironmentFile) or write the value into the profile"
+        )
+    return value
+
+
+def validate_defaults(values: Mapping[str, Any], *, where: str) -> dict[str, Any]:
+    """Check a profile's pull/listen defaults; return them normalised."""
+    from miva_sync.timespec import parse_span
+
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key == "page_size":
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ConfigError(f"{where}: page_size must be an integer 1..1000")
+            if not 1 <= value <= 1000:
+                raise ConfigError(
+                    f"{where}: page_size must be 1..1000 (never 0, which Miva reads "
+                    f"as 'everything'), not {value}"
+                )
+            out[key] = value
+            continue
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            raise ConfigError(f"{where}: {key} must be a string")
+        text = str(value).strip()
+        try:
+            # an overlap is a count of ids (30) or a span (45m); a lookback a span
+            if key == "lookback" or (key == "overlap" and not text.isdigit()):
+                parse_span(text)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {key}: {exc}") from None
+        if not text:
+            raise ConfigError(f"{where}: {key} is empty")
+        out[key] = text
+    return out
 
 
 def _home(env: Mapping[str, str]) -> Path | None:
@@ -172,38 +285,97 @@ def _home(env: Mapping[str, str]) -> Path | None:
     return Path(home).expanduser() if home else None
 
 
-def _load_profile(home: Path | None, profile: str | None) -> dict[str, Any]:
-    path = config_dir(home) / CONFIG_FILE_NAME
-    if not path.exists():
-        if profile:
-            raise ConfigError(
-                f"profile {profile!r} not found: no config file at {path}"
-            )
-        return {}
+def read_config(home: Path | None) -> dict[str, Any] | None:
+    """The whole config document, or None when there is no config file."""
+    path = config_path(home)
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
         raise ConfigError(f"cannot read config file {path}: {reason}") from None
+    _warn_if_exposed(path)
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"cannot read config file {path}: {str(exc).splitlines()[0]}"
+        ) from None
     profiles = document.get("profiles", {})
-    if not isinstance(profiles, dict):
-        raise ConfigError(f"{path}: [profiles] must be a table")
+    if not isinstance(profiles, dict) or not all(
+        isinstance(section, dict) for section in profiles.values()
+    ):
+        raise ConfigError(
+            f"{path}: [profiles] must be a table of [profiles.NAME] tables"
+        )
+    return document
+
+
+def profile_names(home: Path | None) -> list[str]:
+    """Every profile in the config file, sorted."""
+    document = read_config(home) or {}
+    return sorted(document.get("profiles", {}))
+
+
+def _warn_if_exposed(path: Path) -> None:
+    # The file may hold API tokens: say so when others can read it (llm/ssh do
+    # the same). Once per file version, as a command may load settings twice.
+    try:
+        info = path.stat()
+    except OSError:
+        return
+    mode = stat.S_IMODE(info.st_mode)
+    key = (str(path), mode, info.st_mtime_ns)
+    if mode & 0o077 and key not in _warned:
+        _warned.add(key)
+        log.warning(
+            "config file %s is readable by others (mode %04o) and may hold "
+            "secrets: run 'chmod 600 %s'",
+            path,
+            mode,
+            path,
+        )
+
+
+def _load_profile(
+    home: Path | None, profile: str | None
+) -> tuple[str | None, dict[str, Any]]:
+    path = config_path(home)
+    document = read_config(home)
+    if document is None:
+        if profile:
+            raise ConfigError(
+                f"profile {profile!r} not found: no config file at {path}; "
+                f"create it with 'miva-sync config init --profile {profile}'"
+            )
+        return None, {}
+    profiles = document.get("profiles", {})
     name = profile or document.get("default_profile")
     if not name:
-        return {}
+        return None, {}
     section = profiles.get(name)
     if not isinstance(section, dict):
-        raise ConfigError(f"profile {name!r} not found in {path}")
+        known = ", ".join(sorted(profiles)) or "none"
+        raise ConfigError(
+            f"profile {name!r} not found in {path} (profiles: {known}); "
+            f"add it with 'miva-sync config init --profile {name}'"
+        )
     unknown = sorted(set(section) - PROFILE_KEYS)
     if unknown:
         raise ConfigError(
-            f"{path}: profile {name!r} has unknown keys: {', '.join(unknown)}"
+            f"{path}: profile {name!r} has unknown keys: {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(PROFILE_KEYS))})"
         )
-    return section
+    return str(name), section
 
 
 def _build(
-    values: dict[str, Any], *, profile: str | None, home: Path | None
+    values: dict[str, Any],
+    *,
+    profile: str | None,
+    home: Path | None,
+    extra: dict[str, Any] | None = None,
 ) -> Settings:
     url = _text(values.get("url"))
     if url:
@@ -239,6 +411,7 @@ def _build(
         ),
         max_rps=_number(values.get("max_rps"), "max-rps", None, minimum=0.001),
         webhook_secret=_text(values.get("webhook_secret")),
+        **(extra or {}),
     )
 
 

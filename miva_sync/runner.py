@@ -190,6 +190,9 @@ def run_pull(shared: dict[str, Any], options: dict[str, Any]) -> None:
                     emit_unchanged=pull_options.emit_unchanged,
                     require_payment=options.get("require_payment", False),
                     hold_for=options.get("hold_for") or DEFAULT_HOLD_FOR,
+                    # --workers: each worker thread gets its own client (session)
+                    workers=options.get("workers") or 1,
+                    make_client=lambda: MivaClient.from_settings(settings),
                 )
                 with reporter:
                     result = run.run()

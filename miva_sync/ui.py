@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+import time
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
@@ -15,16 +19,52 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.table import Table
 from rich.text import Text
+
+# "text" or "json" (--log-format): JSON lines on stderr are for log shippers.
+_log_format = "text"
+
+
+def set_log_format(fmt: str) -> None:
+    global _log_format
+    _log_format = fmt
+
+
+def json_logs() -> bool:
+    return _log_format == "json"
+
+
+def json_line(level: str, message: str, **fields: Any) -> str:
+    """One JSON log line: time (UTC ISO), level, logger, message, extra fields."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    record = {"time": stamp, "level": level, "logger": "miva_sync", "message": message}
+    record.update(fields)
+    return json.dumps(record, ensure_ascii=False)
+
+
+def stderr_console() -> Console:
+    """The stderr console. NO_COLOR (https://no-color.org) turns off every
+    escape sequence, not just colours, so logs and mails stay plain text."""
+    plain = bool(os.environ.get("NO_COLOR"))
+    return Console(
+        stderr=True,
+        highlight=False,
+        soft_wrap=True,
+        color_system=None if plain else "auto",
+        no_color=plain or None,
+    )
 
 
 class ConsoleReporter:
     """Progress bar (only on a terminal) and messages, all on stderr."""
 
     def __init__(self, *, quiet: bool = False, progress: bool | None = None) -> None:
-        self.console = Console(stderr=True, highlight=False, soft_wrap=True)
+        self.console = stderr_console()
         self.quiet = quiet
         show = sys.stderr.isatty() if progress is None else progress
+        if json_logs():
+            show = False  # a progress bar is not a log line
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         if show and not quiet:
@@ -65,13 +105,77 @@ class ConsoleReporter:
         )
 
     def info(self, message: str) -> None:
-        if not self.quiet:
-            self.console.print(Text(f"miva-sync: {message}"))
+        if self.quiet:
+            return
+        if json_logs():
+            _write_json("info", message)
+            return
+        self.console.print(Text(f"miva-sync: {message}"))
 
     def warn(self, message: str) -> None:
+        if json_logs():
+            _write_json("warning", message)
+            return
         self.console.print(Text(f"miva-sync: warning: {message}", style="yellow"))
 
     def table(self, rows: dict[str, Any]) -> None:
+        if json_logs():
+            _write_json("info", "summary", **{k: str(v) for k, v in rows.items()})
+            return
         width = max(len(k) for k in rows)
         for key, value in rows.items():
             self.console.print(Text(f"{key.rjust(width)}  {value}"))
+
+
+def _write_json(level: str, message: str, **fields: Any) -> None:
+    sys.stderr.write(json_line(level, message, **fields) + "\n")
+    sys.stderr.flush()
+
+
+_STATUS_STYLE = {
+    "ok": ("ok", "green"),
+    "warn": ("warn", "yellow"),
+    "fail": ("FAIL", "bold red"),
+    "info": ("info", "cyan"),
+    "skip": ("-", "dim"),
+}
+
+
+def print_table(
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    styles: Sequence[str | None] | None = None,
+) -> None:
+    """A table on stderr (a JSON line per row with --log-format json)."""
+    if json_logs():
+        for row in rows:
+            _write_json("info", title, **dict(zip(columns, row, strict=False)))
+        return
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for i, row in enumerate(rows):
+        table.add_row(*row, style=styles[i] if styles else None)
+    stderr_console().print(table)
+
+
+def print_check(rows: Sequence[Any]) -> None:
+    """The doctor's rows (``doctor.Row``) as a table on stderr."""
+    if json_logs():
+        for row in rows:
+            _write_json(
+                "error" if row.status == "fail" else "info",
+                f"check {row.name}: {row.status}",
+                detail=row.detail,
+            )
+        return
+    table = Table(show_edge=False, pad_edge=False, show_header=True)
+    table.add_column("check")
+    table.add_column("result")
+    table.add_column("detail", overflow="fold")
+    for row in rows:
+        label, style = _STATUS_STYLE.get(row.status, (row.status, ""))
+        table.add_row(row.name, Text(label, style=style), row.detail)
+    stderr_console().print(table)

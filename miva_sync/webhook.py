@@ -10,6 +10,7 @@ a 2xx, because a refusal would only make the sender retry.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
@@ -35,6 +36,13 @@ from miva_sync.sync.orders import cursor_value, version_key
 log = logging.getLogger("miva_sync.webhook")
 
 MAX_BODY = 1_000_000
+MAX_CONCURRENT = 32  # requests handled at once; more get 503 at once
+REQUEST_TIMEOUT = 30.0  # seconds any socket read or write of a request may take
+BUSY_RESPONSE = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 18\r\nConnection: close\r\n\r\n"
+    b'{"error": "busy"}\n'
+)
 MIN_SECRET_LENGTH = 16
 WEBHOOK_STORE_KEY = "webhook"  # the receiver saves no cursor; sinks only need a name
 REMEMBERED_VERSIONS = 100_000  # newest-wins memory for this process, LRU-bounded
@@ -319,6 +327,10 @@ class WebhookApp:
 class _Handler(WSGIRequestHandler):
     """Access log on stderr without the secret path or customer details."""
 
+    # every socket read and write gives up after this long: a client that sends
+    # its request slowly (or never finishes it) cannot hold a thread forever
+    timeout = REQUEST_TIMEOUT
+
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         path = self.path.split("?", 1)[0]
         shown = "/healthz" if path.rstrip("/") == "/healthz" else "/webhook/…"
@@ -342,6 +354,26 @@ class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = False
     block_on_close = True
     allow_reuse_address = True
+    max_concurrent = MAX_CONCURRENT
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._slots = threading.BoundedSemaphore(self.max_concurrent)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # a flood of connections gets a quick 503 instead of unbounded threads
+        if not self._slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):
+                request.sendall(BUSY_RESPONSE)
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 def make_server(host: str, port: int, app: WebhookApp) -> ThreadingWSGIServer:

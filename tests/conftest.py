@@ -12,6 +12,15 @@ import pytest
 import responses
 from click.testing import CliRunner, Result
 
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--chaos-seed",
+        default=None,
+        help="Replay one seed of the chaos suite (tests/test_chaos.py).",
+    )
+
+
 STORE_URL = "https://shop.example.com/mm5/json.mvc"
 TOKEN = "0f90f77b58ca98836eba3d50f526f523"
 KEY = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA"  # unpadded, as Miva shows it

@@ -15,7 +15,21 @@ HEAVY = ("requests", "rich", "miva_sync.sandbox", "miva_sync.client")
 
 
 @pytest.mark.parametrize(
-    "args", [["--version"], ["--help"], ["check", "--help"], ["sandbox", "--help"]]
+    "args",
+    [
+        ["--version"],
+        ["--help"],
+        ["check", "--help"],
+        ["sandbox", "--help"],
+        ["pull", "--help"],
+        ["config", "--help"],
+        ["config", "init", "--help"],
+        ["config", "show", "--help"],
+        ["state", "--help"],
+        ["state", "show", "--help"],
+        ["state", "set", "--help"],
+        ["state", "reset", "--help"],
+    ],
 )
 def test_cli_startup_imports_no_heavy_modules(args: list[str]) -> None:
     code = (
@@ -103,8 +117,9 @@ def test_cli_maps_store_failures_to_exit_codes(
     api.post(STORE_URL, **reply)
     result = run(["check"])
     assert result.exit_code == code
-    assert result.stderr.startswith("miva-sync: error: ")
-    assert result.stderr.count("\n") == 1
+    # check draws its table of rows first; the error is still one final line
+    assert result.stderr.splitlines()[-1].startswith("miva-sync: error: check failed")
+    assert result.stdout == ""
     assert "Traceback" not in result.stderr
     assert TOKEN not in result.stderr and KEY not in result.stderr
 
@@ -201,3 +216,85 @@ def test_cli_bad_environment_values_are_exit_3(
     result = run(["check"])
     assert result.exit_code == 3
     assert message in result.stderr
+
+
+def test_cli_one_line_error_without_the_check_table(
+    run: Any, api: responses.RequestsMock, store_env: dict[str, str]
+) -> None:
+    api.post(STORE_URL, status=401, json={"success": 0, "error_message": "nope"})
+    result = run(["check", "-q"])
+    assert result.exit_code == 4
+    assert result.stderr.startswith("miva-sync: error: ")
+    assert result.stderr.count("\n") == 1
+
+
+def test_cli_log_format_json_makes_errors_json_lines(run: Any) -> None:
+    import json
+
+    result = run(["check", "--log-format", "json"])
+    assert result.exit_code == 3
+    line = json.loads(result.stderr.strip().splitlines()[-1])
+    assert line["level"] == "error" and line["exit_code"] == 3
+    assert "MIVA_URL" in line["message"]
+
+
+def test_cli_log_format_json_logs_requests_as_json(
+    api: responses.RequestsMock, store_env: dict[str, str]
+) -> None:
+    import json
+    import os
+
+    del api  # a real process: logging set-up is global
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "miva_sync",
+            "check",
+            "-vv",
+            "--log-format=json",
+            "--url",
+            "http://127.0.0.1:9/mm5/json.mvc",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+        timeout=60,
+    )
+    assert out.returncode == 6
+    lines = [json.loads(line) for line in out.stderr.splitlines()]
+    assert any(line["logger"] == "miva_sync.client" for line in lines)
+    assert lines[-1]["exit_code"] == 6
+    assert TOKEN not in out.stderr and KEY not in out.stderr
+
+
+def test_ui_no_color_means_no_escape_sequences(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from miva_sync import ui
+    from miva_sync.doctor import Row
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("FORCE_COLOR", "1")  # as if on a colour terminal
+    monkeypatch.setenv("TERM", "xterm-256color")
+    ui.print_check([Row("authentication", "fail", "refused", 4)])
+    reporter = ui.ConsoleReporter(progress=False)
+    reporter.console.force_terminal = True
+    reporter.warn("careful")
+    err = capsys.readouterr().err
+    assert "FAIL" in err and "careful" in err
+    assert "\x1b[" not in err
+
+
+def test_ui_colours_without_no_color(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the control for the test above: the same output does carry escapes
+    from miva_sync import ui
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.setenv("TERM", "xterm-256color")
+    reporter = ui.ConsoleReporter(progress=False)
+    reporter.warn("careful")
+    assert "\x1b[" in capsys.readouterr().err

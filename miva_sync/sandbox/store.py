@@ -124,6 +124,8 @@ class Store:
         )
         self._rows = {o["id"]: self._serialise(o) for o in generated.orders}
         self._hidden = generated.hidden
+        # orders a test took out of view (hide), to come back unchanged (unhide)
+        self._withheld: dict[int, Order] = {}
         self._next_id = generated.next_id
         self.skipped_ids: list[int] = generated.skipped
         self.bursts: list[list[int]] = generated.bursts
@@ -150,6 +152,11 @@ class Store:
         with self._lock:
             return [copy.deepcopy(self._rows[i].order) for i in sorted(self._rows)]
 
+    def ids(self) -> list[int]:
+        """The visible order ids, sorted (cheap: no copies)."""
+        with self._lock:
+            return sorted(self._rows)
+
     def order(self, order_id: int) -> Order:
         """A deep copy of one visible order (KeyError if not visible)."""
         with self._lock:
@@ -174,7 +181,11 @@ class Store:
         _check_keys(overrides, extra={"id"})
         with self._lock:
             order_id = overrides.pop("id", None) or self._next_id
-            if order_id in self._rows or order_id in self._hidden:
+            if (
+                order_id in self._rows
+                or order_id in self._hidden
+                or order_id in self._withheld
+            ):
                 raise ValueError(f"order {order_id} already exists")
             now = self.now()
             order = self._factory.make(order_id, now, now, kind=kind)
@@ -218,6 +229,48 @@ class Store:
             self._factory.add_payment(order, catalog.CARD_MODULE, 5, now)
             order["dt_updated"] = now
             return self._put(order, "updated")
+
+    # --- behind a tool's back (how tests force gaps for `verify`) ----------------------------
+
+    def hide(self, order_id: int) -> None:
+        """Take a visible order out of every answer, unchanged, until :meth:`unhide`.
+
+        No event, no queue change: a pull running meanwhile simply never sees it,
+        which is how a test forces a gap in an output.
+        """
+        with self._lock:
+            self._withheld[order_id] = self._rows.pop(order_id).order
+            self._changed(orders=True)
+
+    def unhide(self, order_id: int) -> Order:
+        """Bring a hidden order back exactly as it was (same dates, no event)."""
+        with self._lock:
+            order = self._withheld.pop(order_id)
+            self._rows[order_id] = self._serialise(order)
+            self._changed(orders=True)
+            return copy.deepcopy(order)
+
+    def set_silently(self, order_id: int, **changes: Any) -> Order:
+        """Change an order without the store noticing: dt_updated moves only if
+        given, the order enters no queue and no listener (webhook) hears of it."""
+        _check_keys(changes)
+        with self._lock:
+            order = copy.deepcopy(self._rows[order_id].order)
+            order.update(changes)
+            if "notes" in changes:
+                order["note_count"] = len(order["notes"])
+            self._rows[order_id] = self._serialise(order)
+            self._changed(orders=True)
+            return copy.deepcopy(order)
+
+    def delete(self, order_id: int) -> None:
+        """Remove an order for good (visible or hidden): gone from every queue too."""
+        with self._lock:
+            if self._rows.pop(order_id, None) is None:
+                del self._withheld[order_id]  # KeyError for an unknown order
+            for queue in self._queues.values():
+                queue.ids.discard(order_id)
+            self._changed(orders=True)
 
     # --- queues ---------------------------------------------------------------------------
 
@@ -359,6 +412,21 @@ class Store:
             # One indexed range is the whole filter: answer from the index alone.
             keys, ids = self._sorted(hint.field)
             lo, hi = self._bounds(keys, hint)
+            if hint.field == sort_field:
+                return keys[lo:hi], ids[lo:hi]
+            return self._order(set(ids[lo:hi]), sort_field)
+        if (
+            hint is not None
+            and parsed.exact
+            and members is None
+            and all(h.field == hint.field for h in parsed.ranges)
+        ):
+            # Several ranges on one indexed field (a window: GE lo AND LE hi), as
+            # a database answers it: intersect the bisections, no row scan.
+            keys, ids = self._sorted(hint.field)
+            bounds = [self._bounds(keys, h) for h in parsed.ranges]
+            lo = max(b[0] for b in bounds)
+            hi = max(lo, min(b[1] for b in bounds))
             if hint.field == sort_field:
                 return keys[lo:hi], ids[lo:hi]
             return self._order(set(ids[lo:hi]), sort_field)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import json
 import os
 import select
 import stat
@@ -17,15 +16,21 @@ from typing import Any, BinaryIO
 
 from miva_sync.errors import BrokenPipeOutputError, OutputError
 from miva_sync.fsio import WriteLock
+from miva_sync.jsonio import dumps
 
 
 def encode_lines(orders: list[dict[str, Any]]) -> bytes:
     """One compact JSON object per line; key order and value types as received."""
-    return b"".join(
-        json.dumps(order, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        + b"\n"
-        for order in orders
-    )
+    # each order is serialised exactly once, into the one buffer written per page;
+    # the empty last item makes join end the buffer with a newline too
+    lines = [dumps(order) for order in orders]
+    lines.append(b"")
+    return b"\n".join(lines)
+
+
+def encode_line(order: dict[str, Any]) -> bytes:
+    """One order's JSON, without the newline (for database columns)."""
+    return dumps(order)
 
 
 class StdoutSink:

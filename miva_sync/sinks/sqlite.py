@@ -18,18 +18,41 @@ from pathlib import Path
 from typing import Any
 
 from miva_sync.errors import ConfigError, OutputError
-from miva_sync.sinks.jsonl import encode_lines
+from miva_sync.sinks.jsonl import encode_line
 from miva_sync.sinks.rows import (
     INTEGER_COLUMNS,
+    QUERY_COLUMNS,
     REAL_COLUMNS,
     TEXT_COLUMNS,
-    order_columns,
+    order_column_values,
     order_item_rows,
 )
 from miva_sync.state import validate_record
 from miva_sync.sync.orders import cursor_value, order_id
 
 BUSY_TIMEOUT_MS = 30_000
+# ids per "id IN (…)" lookup: far below SQLite's variable limit, old builds too
+LOOKUP_BATCH = 500
+
+# Every column an order row sets, in one fixed order: the upsert statement is
+# built once, and a page of rows goes to SQLite in one executemany.
+_ROW_COLUMNS = (
+    "id", "orderdate", "dt_updated", *QUERY_COLUMNS,
+    "order_json", "first_seen", "last_seen", "source",
+)  # fmt: skip
+_UPSERT = (
+    f"INSERT INTO orders ({', '.join(_ROW_COLUMNS)}) "  # noqa: S608 - names are ours
+    f"VALUES ({', '.join('?' * len(_ROW_COLUMNS))}) "
+    "ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(
+        f"{c} = excluded.{c}" for c in _ROW_COLUMNS if c not in ("id", "first_seen")
+    )
+)
+_INSERT_ITEM = (
+    "INSERT OR REPLACE INTO order_items "
+    "(order_id, line_id, code, sku, name, quantity, price, total) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 _V1 = f"""
 CREATE TABLE orders (
@@ -108,8 +131,7 @@ class SqliteSink:
         self._begin()
         now = int(time.time())
         try:
-            for order in orders:
-                self._upsert(order, now)
+            self._upsert_page(orders, now)
         except sqlite3.Error as exc:
             self._rollback()
             raise OutputError(f"cannot write to {self.path}: {exc}") from None
@@ -173,50 +195,58 @@ class SqliteSink:
                 self._conn.execute("ROLLBACK")
             self._in_transaction = False
 
-    def _upsert(self, order: dict[str, Any], now: int) -> None:
-        oid = order_id(order)
-        updated = cursor_value(order, "dt_updated")
-        row = self._conn.execute(
-            "SELECT dt_updated FROM orders WHERE id = ?", (oid,)
-        ).fetchone()
-        if (
-            row is not None
-            and row[0] is not None
-            and updated is not None
-            and updated <= row[0]
-        ):
-            # the same version again, or an older one (a late webhook, a replayed
-            # page): keep what is stored, and who delivered it
-            self._conn.execute(
-                "UPDATE orders SET last_seen = ? WHERE id = ?", (now, oid)
+    def _upsert_page(self, orders: list[dict[str, Any]], now: int) -> None:
+        """Newest version wins, order by order, as one lookup and a few executemany.
+
+        The same decisions as one SELECT and one upsert per order, in the same
+        sequence (an order twice in one page compares with its first copy).
+        """
+        stored = self._stored_versions([order_id(o) for o in orders])
+        rows: list[tuple[Any, ...]] = []
+        seen_again: list[tuple[int, int]] = []
+        items: dict[int, list[tuple[Any, ...]]] = {}
+        for order in orders:
+            oid = order_id(order)
+            updated = cursor_value(order, "dt_updated")
+            known = stored.get(oid)
+            if known is not None and updated is not None and updated <= known:
+                # the same version again, or an older one (a late webhook, a
+                # replayed page): keep what is stored, and who delivered it
+                seen_again.append((now, oid))
+                continue
+            stored[oid] = updated
+            rows.append((
+                oid, cursor_value(order, "orderdate"), updated,
+                *order_column_values(order),
+                encode_line(order).decode("utf-8"), now, now, self.source,
+            ))  # fmt: skip
+            items[oid] = order_item_rows(oid, order)  # the last version's items
+        conn = self._conn
+        if seen_again:
+            conn.executemany("UPDATE orders SET last_seen = ? WHERE id = ?", seen_again)
+        if rows:
+            conn.executemany(_UPSERT, rows)
+            conn.executemany(
+                "DELETE FROM order_items WHERE order_id = ?", [(i,) for i in items]
             )
-            return
-        values = order_columns(order)
-        values.update(
-            id=oid,
-            orderdate=cursor_value(order, "orderdate"),
-            dt_updated=updated,
-            order_json=encode_lines([order])[:-1].decode("utf-8"),
-            first_seen=now,
-            last_seen=now,
-            source=self.source,
-        )
-        names = list(values)
-        assignments = ", ".join(
-            f"{n} = excluded.{n}" for n in names if n not in ("id", "first_seen")
-        )
-        self._conn.execute(
-            f"INSERT INTO orders ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "  # noqa: S608 - names are ours
-            f"ON CONFLICT (id) DO UPDATE SET {assignments}",
-            [values[n] for n in names],
-        )
-        self._conn.execute("DELETE FROM order_items WHERE order_id = ?", (oid,))
-        self._conn.executemany(
-            "INSERT OR REPLACE INTO order_items "
-            "(order_id, line_id, code, sku, name, quantity, price, total) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            order_item_rows(oid, order),
-        )
+            conn.executemany(
+                _INSERT_ITEM, [row for per_order in items.values() for row in per_order]
+            )
+
+    def _stored_versions(self, ids: list[int]) -> dict[int, int | None]:
+        """``dt_updated`` of the stored rows among these ids (None: row without one)."""
+        found: dict[int, int | None] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), LOOKUP_BATCH):
+            batch = unique[start : start + LOOKUP_BATCH]
+            marks = ", ".join("?" * len(batch))
+            found.update(
+                self._conn.execute(
+                    f"SELECT id, dt_updated FROM orders WHERE id IN ({marks})",  # noqa: S608 - only ? marks
+                    batch,
+                ).fetchall()
+            )
+        return found
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -9,25 +9,36 @@ drag it forward.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from miva_sync.client import MivaClient, Page
-from miva_sync.errors import ApiError
+from miva_sync.errors import ApiError, OutputError
 from miva_sync.query import Condition, ListQuery
 from miva_sync.sinks.base import Sink
+from miva_sync.sinks.receipts import receipt, uncommitted
 from miva_sync.state import StateStore
 from miva_sync.sync.dedupe import DedupeWindow, keep_from
 from miva_sync.sync.held import DEFAULT_HOLD_FOR, HeldOrders, fetcher
 from miva_sync.sync.orders import cursor_value, order_id
-from miva_sync.sync.pager import iter_chunks
+from miva_sync.sync.pager import Chunk, iter_chunks
+from miva_sync.sync.parallel import ParallelPager, prefetched
 from miva_sync.sync.plan import Plan
 from miva_sync.timespec import human_span, iso
 
 FUTURE_TOLERANCE = 120  # seconds a store clock may run ahead before we warn
 LATE_FRACTION = 0.8  # a late order in the last fifth of the window: widen it
+# Commits (fsync, then the state file) after every page, unless the disk is slow:
+# a commit that took SLOW_COMMIT or longer is followed by pages written without
+# one for up to COMMIT_GROUPING times its duration (capped at MAX_COMMIT_GAP),
+# so commits cost at most about a tenth of the run. Still safe: the state file
+# moves only in a commit, after the fsync covering every page it counts.
+SLOW_COMMIT = 0.010
+COMMIT_GROUPING = 9.0
+MAX_COMMIT_GAP = 1.0
 
 
 class Reporter(Protocol):
@@ -66,6 +77,15 @@ class PullRun:
     clock: Callable[[], float] = time.time
     require_payment: bool = False
     hold_for: int = DEFAULT_HOLD_FOR
+    # --workers: more than 1 splits a first pull or a bounded re-pull into
+    # windows fetched concurrently, each worker with a client from make_client
+    workers: int = 1
+    make_client: Callable[[], MivaClient] | None = None
+    prefetch: bool = True  # read the next page while this one is committed
+    monotonic: Callable[[], float] = time.monotonic
+    _commit_not_before: float = field(default=0.0, init=False, repr=False)
+    _uncommitted: bool = field(default=False, init=False, repr=False)
+    _uncommitted_wrote: bool = field(default=False, init=False, repr=False)
 
     def lower_bound(self, signpost: int) -> int:
         """Where this run's query starts: the watermark minus lookback or overlap."""
@@ -113,12 +133,21 @@ class PullRun:
         lo = self.lower_bound(signpost)
         result = PullResult(plan.mode, plan.field, lo, watermark=plan.watermark)
         dedupe = DedupeWindow(plan.record.get("dedupe"))
+        if self.state is not None:
+            # a page a killed run wrote to this same file but never checkpointed
+            for order in uncommitted(self.sink, plan.record.get("output")):
+                dedupe.add(order)
         held = HeldOrders.from_record(
             plan.record, require_payment=self.require_payment, hold_for=self.hold_for
         )
         if self.state is not None:
             # the mode and the cursor's start claim nothing about data: save them
-            # now, so a run killed before its first page can still be resumed
+            # now, so a run killed before its first page can still be resumed;
+            # with where the output file ends now, so its pages can be replayed
+            # (the replayed orders go into the same write as the new receipt:
+            # moving the receipt without them would forget they were written)
+            plan.record["output"] = receipt(self.sink)
+            plan.record["dedupe"] = dedupe.entries
             self.state.put(self.store_key, plan.record)
         if self.state is not None and len(held):
             # orders held by earlier runs: emit those paid (or expired) since
@@ -131,31 +160,53 @@ class PullRun:
         window = (watermark_before - lo) if watermark_before is not None else 0
         total: int | None = None
 
-        for chunk in iter_chunks(self._fetch, self.base_query, plan.field, lo, plan.hi):
-            total = chunk.total_count if chunk.total_count is not None else total
-            fresh: list[dict[str, Any]] = []
-            for order in chunk.orders:
-                # dedupe is by version: an order updated while we page shows up
-                # again later in this walk with a newer version and is emitted again
-                if not self.emit_unchanged and order in dedupe:
-                    result.unchanged += 1
-                    continue
-                self._check_order(
-                    order, dedupe, watermark_before, window, signpost, result
+        parallel = self._parallel_pager(lo)
+        chunks: Iterator[Chunk]
+        if parallel is not None:
+            chunks = iter(parallel)
+        else:
+            chunks = iter_chunks(self._fetch, self.base_query, plan.field, lo, plan.hi)
+            if self.prefetch:
+                chunks = prefetched(chunks)
+        try:
+            for chunk in chunks:
+                total = chunk.total_count if chunk.total_count is not None else total
+                fresh: list[dict[str, Any]] = []
+                for order in chunk.orders:
+                    # dedupe is by version: an order updated while we page shows up
+                    # again later in this walk with a newer version and is emitted again
+                    if not self.emit_unchanged and order in dedupe:
+                        result.unchanged += 1
+                        continue
+                    self._check_order(
+                        order, dedupe, watermark_before, window, signpost, result
+                    )
+                    # a held order is tracked by id, so it never holds back the watermark
+                    if held.admit(order, signpost):
+                        fresh.append(order)
+                self._emit(fresh, dedupe, result)
+                result.watermark = self._advance(
+                    result.watermark, chunk.complete_below, signpost
                 )
-                # a held order is tracked by id, so it never holds back the watermark
-                if held.admit(order, signpost):
-                    fresh.append(order)
-            self._emit(fresh, dedupe, result)
-            result.watermark = self._advance(
-                result.watermark, chunk.complete_below, signpost
-            )
-            self._checkpoint(result.watermark, dedupe, held, signpost, bool(fresh))
-            self.reporter.progress(result.emitted + result.unchanged, total)
+                self._checkpoint(
+                    result.watermark, dedupe, held, signpost, bool(fresh), grouped=True
+                )
+                self.reporter.progress(result.emitted + result.unchanged, total)
+        except BaseException as exc:
+            # pages written but not yet committed (a slow disk groups commits):
+            # commit them now, as the per-page commit would have; not when the
+            # output itself failed, which cannot take a commit
+            if self._uncommitted and not isinstance(exc, OutputError):
+                with contextlib.suppress(Exception):
+                    self._flush(result.watermark, dedupe, held, signpost)
+            raise
+        self._flush(result.watermark, dedupe, held, signpost)
 
         result.held, result.released = len(held), held.released
         result.seconds = time.monotonic() - started
         result.requests = self.client.requests_sent - requests_before
+        if parallel is not None:
+            result.requests += parallel.requests
         if self.state is not None:
             plan.record["last_run"] = last_run(plan.mode, result, self.clock())
             self.state.put(self.store_key, plan.record)
@@ -172,9 +223,29 @@ class PullRun:
 
     # -- steps -----------------------------------------------------------------
 
+    def _parallel_pager(self, lo: int) -> ParallelPager | None:
+        """--workers: only for a first pull or a bounded re-pull (a resume's window is small)."""
+        if self.workers <= 1 or self.make_client is None:
+            return None
+        if self.plan.watermark is not None:
+            return None
+        return ParallelPager(
+            make_client=self.make_client,
+            fetch_with=self._fetch_with,
+            probe=self._fetch,
+            base=self.base_query,
+            field=self.plan.field,
+            lo=lo,
+            hi=self.plan.hi,
+            workers=self.workers,
+        )
+
     def _fetch(self, query: ListQuery) -> Page:
+        return self._fetch_with(self.client, query)
+
+    def _fetch_with(self, client: MivaClient, query: ListQuery) -> Page:
         try:
-            return self.client.list_orders(query)
+            return client.list_orders(query)
         except ApiError as err:
             if self.plan.mode == "updated":
                 raise ApiError(
@@ -250,9 +321,45 @@ class PullRun:
         held: HeldOrders,
         signpost: int,
         wrote: bool,
+        *,
+        grouped: bool = False,
     ) -> None:
         while held.warnings:
             self.reporter.warn(held.warnings.pop(0))
+        if grouped and self.monotonic() < self._commit_not_before:
+            # a slow disk: this page is written; the next commit covers it
+            self._uncommitted = True
+            self._uncommitted_wrote = self._uncommitted_wrote or wrote
+            return
+        started = self.monotonic()
+        self._commit(
+            watermark, dedupe, held, signpost, wrote or self._uncommitted_wrote
+        )
+        self._uncommitted = self._uncommitted_wrote = False
+        now = self.monotonic()
+        took = now - started
+        gap = min(took * COMMIT_GROUPING, MAX_COMMIT_GAP) if took >= SLOW_COMMIT else 0
+        self._commit_not_before = now + gap
+
+    def _flush(
+        self,
+        watermark: int | None,
+        dedupe: DedupeWindow,
+        held: HeldOrders,
+        signpost: int,
+    ) -> None:
+        """Commit pages that a grouped commit has not covered yet."""
+        if self._uncommitted:
+            self._checkpoint(watermark, dedupe, held, signpost, False)
+
+    def _commit(
+        self,
+        watermark: int | None,
+        dedupe: DedupeWindow,
+        held: HeldOrders,
+        signpost: int,
+        wrote: bool,
+    ) -> None:
         if self.state is None:  # bounded re-pull: output only
             if wrote:
                 self.sink.commit(self.store_key, None)
@@ -267,6 +374,7 @@ class PullRun:
         record["updated_at"] = iso(self.clock())
         # durable data first, then state: never the other way round
         self.sink.commit(self.store_key, record)
+        record["output"] = receipt(self.sink)  # where the committed data ends
         self.state.put(self.store_key, record)
 
     def _keep(self, watermark: int, signpost: int) -> Callable[[int, list[Any]], bool]:

@@ -27,6 +27,7 @@ from miva_sync.client import MivaClient, Page
 from miva_sync.errors import AckError, ApiError, AuthError, TransientError
 from miva_sync.query import MAX_IN_LIST, Condition, ListQuery, chunked
 from miva_sync.sinks.base import Sink
+from miva_sync.sinks.receipts import receipt, uncommitted
 from miva_sync.state import StateStore
 from miva_sync.sync.dedupe import DedupeWindow
 from miva_sync.sync.held import DEFAULT_HOLD_FOR, HeldOrders, fetcher
@@ -92,10 +93,23 @@ class QueueRun:
     dedupe: DedupeWindow = field(init=False)
     held: HeldOrders = field(init=False)
     _written: dict[int, str] = field(init=False, default_factory=dict)
+    # orders a killed run wrote but never acknowledged: they come back from the
+    # queue, so their dedupe entries must outlive any age limit until then
+    _replayed: set[int] = field(init=False, default_factory=set)
     _result: QueueResult = field(init=False)
 
     def __post_init__(self) -> None:
         self.dedupe = DedupeWindow(self.plan.record.get("dedupe"))
+        # a page a killed run wrote to this same file but never checkpointed
+        for order in uncommitted(self.sink, self.plan.record.get("output")):
+            self.dedupe.add(order)
+            self._replayed.add(order_id(order))
+        if self.plan.ack and self._replayed:
+            # written but never acknowledged: journal them, so they are
+            # acknowledged first instead of waiting to be delivered again
+            self.cursor["pending_ack"] = list(
+                dict.fromkeys([*self.plan.pending, *sorted(self._replayed)])
+            )
         self.held = HeldOrders.from_record(
             self.plan.record,
             require_payment=self.require_payment,
@@ -124,7 +138,11 @@ class QueueRun:
         started = time.monotonic()
         clients = {id(c): c for c in (self.client, self.download_client) if c}
         before = sum(c.requests_sent for c in clients.values())
-        # the mode and queue claim nothing about data: save them at once
+        # the mode and queue claim nothing about data: save them at once, with
+        # where the output file ends now, so a killed run's pages can be replayed
+        # (replayed orders are saved with it: the receipt never moves past them)
+        self.plan.record["output"] = receipt(self.sink)
+        self.plan.record["dedupe"] = self.dedupe.entries
         self.state.put(self.store_key, self.plan.record)
         try:
             if len(self.held):
@@ -135,6 +153,9 @@ class QueueRun:
                 )
                 if ready:
                     self._write(ready)
+                self._checkpoint()
+            if self._replayed:
+                # make the replayed lines durable before acknowledging them
                 self._checkpoint()
             if self.plan.pending:
                 self._flush_journal()
@@ -396,7 +417,7 @@ class QueueRun:
     def _checkpoint(self) -> None:
         now = int(self.clock())
         floor = None if self.plan.ack else self.plan.recovery_floor
-        protected = {*self.plan.pending, *self._written}
+        protected = {*self.plan.pending, *self._written, *self._replayed}
         self.dedupe.prune(queue_keep(now, floor, protected))
         record = self.plan.record
         record["dedupe"] = self.dedupe.entries
@@ -406,6 +427,7 @@ class QueueRun:
         # committed even when nothing new was written, because a database target
         # keeps its own, authoritative copy of the journal and the in-flight mark
         self.sink.commit(self.store_key, record)
+        record["output"] = receipt(self.sink)
         self.state.put(self.store_key, record)
 
     def _drained(self) -> None:

@@ -1,0 +1,313 @@
+"""miva-sync against a floor client and the official SDK, side by side, as ratios.
+
+Run from a checkout (after ``pip install -e '.[test]'``, which brings the SDK):
+
+    python benchmarks/bench_pull.py                     # 20,000 orders, 3 rounds, 0 and 20 ms
+    python benchmarks/bench_pull.py --orders 5000 --rounds 2 --latency 0 --skip-flat
+
+Starts ``miva-sync sandbox`` as its own process (N full orders, every on-demand
+column, ties in id order so the offset-paging floor and SDK see each order
+once), then times, interleaved over several rounds (the order rotates each
+round), each in a fresh process so CPU and peak RSS are per process:
+
+(a) ``miva-sync pull --since 0 -o FILE.jsonl`` (a first pull, fresh state)
+(b) the floor: ``benchmarks/floor_client.py`` (requests + stdlib json, no fsync)
+(c) the SDK: ``benchmarks/sdk_client.py`` (merchantapi paging the same query)
+
+and, at 0 ms: ``-o sqlite:///…``, and a resume (a bare ``pull`` after a first
+pull) for requests per 1,000 orders; at every latency: ``--workers 4`` against
+``--workers 1``; then start-up (``--version``, ``--help`` against ``python -c
+"import click"``) and peak RSS at 10,000 against 100,000 orders. Prints medians
+and ratios. No assertions: the figures go into benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PYTHON = sys.executable
+SDK_OK = True
+try:
+    import merchantapi  # noqa: F401 - only checks that the SDK is installed
+except ImportError:
+    SDK_OK = False
+
+
+@dataclass
+class Run:
+    wall: float
+    cpu: float
+    rss_mib: float
+    requests: int | None
+    stderr: str
+
+
+@dataclass
+class Series:
+    runs: list[Run] = field(default_factory=list)
+
+    def median(self, attr: str) -> float:
+        return statistics.median(getattr(r, attr) for r in self.runs)
+
+    @property
+    def requests(self) -> int | None:
+        return self.runs[-1].requests if self.runs else None
+
+
+def timed(argv: list[str], env: dict[str, str]) -> Run:
+    """Run one process; wall, CPU (user+sys) and peak RSS from os.wait4."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    assert proc.stderr is not None  # noqa: S101
+    err = proc.stderr.read().decode("utf-8", "replace")
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{argv[:4]} failed ({proc.returncode}):\n{err}")
+    found = re.search(r"(\d+) requests", err)
+    return Run(
+        wall,
+        usage.ru_utime + usage.ru_stime,
+        usage.ru_maxrss / 1024,  # KiB on Linux
+        int(found.group(1)) if found else None,
+        err,
+    )
+
+
+@contextmanager
+def sandbox(orders: int, latency: int) -> Iterator[tuple[dict[str, str], float]]:
+    """A sandbox process; yields (environment to reach it, seconds to generate)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "miva_sync", "sandbox", "--port", "0", "--orders", str(orders),
+         "--latency", str(latency), "--tie-order", "id", "--seed", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stdout is not None  # noqa: S101
+    env = dict(os.environ)
+    for line in proc.stdout.read().decode().splitlines():  # closed once ready
+        name, _, value = line.removeprefix("export ").partition("=")
+        env[name] = value.strip("'")
+    generated = time.perf_counter() - started
+    try:
+        yield env, generated
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def columns() -> str:
+    from miva_sync.query import DEFAULT_COLUMNS
+
+    return ",".join(DEFAULT_COLUMNS)
+
+
+def tool_argv(out: str, *extra: str) -> list[str]:
+    return [PYTHON, "-m", "miva_sync", "pull", "--since", "0", "-o", out,
+            "--no-progress", *extra]  # fmt: skip
+
+
+def lines_of(path: Path) -> str:
+    """A digest of the file's sorted lines (and their count).
+
+    Computed in a child process: a benchmark process holding 100 MB of lines
+    would pass that memory to every child it forks, and their peak RSS with it.
+    """
+    code = (
+        "import hashlib, sys\n"
+        "lines = sorted(open(sys.argv[1], 'rb').read().splitlines())\n"
+        "print(hashlib.sha256(b'\\n'.join(lines)).hexdigest()[:16], len(lines))\n"
+    )
+    done = subprocess.run(
+        [PYTHON, "-c", code, str(path)], capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def profile(
+    orders: int, latency: int, rounds: int, workdir: Path, extras: bool
+) -> dict[str, Series]:
+    results: dict[str, Series] = {}
+    with sandbox(orders, latency) as (env, generated):
+        print(f"\n## {orders:,} orders, {latency} ms latency "
+              f"(sandbox generated in {generated:.1f} s)")  # fmt: skip
+        cols = columns()
+
+        def fresh_env() -> dict[str, str]:
+            home = Path(tempfile.mkdtemp(dir=workdir))
+            return {**env, "MIVA_SYNC_HOME": str(home)}
+
+        variants: dict[str, list[str]] = {
+            "tool": tool_argv(str(workdir / "tool.jsonl")),
+            "floor": [PYTHON, str(HERE / "floor_client.py"),
+                      str(workdir / "floor.jsonl"), "--columns", cols],
+        }  # fmt: skip
+        if SDK_OK:
+            variants["sdk"] = [PYTHON, str(HERE / "sdk_client.py"),
+                               str(workdir / "sdk.jsonl"), "--columns", cols]  # fmt: skip
+        if extras:
+            variants["sqlite"] = tool_argv(f"sqlite:///{workdir / 'tool.db'}")
+        variants["workers1"] = tool_argv(str(workdir / "w1.jsonl"), "--workers", "1")
+        variants["workers4"] = tool_argv(str(workdir / "w4.jsonl"), "--workers", "4")
+        names = list(variants)
+        for n in range(rounds):
+            order = names[n % len(names) :] + names[: n % len(names)]
+            for name in order:
+                for stale in workdir.glob("*.jsonl"):
+                    if stale.name.startswith(("tool", "floor", "sdk", "w")):
+                        stale.unlink()
+                for stale in workdir.glob("tool.db*"):
+                    stale.unlink()
+                run = timed(variants[name], fresh_env())
+                results.setdefault(name, Series()).runs.append(run)
+                if n == 0 and name == "workers4":
+                    w4 = lines_of(workdir / "w4.jsonl")
+                if n == 0 and name == "workers1":
+                    w1 = lines_of(workdir / "w1.jsonl")
+                if n == 0 and name == "floor":
+                    floor_lines = lines_of(workdir / "floor.jsonl")
+                if n == 0 and name == "tool":
+                    tool_lines = lines_of(workdir / "tool.jsonl")
+        print(f"same orders from --workers 4 and 1: {w4 == w1} ({w4.split()[1]} lines)")
+        print(f"tool lines byte-identical to the floor's: {tool_lines == floor_lines}")
+        if extras:
+            # resume: a first pull, then a bare pull over the same state
+            home_env = fresh_env()
+            timed(tool_argv(str(workdir / "r.jsonl")), home_env)
+            resume = timed(
+                [PYTHON, "-m", "miva_sync", "pull", "-o", str(workdir / "r.jsonl"),
+                 "--no-progress"], home_env)  # fmt: skip
+            results["resume"] = Series([resume])
+            found = re.search(r"(\d+) orders emitted, (\d+) unchanged", resume.stderr)
+            print(f"resume: {resume.requests} requests, "
+                  f"{found.group(1) if found else '?'} emitted, "
+                  f"{found.group(2) if found else '?'} unchanged re-read")  # fmt: skip
+    report(results, orders)
+    return results
+
+
+def report(results: dict[str, Series], orders: int) -> None:
+    print(f"{'variant':<10} {'wall s':>7} {'orders/s':>9} {'cpu s':>6} "
+          f"{'RSS MiB':>8} {'requests':>8}")  # fmt: skip
+    for name, series in results.items():
+        wall = series.median("wall")
+        print(f"{name:<10} {wall:7.2f} {orders / wall:9,.0f} "
+              f"{series.median('cpu'):6.2f} {series.median('rss_mib'):8.1f} "
+              f"{series.requests if series.requests is not None else '-':>8}")  # fmt: skip
+
+    def ratio(a: str, b: str, attr: str = "wall") -> str:
+        if a not in results or b not in results:
+            return "-"
+        return f"{results[a].median(attr) / results[b].median(attr):.2f}"
+
+    print(f"tool/floor wall {ratio('tool', 'floor')}, cpu {ratio('tool', 'floor', 'cpu')}; "
+          f"tool/SDK wall {ratio('tool', 'sdk')}, cpu {ratio('tool', 'sdk', 'cpu')}; "
+          f"SDK/floor wall {ratio('sdk', 'floor')}")  # fmt: skip
+    if "tool" in results and "floor" in results:
+        diff = results["tool"].median("rss_mib") - results["floor"].median("rss_mib")
+        print(f"RSS tool - floor: {diff:+.1f} MiB")
+    if "sqlite" in results:
+        print(f"SQLite/JSONL wall {ratio('sqlite', 'tool')}")
+    print(
+        f"--workers 1 / --workers 4 wall: "
+        f"{results['workers1'].median('wall') / results['workers4'].median('wall'):.2f}x"
+    )
+    if "resume" in results and results["resume"].requests is not None:
+        per = results["resume"].requests / orders * 1000
+        first = results["tool"].requests or 0
+        print(
+            f"requests per 1,000 orders: first pull {first / orders * 1000:.2f}, "
+            f"resume {per:.2f} ({results['resume'].requests} requests)"
+        )
+
+
+def startup(rounds: int) -> None:
+    """--version and --help against importing click alone, interleaved."""
+    env = dict(os.environ)
+    cases = {
+        "import click": [PYTHON, "-c", "import click"],
+        "--version": [PYTHON, "-m", "miva_sync", "--version"],
+        "--help": [PYTHON, "-m", "miva_sync", "--help"],
+        "pull --help": [PYTHON, "-m", "miva_sync", "pull", "--help"],
+    }
+    times: dict[str, list[float]] = {k: [] for k in cases}
+    for _ in range(rounds):
+        for name, argv in cases.items():
+            times[name].append(timed(argv, env).wall)
+    base = statistics.median(times["import click"])
+    print("\n## start-up (median of", rounds, "runs)")
+    for name, values in times.items():
+        med = statistics.median(values)
+        print(f"{name:<14} {med * 1000:6.1f} ms  {med / base:.2f}x import click")
+
+
+def flat(sizes: list[int], workdir: Path) -> None:
+    """Peak RSS of a first pull at each size (tool and floor)."""
+    print("\n## peak RSS against the number of orders (0 ms latency)")
+    rss: dict[int, tuple[float, float]] = {}
+    for size in sizes:
+        with sandbox(size, 0) as (env, generated):
+            home = Path(tempfile.mkdtemp(dir=workdir))
+            tool = timed(tool_argv(str(workdir / f"flat{size}.jsonl")),
+                         {**env, "MIVA_SYNC_HOME": str(home)})  # fmt: skip
+            floor = timed([PYTHON, str(HERE / "floor_client.py"),
+                           str(workdir / f"floorflat{size}.jsonl"), "--columns",
+                           columns()], env)  # fmt: skip
+            rss[size] = (tool.rss_mib, floor.rss_mib)
+            print(f"{size:>8,} orders (generated in {generated:.0f} s): tool "
+                  f"{tool.rss_mib:.1f} MiB in {tool.wall:.1f} s, floor "
+                  f"{floor.rss_mib:.1f} MiB in {floor.wall:.1f} s")  # fmt: skip
+            for path in workdir.glob("*flat*.jsonl"):
+                path.unlink()
+    if len(sizes) >= 2:
+        small, big = rss[sizes[0]][0], rss[sizes[-1]][0]
+        print(f"tool RSS {sizes[-1]:,} / {sizes[0]:,}: {big / small:.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--latency", default="0,20", help="ms per request, comma list")
+    parser.add_argument("--flat-sizes", default="10000,100000")
+    parser.add_argument("--skip-flat", action="store_true")
+    parser.add_argument("--startup-rounds", type=int, default=15)
+    args = parser.parse_args()
+    print(f"# miva-sync benchmark {time.strftime('%Y-%m-%d')} on {platform.node()}: "
+          f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
+          f"{'SDK merchantapi' if SDK_OK else 'no SDK installed'}")  # fmt: skip
+    from miva_sync import jsonio
+
+    print(f"JSON backend: {jsonio.BACKEND}")
+    workdir = Path(tempfile.mkdtemp(prefix="miva-bench-"))
+    try:
+        for n, latency in enumerate(int(x) for x in args.latency.split(",")):
+            profile(args.orders, latency, args.rounds, workdir, extras=n == 0)
+        startup(args.startup_rounds)
+        if not args.skip_flat:
+            flat([int(x) for x in args.flat_sizes.split(",")], workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

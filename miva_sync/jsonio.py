@@ -1,0 +1,127 @@
+"""Fast JSON in and out: orjson where it is installed, the standard library otherwise.
+
+Parsing and re-serialising order JSON is most of a client's CPU cost (see
+benchmarks/README.md), and orjson does both several times faster than the
+standard library. The contract does not move: each output line is the order
+object the store returned, with its keys, key order, values and types. Where
+orjson would change a value, the standard library handles that document:
+
+* integers beyond 64 bits: ``orjson.loads`` turns them into floats, so a body
+  that may hold one (a run of 19+ digits right after ``:``, ``,`` or ``[``) is
+  parsed by the standard library, which keeps them as ints; ``orjson.dumps``
+  refuses them, and the standard library writes them.
+* ``NaN``/``Infinity`` and numbers that overflow a double: orjson refuses to
+  parse them (the standard library accepts them), and ``orjson.dumps`` would
+  write ``null``; such floats come back as :class:`NonFinite`, which orjson
+  refuses to write, so the standard library writes them as before.
+* lone surrogates: orjson refuses them both ways; the standard library decides.
+
+The one visible difference: floats below 1e-4 in magnitude are written in
+plain notation by orjson (``0.00001``) and in exponent notation by the
+standard library (``1e-05``). Both are the same number to any JSON reader.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+try:  # orjson is a declared dependency; the fallback keeps a broken install working
+    import orjson
+except ImportError:  # pragma: no cover - the fallback tests monkeypatch it
+    orjson = None  # type: ignore[assignment]
+
+__all__ = ["BACKEND", "NonFinite", "dumps", "dumps_std", "loads", "loads_std"]
+
+BACKEND = "orjson" if orjson is not None else "json"
+
+# Finding 19-digit runs: map every digit to "0" (bytes.translate runs at memory
+# speed) and search for 19 zeros; a regex over the page costs twice the parse.
+_DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
+_LONG_RUN = b"0" * 19
+_BEFORE_NUMBER = frozenset(b":,[")
+_BLANK = frozenset(b" \t\r\n")
+
+
+class NonFinite(float):
+    """A NaN/Infinity read by the standard-library fallback.
+
+    orjson would write it as ``null``; as a float subclass it refuses to write
+    it at all, so :func:`dumps` falls back to the standard library, which
+    writes ``NaN``/``Infinity`` as it always did.
+    """
+
+    __slots__ = ()
+
+
+def _std_float(text: str) -> float:
+    value = float(text)
+    return value if math.isfinite(value) else NonFinite(value)
+
+
+def _std_constant(text: str) -> float:
+    return NonFinite(float(text))
+
+
+def loads_std(data: bytes | str) -> Any:
+    """Parse with the standard library (non-finite floats as :class:`NonFinite`)."""
+    return json.loads(data, parse_float=_std_float, parse_constant=_std_constant)
+
+
+def dumps_std(value: Any) -> bytes:
+    """Compact UTF-8 JSON from the standard library, key order kept."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def loads(data: bytes) -> Any:
+    """Parse a JSON document; raise ``ValueError`` (or ``UnicodeDecodeError``) if invalid."""
+    if orjson is None or _may_hold_long_int(data):
+        return loads_std(data)
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        # NaN, 1e400, lone surrogates: valid to the standard library; anything
+        # truly broken raises ValueError from it, exactly as before
+        return loads_std(data)
+
+
+def _may_hold_long_int(data: bytes) -> bool:
+    """Does a number token of 19+ digits (possibly beyond 64 bits) occur?
+
+    Runs of digits inside strings (tracking numbers) are common and harmless,
+    so a run counts only when it starts a value: after ``:``, ``,`` or ``[``
+    (and an optional minus sign). Digits after ``"``, ``.`` or a letter do not.
+    A string like ``"ref: 1234…"`` can still match: that only costs a slower parse.
+    """
+    digits = data.translate(_DIGITS_AS_ZERO)
+    start = digits.find(_LONG_RUN)
+    size = len(data)
+    while start >= 0:
+        i = start - 1  # find() returns the leftmost start: data[i] is no digit
+        if i >= 0 and data[i] == 0x2D:  # "-"
+            i -= 1
+        while i >= 0 and data[i] in _BLANK:
+            i -= 1
+        if i < 0 or data[i] in _BEFORE_NUMBER:
+            return True
+        end = start + len(_LONG_RUN)
+        while end < size and digits[end] == 0x30:  # skip the rest of this run
+            end += 1
+        start = digits.find(_LONG_RUN, end)
+    return False
+
+
+def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON (separators ``,`` and ``:``, no ASCII escaping), key order kept.
+
+    The same bytes as :func:`dumps_std` except for floats below 1e-4 (see the
+    module docstring); used for request bodies, which are signed as they are
+    sent, and for output lines.
+    """
+    if orjson is not None:
+        try:
+            return orjson.dumps(value)
+        except TypeError:  # JSONEncodeError: a >64-bit int, a NonFinite, a surrogate
+            pass
+    return dumps_std(value)

@@ -1,0 +1,175 @@
+"""``miva-sync pull --all-profiles``: every profile in one cron line, a few at a time.
+
+Each profile runs as its own ``python -m miva_sync --profile NAME pull …``
+process, so each takes its own store's run lock, keeps its own state and fails
+on its own; one profile's failure never stops the others. The exit code is the
+worst of the children's by :data:`SEVERITY`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any
+
+from miva_sync.errors import InterruptedRunError, MivaSyncError
+
+# Most severe first: what needs a person (a bug, data that could not be
+# written, broken settings or credentials, a refused request, a usage problem
+# such as a profile with nothing to resume) before what heals by itself
+# (an incomplete target the next run fills, a store that is down, a run still
+# going, an interrupted child).
+SEVERITY = (1, 8, 3, 4, 5, 2, 9, 6, 7, 130)
+MEANINGS = {
+    0: "ok",
+    1: "internal error",
+    2: "usage error",
+    3: "configuration error",
+    4: "authentication refused",
+    5: "API refused the request",
+    6: "store unreachable",
+    7: "locked by another run",
+    8: "output failed",
+    9: "incomplete",
+    130: "interrupted",
+}
+
+
+class ProfilesFailedError(MivaSyncError):
+    """Some profiles failed; the exit code is the worst of theirs."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class ProfileResult:
+    """One profile's run: its exit code and what it said on stderr."""
+
+    profile: str
+    exit_code: int
+    stderr: str
+
+    @property
+    def meaning(self) -> str:
+        return MEANINGS.get(self.exit_code, f"killed or unknown ({self.exit_code})")
+
+    @property
+    def last_line(self) -> str:
+        """The child's last message, without the ``miva-sync: error:`` prefix."""
+        lines = [line for line in self.stderr.splitlines() if line.strip()]
+        if not lines:
+            return ""
+        line = lines[-1]
+        for prefix in ("miva-sync: error: ", "miva-sync: "):
+            if line.startswith(prefix):
+                return line[len(prefix) :]
+        return line
+
+
+def normalise(code: int) -> int:
+    """A code outside the table (a child killed by a signal) counts as a bug (1)."""
+    return code if code == 0 or code in SEVERITY else 1
+
+
+def worst(codes: Sequence[int]) -> int:
+    """The most severe exit code (0 when every one is 0)."""
+    failing = [normalise(c) for c in codes if c != 0]
+    if not failing:
+        return 0
+    return min(failing, key=SEVERITY.index)
+
+
+def run_profiles(
+    profiles: Sequence[str],
+    pull_args: Sequence[str],
+    *,
+    jobs: int = 3,
+    on_done: Callable[[ProfileResult], None] | None = None,
+) -> list[ProfileResult]:
+    """Run ``pull`` for every profile, ``jobs`` at a time; results in profile order.
+
+    Children inherit stdout (only one may write data there: the caller checks)
+    and stdin is closed, so a child can never wait for a prompt.
+    """
+    running: set[subprocess.Popen[str]] = set()
+    lock = threading.Lock()
+
+    def one(name: str) -> ProfileResult:
+        command = [sys.executable, "-m", "miva_sync", "--profile", name, *pull_args]
+        with lock:
+            proc = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=os.environ.copy(),
+            )
+            running.add(proc)
+        try:
+            _, err = proc.communicate()
+        finally:
+            with lock:
+                running.discard(proc)
+        return ProfileResult(name, proc.returncode, err or "")
+
+    results: dict[str, ProfileResult] = {}
+    with _sigterm_as_interrupt(), ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(one, name): name for name in profiles}
+        try:
+            for future in as_completed(futures):
+                result = future.result()
+                results[result.profile] = result
+                if on_done is not None:
+                    on_done(result)
+        except KeyboardInterrupt:
+            # Stop the children the way systemd would stop one run: SIGTERM, so
+            # each ends with consistent state; queued profiles never start.
+            for future in futures:
+                future.cancel()
+            with lock:
+                for proc in running:
+                    with contextlib.suppress(OSError):
+                        proc.terminate()
+            raise InterruptedRunError(
+                "interrupted; the running profiles were stopped with their state "
+                "consistent"
+            ) from None
+    return [results[name] for name in profiles]
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (a test runner's thread)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def summary_error(results: Sequence[ProfileResult]) -> ProfilesFailedError | None:
+    """The error to exit with, naming every failed profile; None when all succeeded."""
+    failed = [r for r in results if r.exit_code != 0]
+    if not failed:
+        return None
+    names = ", ".join(f"{r.profile} ({r.exit_code})" for r in failed)
+    return ProfilesFailedError(
+        f"{len(failed)} of {len(results)} profiles failed: {names}; exit code is the "
+        "most severe (see 'Exit codes' in the README)",
+        worst([r.exit_code for r in results]),
+    )

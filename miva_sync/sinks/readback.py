@@ -1,0 +1,246 @@
+"""Read an output back: which orders it holds, and in which version.
+
+``miva-sync verify`` compares this with the store. Only what a comparison
+needs is read (id, orderdate, dt_updated per order), and nothing is ever
+created or migrated: a target that does not exist or is not ours is
+unreadable (exit 8), never silently "empty".
+
+Each target keeps newest-wins in its own way, so each is read its own way:
+a JSON Lines file may hold several versions of one order (the newest
+``dt_updated`` counts; a partial last line left by a killed writer is
+ignored), a folder holds ``<id>.json`` files, and the databases hold one row
+per order plus their own copy of the cursor (whose ``held`` set verify needs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from miva_sync.errors import OutputError, UsageError
+from miva_sync.sync.orders import cursor_value
+
+_ORDER_FILE = re.compile(r"^\d+\.json$")
+SINGER_TYPES = ("RECORD", "SCHEMA", "STATE")
+
+
+@dataclass(frozen=True)
+class Stored:
+    """One order as a target holds it: the values verify compares."""
+
+    orderdate: int | None
+    dt_updated: int | None
+
+
+@dataclass
+class TargetContents:
+    """What a target holds, by order id."""
+
+    description: str
+    orders: dict[int, Stored] = field(default_factory=dict)
+    # the target's own cursor record for the store (databases only)
+    checkpoint: dict[str, Any] | None = None
+    # lines or files that could not be read as an order: they count as absent
+    unreadable: int = 0
+    # the stream format of a file (Singer files hold RECORD messages)
+    fmt: str = "jsonl"
+
+    def keep(self, order: Any) -> None:
+        """Take one order object; the newest dt_updated of an id wins."""
+        oid = order.get("id") if isinstance(order, dict) else None
+        if isinstance(oid, bool) or not isinstance(oid, int) or oid < 0:
+            self.unreadable += 1
+            return
+        stored = Stored(
+            cursor_value(order, "orderdate"), cursor_value(order, "dt_updated")
+        )
+        known = self.orders.get(oid)
+        if (
+            known is None
+            or known.dt_updated is None
+            or (stored.dt_updated is not None and stored.dt_updated >= known.dt_updated)
+        ):
+            self.orders[oid] = stored
+
+
+def read_target(target: str, store_key: str) -> TargetContents:
+    """Read the output named by ``-o`` back (see the module docstring)."""
+    kind = check_target(target)
+    if kind == "sqlite":
+        from miva_sync.sinks.sqlite import sqlite_path
+
+        return _read_sqlite(sqlite_path(target), store_key)
+    if kind == "postgres":
+        return _read_postgres(target, store_key)
+    if kind == "folder":
+        return _read_folder(Path(target))
+    return _read_lines(Path(target))
+
+
+def check_target(target: str) -> str:
+    """The kind of target (lines, folder, sqlite, postgres), or raise at once.
+
+    Called before the store is listed too, so a typo costs no requests: a
+    local target that does not exist is unreadable (exit 8), not "empty".
+    """
+    if target == "-":
+        raise UsageError(
+            "stdout cannot be read back: verify the file, folder or database the "
+            "orders went to (-o orders.jsonl, -o orders/, -o sqlite:///orders.db)"
+        )
+    if target.startswith(("postgresql://", "postgres://")):
+        return "postgres"
+    if target.startswith("sqlite:///"):
+        from miva_sync.sinks.sqlite import sqlite_path
+
+        path, kind = sqlite_path(target), "sqlite"
+    elif "://" in target:
+        scheme = target.split("://", 1)[0]
+        raise UsageError(
+            f"unknown output {scheme}://; verify reads FILE.jsonl, DIR/, "
+            "sqlite:///PATH or postgresql://…"
+        )
+    else:
+        path = Path(target)
+        kind = "folder" if target.endswith("/") or path.is_dir() else "lines"
+    if not path.exists():
+        raise OutputError(f"cannot read {target}: it does not exist")
+    return kind
+
+
+def _read_lines(path: Path) -> TargetContents:
+    contents = TargetContents(str(path))
+    try:
+        with path.open("rb") as lines:
+            for line in lines:
+                if not line.endswith(b"\n"):
+                    break  # a killed writer's partial last line: never written
+                _take_line(contents, line)
+    except OSError as exc:
+        raise OutputError(f"cannot read {path}: {exc.strerror}") from None
+    return contents
+
+
+def _take_line(contents: TargetContents, line: bytes) -> None:
+    if not line.strip():
+        return
+    try:
+        message = json.loads(line)
+    except ValueError:
+        contents.unreadable += 1
+        return
+    if isinstance(message, dict) and message.get("type") in SINGER_TYPES:
+        # a --format singer file: orders travel inside RECORD messages
+        contents.fmt = "singer"
+        if message["type"] == "RECORD":
+            contents.keep(message.get("record"))
+        return
+    contents.keep(message)
+
+
+def _read_folder(folder: Path) -> TargetContents:
+    contents = TargetContents(f"{folder}/")
+    try:
+        names = [p.name for p in folder.iterdir() if _ORDER_FILE.match(p.name)]
+    except OSError as exc:
+        raise OutputError(f"cannot read folder {folder}: {exc.strerror}") from None
+    for name in names:
+        try:
+            order = json.loads((folder / name).read_bytes())
+        except (OSError, ValueError):
+            contents.unreadable += 1  # a damaged file holds no order: it is missing
+            continue
+        if isinstance(order, dict) and order.get("id") != int(name[:-5]):
+            contents.unreadable += 1  # not the order its name says
+            continue
+        contents.keep(order)
+    return contents
+
+
+def _read_sqlite(path: Path, store_key: str) -> TargetContents:
+    contents = TargetContents(f"sqlite:///{path}")
+    try:
+        # read-only: verify must never create, migrate or lock the writers out
+        conn = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise OutputError(f"cannot open {path}: {exc}") from None
+    try:
+        rows = conn.execute("SELECT id, orderdate, dt_updated FROM orders").fetchall()
+        state = conn.execute(
+            "SELECT record FROM sync_state WHERE store_key = ?", (store_key,)
+        ).fetchone()
+    except sqlite3.Error as exc:
+        raise OutputError(
+            f"cannot read {path}: {exc} (is it a miva-sync database?)"
+        ) from None
+    finally:
+        conn.close()
+    contents.orders = {oid: Stored(od, up) for oid, od, up in rows}
+    if state is not None:
+        with contextlib.suppress(ValueError):
+            contents.checkpoint = json.loads(state[0])
+    return contents
+
+
+def _read_postgres(target: str, store_key: str) -> TargetContents:
+    try:
+        import psycopg
+        from psycopg import sql
+    except ImportError:
+        from miva_sync.errors import ConfigError
+
+        raise ConfigError(
+            "PostgreSQL targets need psycopg: pip install 'miva-sync[postgres]'"
+        ) from None
+    from miva_sync.sinks.postgres import (
+        _connect_defaults,
+        _passwords,
+        redact,
+        split_target,
+    )
+
+    description = redact(target)
+    contents = TargetContents(description)
+    dsn, schema = split_target(target)
+
+    def why(exc: Exception) -> str:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        for secret in _passwords(target):
+            text = text.replace(secret, "***")
+        return text
+
+    try:
+        defaults = _connect_defaults(dsn)
+    except psycopg.Error:
+        raise UsageError(f"not a valid PostgreSQL URL: {description}") from None
+    try:
+        with psycopg.connect(dsn, autocommit=True, **defaults) as conn:
+            if schema is not None:
+                conn.execute("SELECT set_config('search_path', %s, false)", (
+                    sql.Identifier(schema).as_string(conn),
+                ))  # fmt: skip
+            found = conn.execute("SELECT to_regclass('orders')").fetchone()
+            if not found or found[0] is None:
+                where = f"schema {schema}" if schema else "the default schema"
+                raise OutputError(
+                    f"{description}: no orders table in {where}; nothing was "
+                    "written there yet (check ?schema=)"
+                )
+            rows = conn.execute(
+                "SELECT id, orderdate, dt_updated FROM orders"
+            ).fetchall()
+            state = conn.execute(
+                "SELECT record FROM sync_state WHERE store_key = %s", (store_key,)
+            ).fetchone()
+    except psycopg.Error as exc:
+        raise OutputError(f"cannot read {description}: {why(exc)}") from None
+    contents.orders = {oid: Stored(od, up) for oid, od, up in rows}
+    if state is not None and isinstance(state[0], dict):
+        contents.checkpoint = state[0]
+    return contents

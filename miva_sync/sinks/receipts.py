@@ -1,0 +1,53 @@
+"""Where a JSON Lines file stood at the last checkpoint, to replay what came after.
+
+A run killed after writing a page but before saving its state leaves that page
+in the file. The next run appending to the same file reads those lines back
+(everything past the offset of the last checkpoint) into its dedupe window,
+so they are not emitted a second time. The state file keeps the receipt:
+``{"target": path, "inode": n, "offset": bytes}``. Only appending to the same
+file can be made exactly-once this way; stdout, or a new file each run, stays
+at-least-once across a crash.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from miva_sync.sinks.base import Sink
+
+
+def receipt(sink: Sink) -> dict[str, Any] | None:
+    """The file's identity and committed length, taken right after a commit."""
+    from miva_sync.sinks.jsonl import FileSink
+
+    if not isinstance(sink, FileSink):  # JSON Lines files only (not Singer, not stdout)
+        return None
+    try:
+        status = sink.path.stat()
+    except OSError:
+        return None
+    return {"target": str(sink.path), "inode": status.st_ino, "offset": status.st_size}
+
+
+def uncommitted(sink: Sink, saved: Any) -> list[dict[str, Any]]:
+    """Orders written to the same file after the saved receipt (a crashed run's page)."""
+    here = receipt(sink)
+    if not isinstance(saved, dict) or here is None:
+        return []
+    if saved.get("target") != here["target"] or saved.get("inode") != here["inode"]:
+        return []
+    offset = saved.get("offset")
+    if not isinstance(offset, int) or not 0 <= offset < here["offset"]:
+        return []
+    orders = []
+    with open(here["target"], "rb") as reader:  # noqa: PTH123 - seek on raw bytes
+        reader.seek(offset)
+        for line in reader.read().splitlines():
+            try:
+                order = json.loads(line)
+            except ValueError:
+                continue  # a partial line: repaired before the next append
+            if isinstance(order, dict) and isinstance(order.get("id"), int):
+                orders.append(order)
+    return orders

@@ -1,0 +1,335 @@
+"""``miva-sync state show|reset|set``: look at a store's saved state and move it on purpose.
+
+The state file is the record of every store; a database target (SQLite,
+PostgreSQL) also keeps its own copy of the cursor, committed with its rows, and
+that copy is authoritative for it (design.md §4.2). So these commands act on the
+target's copy too when one is named (``-o``, or the profile's ``output``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from miva_sync.config import Settings
+from miva_sync.errors import ConfigError, IncompleteError, UsageError
+from miva_sync.timespec import human_span, iso
+
+SANDBOX_STORE_KEY = "sandbox"  # the same key as runner.SANDBOX_STORE_KEY (design §4.2)
+FIELDS = {"date": "orderdate", "updated": "dt_updated", "number": "id", "queue": None}
+
+
+class StaleStateError(IncompleteError):
+    """``state show --max-age``: the last successful run is too old (exit 9)."""
+
+
+@dataclass(frozen=True)
+class StoreRef:
+    """Which record: the state file, the key, and the database target (if any)."""
+
+    settings: Settings
+    key: str
+    target: str | None
+
+
+def store_ref(settings: Settings, *, sandbox: bool, output: str | None) -> StoreRef:
+    """The store's state key, without connecting (so a token is not needed)."""
+    if sandbox:
+        key = SANDBOX_STORE_KEY
+    elif settings.profile or (settings.url and settings.store_code):
+        key = settings.store_key
+    else:
+        raise ConfigError(
+            "which store? set MIVA_URL and MIVA_STORE_CODE, pass --profile NAME, "
+            "or --sandbox for the demo store"
+        )
+    return StoreRef(settings, key, output if output and output != "-" else None)
+
+
+@contextlib.contextmanager
+def _target(ref: StoreRef) -> Iterator[Any]:
+    """The database target that keeps its own cursor copy, else None."""
+    if ref.target is None:
+        yield None
+        return
+    from miva_sync.sinks import open_sink
+
+    sink = open_sink(ref.target)
+    try:
+        yield sink if sink.keeps_checkpoint else None
+    finally:
+        sink.close()
+
+
+def load(ref: StoreRef) -> tuple[dict[str, Any] | None, str]:
+    """The record a pull would start from, and where it came from."""
+    from miva_sync.state import StateStore
+
+    record = StateStore(ref.settings.state_path()).get(ref.key)
+    with _target(ref) as sink:
+        if sink is not None:
+            own = sink.load_checkpoint(ref.key)
+            if own is not None:
+                return with_last_run(own, record), sink.description
+    return record, str(ref.settings.state_path())
+
+
+def with_last_run(
+    record: dict[str, Any], other: dict[str, Any] | None
+) -> dict[str, Any]:
+    """``record`` carrying the newer ``last_run`` of the two.
+
+    A database's cursor copy is committed with its last page, before the run
+    ends, so the run's ``last_run`` may be only in the state file.
+    """
+    theirs = (other or {}).get("last_run")
+    ours = record.get("last_run")
+    if isinstance(theirs, dict) and (
+        not isinstance(ours, dict)
+        or theirs.get("finished_at", 0) > ours.get("finished_at", 0)
+    ):
+        return {**record, "last_run": theirs}
+    return record
+
+
+def view(
+    record: dict[str, Any], key: str, source: str, *, now: float
+) -> dict[str, Any]:
+    """The ``state show --json`` object (documented in the README)."""
+    mode = record.get("mode")
+    cursors = {}
+    for name, cursor in record.get("cursors", {}).items():
+        shown: dict[str, Any] = {"field": FIELDS.get(name)}
+        for point in ("start", "watermark"):
+            value = cursor.get(point)
+            shown[point] = value
+            # order numbers are not times; only time cursors get an ISO form
+            shown[f"{point}_iso"] = (
+                iso(value)
+                if value is not None and name in ("date", "updated")
+                else None
+            )
+        shown.update({k: v for k, v in cursor.items() if k not in shown})
+        cursors[name] = shown
+    held = []
+    for order_id, entry in sorted(
+        record.get("held", {}).items(), key=lambda item: int(item[0])
+    ):
+        since = entry.get("since")
+        held.append(
+            {
+                "id": int(order_id),
+                "since": since,
+                "since_iso": iso(since),
+                "age_seconds": int(now - since) if since is not None else None,
+                "orderdate": entry.get("orderdate"),
+            }
+        )
+    last = record.get("last_run")
+    last_run = None
+    if isinstance(last, dict):
+        finished = last.get("finished_at")
+        last_run = {
+            **last,
+            "finished_at_iso": iso(finished),
+            "age_seconds": int(now - finished) if finished is not None else None,
+        }
+    active = cursors.get(mode or "", {})
+    return {
+        "store": key,
+        "source": source,
+        "mode": mode,
+        "watermark": active.get("watermark"),
+        "watermark_iso": active.get("watermark_iso"),
+        "cursors": cursors,
+        "dedupe_size": len(record.get("dedupe", {})),
+        "held": held,
+        "last_run": last_run,
+        "updated_at": record.get("updated_at"),
+    }
+
+
+def render(data: dict[str, Any]) -> list[str]:
+    """``state show`` for people: one fact per line."""
+    lines = [
+        f"store        {data['store']}",
+        f"from         {data['source']}",
+        f"active mode  {data['mode']}",
+    ]
+    for name, cursor in data["cursors"].items():
+        marker = "*" if name == data["mode"] else " "
+        lines.append(f"cursor {marker}{name}")
+        if name == "queue":
+            for k in ("queue_code", "ack", "received_queue", "drained_at"):
+                if k in cursor:
+                    value = iso(cursor[k]) if k == "drained_at" else cursor[k]
+                    lines.append(f"  {k:<11}{value}")
+            pending = cursor.get("pending_ack") or []
+            lines.append(f"  {'pending ack':<11}{len(pending)}")
+            continue
+        for point in ("start", "watermark"):
+            value = cursor.get(point)
+            if value is None:
+                lines.append(f"  {point:<11}- (none yet)")
+            elif cursor.get(f"{point}_iso"):
+                lines.append(f"  {point:<11}{cursor[point + '_iso']}  ({value})")
+            else:
+                lines.append(f"  {point:<11}#{value}")
+        if "lookback" in cursor:
+            lines.append(f"  {'lookback':<11}{human_span(int(cursor['lookback']))}")
+        if "overlap" in cursor:
+            lines.append(f"  {'overlap':<11}{cursor['overlap']}")
+    lines.append(f"dedupe       {data['dedupe_size']} order versions remembered")
+    held = data["held"]
+    lines.append(f"held         {len(held)} unpaid order(s)")
+    lines.extend(
+        f"  #{h['id']}  held since {h['since_iso']} ({_age(h['age_seconds'])} ago)"
+        for h in held
+    )
+    last = data["last_run"]
+    if last is None:
+        lines.append("last run     none recorded")
+    else:
+        counts = ", ".join(
+            f"{last[k]} {k}"
+            for k in ("emitted", "unchanged", "held", "released")
+            if last.get(k) is not None
+        )
+        took = f" in {last['seconds']:.1f}s" if last.get("seconds") is not None else ""
+        lines.append(
+            f"last run     {last['finished_at_iso']} ({_age(last['age_seconds'])} ago), "
+            f"{last.get('mode', '?')} mode: {counts or 'no counts'}{took}"
+        )
+    return lines
+
+
+def _age(seconds: int | None) -> str:
+    if seconds is None:
+        return "?"
+    s = max(0, seconds)
+    if s >= 86400:
+        return f"{s // 86400}d{s % 86400 // 3600}h"
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60}m"
+    if s >= 60:
+        return f"{s // 60}m"
+    return f"{s}s"
+
+
+def check_age(data: dict[str, Any], max_age: int) -> None:
+    """Raise :class:`StaleStateError` when the last successful run is older than max_age."""
+    last = data["last_run"]
+    if last is None or last.get("age_seconds") is None:
+        raise StaleStateError(
+            f"no successful run recorded for {data['store']} (--max-age "
+            f"{human_span(max_age)}): run a pull, then check its cron line and logs"
+        )
+    if last["age_seconds"] > max_age:
+        raise StaleStateError(
+            f"the last successful run of {data['store']} finished "
+            f"{_age(last['age_seconds'])} ago ({last['finished_at_iso']}), more than "
+            f"--max-age {human_span(max_age)}: check the cron job or timer and its "
+            "log (journalctl -u miva-sync, or the cron mail)"
+        )
+
+
+def no_state(key: str) -> UsageError:
+    return UsageError(
+        f"no saved state for store {key!r}: the first pull creates it "
+        "(miva-sync pull --since 7d), or set a start with 'miva-sync state set'"
+    )
+
+
+@dataclass(frozen=True)
+class Change:
+    """What ``state set`` did: the mode and its cursor before and after."""
+
+    mode: str
+    before: dict[str, Any] | None
+    after: dict[str, Any]
+    record: dict[str, Any]
+
+
+def set_cursor(
+    record: dict[str, Any] | None,
+    *,
+    order: int | None = None,
+    since: int | None = None,
+    updated: bool = False,
+    forget_seen: bool = False,
+) -> Change:
+    """Restart a mode's cursor at ``order`` or ``since`` and make that mode active.
+
+    The same as ``pull --from-order``/``--since`` does at the start of a run:
+    the next pull reads from exactly there (its lookback or overlap apply from
+    then on). The dedupe window is kept unless ``forget_seen``, so a rewind does
+    not re-emit unchanged orders unless asked to.
+    """
+    if (order is None) == (since is None):
+        raise UsageError("give one of --order N or --since WHEN")
+    if updated and since is None:
+        raise UsageError("--updated goes with --since")
+    mode = "number" if order is not None else ("updated" if updated else "date")
+    value = order if order is not None else since
+    assert value is not None  # noqa: S101 - checked above
+    new = copy.deepcopy(record) if record else {"cursors": {}, "dedupe": {}, "held": {}}
+    before = new["cursors"].get(mode)
+    cursor = {k: v for k, v in (before or {}).items() if k in ("lookback", "overlap")}
+    cursor.update({"start": int(value), "watermark": None})
+    new["cursors"][mode] = cursor
+    new["mode"] = mode
+    if forget_seen:
+        new["dedupe"] = {}
+    return Change(mode, copy.deepcopy(before), cursor, new)
+
+
+def describe_point(mode: str, cursor: dict[str, Any] | None) -> str:
+    if not cursor:
+        return "none"
+    value = cursor.get("watermark")
+    if value is None:
+        value = cursor.get("start")
+    if value is None:
+        return "none"
+    return f"#{value}" if mode == "number" else f"{iso(value)} ({value})"
+
+
+def apply(ref: StoreRef, change_of: Any, *, wait: bool = False) -> Change:
+    """Under the store's run lock: read, change, write the state file and the target copy."""
+    from miva_sync.state import StateStore
+
+    state = StateStore(ref.settings.state_path())
+    with state.run_lock(ref.key, wait=wait), _target(ref) as sink:
+        record = state.get(ref.key)
+        if sink is not None:
+            own = sink.load_checkpoint(ref.key)
+            record = with_last_run(own, record) if own is not None else record
+        change: Change = change_of(record)
+        state.put(ref.key, change.record)
+        if sink is not None:
+            sink.commit(ref.key, change.record)
+    return change
+
+
+def reset(
+    ref: StoreRef, *, wait: bool = False
+) -> tuple[dict[str, Any] | None, str | None]:
+    """Delete the store's record under its run lock; return it and a note for a database."""
+    from miva_sync.state import StateStore
+
+    state = StateStore(ref.settings.state_path())
+    with state.run_lock(ref.key, wait=wait):
+        record = state.get(ref.key)
+        state.delete(ref.key)
+    note = None
+    with _target(ref) as sink:
+        if sink is not None and sink.load_checkpoint(ref.key) is not None:
+            note = (
+                f"{sink.description} keeps its own cursor for this store and a pull "
+                "into it resumes from there; to start that over too, delete the "
+                f"row with store_key {ref.key!r} from its sync_state table"
+            )
+    return record, note

@@ -1,0 +1,266 @@
+"""--workers: the same orders as one worker, a cursor that never passes a gap, crash-safe."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from miva_sync.client import Page
+from miva_sync.query import ListQuery
+from miva_sync.sandbox import Sandbox
+from miva_sync.sync.pager import Chunk
+from miva_sync.sync.parallel import ParallelPager, prefetched
+from tests.helpers import CLI, cli_env, read_jsonl, run_cli
+
+PAGE = "10"  # windows of ~75 orders: the sandbox's bursts (160 and 40 orders
+# sharing one second) straddle window boundaries and fill whole pages
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox(orders=700, seed=5, tie_order="random") as sb:
+        yield sb
+
+
+def pull(
+    run: Any, sandbox: Sandbox, home: Path, out: Path, *args: str
+) -> tuple[list[dict[str, Any]], str]:
+    env = {**sandbox.env(), "MIVA_SYNC_HOME": str(home)}
+    result = run(
+        ["pull", *args, "--page-size", PAGE, "-o", str(out), "--no-progress"], env=env
+    )
+    assert result.exit_code == 0, result.stderr
+    return [json.loads(line) for line in out.read_text().splitlines()], result.stderr
+
+
+def state_of(home: Path) -> dict[str, Any]:
+    stores = json.loads((home / "state.json").read_text())["stores"]
+    (record,) = stores.values()
+    return record  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("mode", "start"),
+    [("--since", "since"), ("--since", "updated"), ("--from-order", "id")],
+)
+def test_parallel_pull_emits_the_same_orders_as_one_worker(
+    run: Any, sandbox: Sandbox, tmp_path: Path, mode: str, start: str
+) -> None:
+    orders = sandbox.store.orders_snapshot()
+    if start == "id":
+        args = [mode, str(min(o["id"] for o in orders) + 5)]
+    else:
+        args = [mode, str(sandbox.store.now() - 400 * 86400)]
+        if start == "updated":
+            args.append("--updated")
+    one, _ = pull(run, sandbox, tmp_path / "h1", tmp_path / "one.jsonl", *args)
+    four, err = pull(
+        run, sandbox, tmp_path / "h4", tmp_path / "four.jsonl", *args, "--workers", "4"
+    )
+    ids = [o["id"] for o in four]
+    assert len(ids) == len(set(ids)), "an order was written twice"
+    # the same objects (as written lines), whatever the order of the lines
+    assert sorted(map(json.dumps, four)) == sorted(map(json.dumps, one))
+    assert len(one) > 300
+    # the cursor ends where the one-worker pull's does
+    mode_name = {"since": "date", "updated": "updated", "id": "number"}[start]
+    one_cursor = state_of(tmp_path / "h1")["cursors"][mode_name]["watermark"]
+    four_cursor = state_of(tmp_path / "h4")["cursors"][mode_name]["watermark"]
+    assert four_cursor == one_cursor is not None
+    assert " requests " in err
+
+
+def test_parallel_pull_reads_tie_groups_split_across_windows(
+    run: Any, tmp_path: Path
+) -> None:
+    # one burst of 160 orders in one second, ties in random order, windows of ~75
+    with Sandbox(orders=400, seed=8, tie_order="random", burst_size=160) as sb:
+        since = sb.store.now() - 400 * 86400
+        expected = {
+            o["id"] for o in sb.store.orders_snapshot() if o["orderdate"] >= since
+        }
+        got, _ = pull(
+            run, sb, tmp_path / "h", tmp_path / "o.jsonl", "--since", str(since),
+            "--workers", "3",
+        )  # fmt: skip
+    assert sorted(o["id"] for o in got) == sorted(expected)
+
+
+def test_parallel_bounded_repull_leaves_state_alone(
+    run: Any, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    now = sandbox.store.now()
+    since, until = now - 400 * 86400, now - 2 * 86400
+    got, _ = pull(
+        run, sandbox, tmp_path / "h", tmp_path / "o.jsonl", "--since", str(since),
+        "--until", str(until), "--workers", "4",
+    )  # fmt: skip
+    expected = {
+        o["id"]
+        for o in sandbox.store.orders_snapshot()
+        if since <= o["orderdate"] <= until
+    }
+    assert sorted(o["id"] for o in got) == sorted(expected)
+    assert not (tmp_path / "h" / "state.json").exists()
+
+
+def test_parallel_resume_after_a_first_parallel_pull_finds_only_new_orders(
+    run: Any, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    home = tmp_path / "h"
+    since = str(sandbox.store.now() - 400 * 86400)
+    pull(run, sandbox, home, tmp_path / "a.jsonl", "--since", since, "--workers", "4")
+    added = sandbox.store.add_order()
+    again, _ = pull(run, sandbox, home, tmp_path / "b.jsonl", "--workers", "4")
+    assert [o["id"] for o in again] == [added["id"]]
+
+
+# -- the pager alone: the cursor only covers the contiguous completed prefix ------
+
+
+class FakeStore:
+    """Answers list queries over fixed orders; some windows answer slowly."""
+
+    def __init__(self, orders: list[dict[str, Any]], seed: int) -> None:
+        self.orders = orders
+        self.rng = random.Random(seed)
+        self.lock = threading.Lock()
+
+    def list_orders(self, query: ListQuery) -> Page:
+        rows = self.orders
+        for (cond,) in query.groups:
+            value = int(cond.value)
+            op = {"GE": int.__ge__, "GT": int.__gt__, "LE": int.__le__,
+                  "EQ": int.__eq__}[cond.operator]  # fmt: skip
+            rows = [r for r in rows if op(r[cond.field], value)]
+        field = (query.sort or "id").lstrip("-")
+        with self.lock:
+            shuffled = rows[:]
+            self.rng.shuffle(shuffled)  # ties come back in random order
+            delay = self.rng.choice([0, 0, 0.002, 0.01])
+        rows = sorted(shuffled, key=lambda r: r[field])
+        time.sleep(delay)
+        page = rows[query.offset : query.offset + query.count]
+        return Page(
+            orders=[dict(r) for r in page], total_count=len(rows), start_offset=0
+        )
+
+
+class FakeClient:
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+        self.requests_sent = 0
+
+    def list_orders(self, query: ListQuery) -> Page:
+        self.requests_sent += 1
+        return self.store.list_orders(query)
+
+    def close(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_parallel_pager_bound_never_passes_an_unfinished_window(seed: int) -> None:
+    rng = random.Random(seed)
+    orders, when = [], 1000
+    for oid in range(1, 400):
+        when += rng.choice([0, 0, 0, 1, 2, 30])  # many ties, some long gaps
+        orders.append({"id": oid, "orderdate": when})
+    store = FakeStore(orders, seed)
+    probe_client = FakeClient(store)
+    pager = ParallelPager(
+        make_client=lambda: FakeClient(store),  # type: ignore[arg-type,return-value]
+        fetch_with=lambda client, query: client.list_orders(query),
+        probe=probe_client.list_orders,
+        base=ListQuery(count=7),
+        field="orderdate",
+        lo=1000,
+        hi=None,
+        workers=4,
+    )
+    seen: set[int] = set()
+    bound = None
+    for chunk in pager:
+        assert isinstance(chunk, Chunk)
+        seen.update(o["id"] for o in chunk.orders)
+        if chunk.complete_below is not None:
+            assert bound is None or chunk.complete_below >= bound
+            bound = chunk.complete_below
+            missing = [
+                o for o in orders if o["orderdate"] < bound and o["id"] not in seen
+            ]
+            assert not missing, f"bound {bound} passed order {missing[0]}"
+    assert seen == {o["id"] for o in orders}
+    assert bound == orders[-1]["orderdate"]
+    assert pager.requests > 0
+
+
+def test_parallel_pager_hands_a_worker_error_to_the_writer() -> None:
+    class Broken(FakeClient):
+        def list_orders(self, query: ListQuery) -> Page:
+            raise RuntimeError("store on fire")
+
+    store = FakeStore([{"id": i, "orderdate": i} for i in range(1, 100)], 1)
+    pager = ParallelPager(
+        make_client=lambda: Broken(store),  # type: ignore[arg-type,return-value]
+        fetch_with=lambda client, query: client.list_orders(query),
+        probe=FakeClient(store).list_orders,
+        base=ListQuery(count=5),
+        field="orderdate",
+        lo=0,
+        hi=None,
+        workers=2,
+    )
+    with pytest.raises(RuntimeError, match="store on fire"):
+        list(pager)
+
+
+def test_prefetched_yields_everything_in_order_and_reraises() -> None:
+    assert list(prefetched(iter(range(50)))) == list(range(50))
+
+    def failing() -> Iterator[int]:
+        yield 1
+        raise ValueError("page 2 failed")
+
+    got = []
+    with pytest.raises(ValueError, match="page 2"):
+        for item in prefetched(failing()):
+            got.append(item)
+    assert got == [1]
+
+
+# -- crash safety in a real process ------------------------------------------------
+
+
+def test_parallel_pull_killed_mid_way_resumes_without_gaps(tmp_path: Path) -> None:
+    with Sandbox(orders=900, seed=31, tie_order="random", latency_ms=30) as sb:
+        home = tmp_path / "home"
+        env = cli_env(sb, home)
+        since = sb.store.now() - 400 * 86400
+        expected = {
+            o["id"] for o in sb.store.orders_snapshot() if o["orderdate"] >= since
+        }
+        rng = random.Random(77)
+        received: set[int] = set()
+        for attempt in range(3):
+            out = tmp_path / f"kill{attempt}.jsonl"
+            args = ["pull", "--page-size", PAGE, "--workers", "4", "-o", str(out)]
+            if attempt == 0:
+                args += ["--since", str(since)]
+            proc = subprocess.Popen([*CLI, *args], env=env, stderr=subprocess.DEVNULL)
+            time.sleep(rng.uniform(0.8, 1.6))
+            proc.kill()
+            proc.wait(10)
+            received |= {o["id"] for o in read_jsonl(out)}
+        final = tmp_path / "final.jsonl"
+        run_cli("pull", "--page-size", "50", "-o", str(final), env=env)
+        received |= {o["id"] for o in read_jsonl(final)}
+    assert received >= expected

@@ -1,0 +1,105 @@
+"""Reading targets back (newest wins, damaged parts) and the pure comparison."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from miva_sync.sandbox import Sandbox
+from miva_sync.sinks.readback import Stored, TargetContents, read_target
+from miva_sync.verify import Range, compare
+from tests.test_verify import SINCE
+
+
+def line(oid: int, updated: Any, orderdate: int = 100) -> str:
+    return json.dumps({"id": oid, "orderdate": orderdate, "dt_updated": updated}) + "\n"
+
+
+def test_readback_jsonl_newest_version_wins_and_a_partial_line_is_ignored(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "o.jsonl"
+    path.write_text(
+        line(1, 50)
+        + line(1, 70)
+        + line(1, 60)  # an older version written later (a replayed page)
+        + line(2, {"time_t": 80, "timezone": 0})  # a JSON_DateTime object
+        + "\n"
+        + "{not json}\n"
+        + line(3, 90)[:-5]  # a killed writer's half line: never written
+    )
+    contents = read_target(str(path), "key")
+    assert contents.orders == {1: Stored(100, 70), 2: Stored(100, 80)}
+    assert contents.unreadable == 1 and contents.fmt == "jsonl"
+
+
+def test_readback_singer_file_reads_records(tmp_path: Path) -> None:
+    path = tmp_path / "o.singer"
+    messages = [
+        {"type": "SCHEMA", "stream": "orders", "schema": {}, "key_properties": ["id"]},
+        {"type": "RECORD", "stream": "orders", "record": json.loads(line(7, 5))},
+        {"type": "STATE", "value": {}},
+    ]
+    path.write_text("".join(json.dumps(m) + "\n" for m in messages))
+    contents = read_target(str(path), "key")
+    assert contents.orders == {7: Stored(100, 5)} and contents.fmt == "singer"
+
+
+def test_readback_folder_counts_damaged_files_as_absent(tmp_path: Path) -> None:
+    folder = tmp_path / "orders"
+    folder.mkdir()
+    (folder / "1.json").write_text(line(1, 10))
+    (folder / "2.json").write_text(line(2, 10)[:9])  # truncated
+    (folder / "3.json").write_text(line(4, 10))  # not the order its name says
+    (folder / ".5.json.tmp-99").write_text(line(5, 10))  # a writer's temp file
+    contents = read_target(f"{folder}/", "key")
+    assert contents.orders == {1: Stored(100, 10)}
+    assert contents.unreadable == 2
+
+
+def test_compare_names_missing_stale_held_and_extra_within_the_range() -> None:
+    rng = Range("date", 100, 200)
+    listed = {
+        1: Stored(100, 5),
+        2: Stored(150, 9),
+        3: Stored(200, 5),
+        4: Stored(120, 5),
+    }
+    contents = TargetContents(
+        "t",
+        {
+            2: Stored(150, 8),  # older: stale
+            3: Stored(200, 7),  # newer than the store's: fine
+            8: Stored(200, 1),  # in range, store does not list it: extra candidate
+            9: Stored(201, 1),  # beyond the range: not compared
+            10: Stored(None, 1),  # no orderdate: cannot be placed in the range
+        },
+    )
+    missing, stale, held, extra = compare(rng, listed, contents, held=[4])
+    assert (missing, stale, held, extra) == ([1], [2], [4], [8])
+    by_update = compare(Range("updated", 1, 7), listed, contents)
+    assert by_update[3] == [8, 9, 10]
+
+
+def test_verify_repairs_a_singer_file_in_its_own_format(
+    run: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "o.singer.jsonl"
+    with Sandbox(orders=60, seed=29) as sb:
+        env = sb.env()
+        pulled = run(
+            ["pull", "--since", SINCE, "--format", "singer", "-o", str(path)], env=env
+        )
+        assert pulled.exit_code == 0, pulled.stderr
+        lines = path.read_text().splitlines()
+        oid = json.loads(lines[5])["record"]["id"]
+        path.write_text("".join(f"{x}\n" for i, x in enumerate(lines) if i != 5))
+
+        result = run(["verify", "--since", SINCE, "-o", str(path), "--json"], env=env)
+        assert result.exit_code == 9 and json.loads(result.stdout)["missing"] == [oid]
+        result = run(["verify", "--since", SINCE, "-o", str(path), "--repair"], env=env)
+        assert result.exit_code == 0, result.stderr
+    added = [json.loads(x) for x in path.read_text().splitlines()[len(lines) - 1 :]]
+    assert [m["type"] for m in added] == ["SCHEMA", "RECORD"]
+    assert added[1]["record"]["id"] == oid
