@@ -78,6 +78,13 @@ def shared_options(func: F) -> F:
             help="Request-rate ceiling per second (off by default) [env MIVA_SYNC_MAX_RPS].",
         ),
         click.option(
+            "--insecure",
+            is_flag=True,
+            default=None,
+            help="Do not verify the store's TLS certificate (a warning is shown) "
+            "[env MIVA_SYNC_INSECURE].",
+        ),
+        click.option(
             "-v", "--verbose", count=True, help="Show requests (secrets redacted)."
         ),
         click.option(
@@ -923,10 +930,25 @@ def pull(ctx: click.Context, /, **options: Any) -> None:
     options.pop("jobs")
     from miva_sync.runner import run_pull
 
+    options["passphrase"] = _payment_data_passphrase(options.get("columns"))
     with reporting(ctx):
         if not options["use_sandbox"]:
             _apply_profile_defaults(ctx, options, settings_from(ctx))
         run_pull(shared(ctx), options)
+
+
+def _payment_data_passphrase(columns: str | None) -> str | None:
+    """The passphrase, only when payment_data (card data) is asked for by name.
+
+    From MIVA_SYNC_PASSPHRASE or a hidden prompt: never a flag, which other
+    users could read in ps.
+    """
+    if not columns or "payment_data" not in columns.lower():
+        return None
+    passphrase = os.environ.get("MIVA_SYNC_PASSPHRASE")
+    if not passphrase and sys.stdin.isatty():
+        passphrase = click.prompt("Passphrase for payment data", hide_input=True)
+    return passphrase or None
 
 
 def _from_command_line(ctx: click.Context, name: str) -> bool:

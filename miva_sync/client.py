@@ -9,6 +9,7 @@ exponential backoff and jitter, bounded by attempts and by a time budget.
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.utils
 import hashlib
 import hmac
@@ -16,6 +17,7 @@ import html
 import logging
 import random
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -38,6 +40,8 @@ BACKOFF_CAP = 8.0
 RETRY_AFTER_CAP = 30.0
 DEFAULT_MAX_ATTEMPTS = 8
 EXCERPT_LENGTH = 160
+CHUNK_SIZE = 64 * 1024
+MAX_RESPONSE_BYTES = 128 * 1024 * 1024  # a page of 1000 full orders is ~5 MB
 _DIGESTS = {"sha256": hashlib.sha256, "sha1": hashlib.sha1}
 
 
@@ -93,6 +97,7 @@ class MivaClient:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
+        verify_tls: bool = True,
     ) -> None:
         if digest not in _DIGESTS:
             raise ConfigError(f"digest must be sha256 or sha1, not {digest!r}")
@@ -121,6 +126,17 @@ class MivaClient:
             }
         )
         self.requests_sent = 0
+        self.max_response_bytes = MAX_RESPONSE_BYTES
+        self._verify = verify_tls
+        if not verify_tls:
+            import urllib3
+
+            # one clear warning here instead of one per request from urllib3
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+            log.warning(
+                "TLS certificate verification is off (--insecure): anyone on the "
+                "network path can read and change this store's orders"
+            )
         # The last answer's Date header and this machine's clock when it came,
         # for `miva-sync check` to measure clock skew (timestamps are signed).
         self.last_response_date: str | None = None
@@ -136,6 +152,7 @@ class MivaClient:
             "read_timeout": settings.read_timeout,
             "retry_budget": settings.retry_budget,
             "max_rps": settings.max_rps,
+            "verify_tls": not settings.insecure,
         }
         options.update(overrides)
         return cls(
@@ -198,6 +215,10 @@ class MivaClient:
         """Call one API function and return the successful response object."""
         payload: dict[str, Any] = {"Store_Code": self.store_code, "Function": function}
         payload.update(params or {})
+        passphrase = payload.get("Passphrase")
+        if passphrase and passphrase not in self._secrets:
+            # a store echoing the request back must not show it in an error
+            self._secrets = (*self._secrets, str(passphrase))
         attempt = 0
         started = self._monotonic()
         first_failure: float | None = None
@@ -241,8 +262,12 @@ class MivaClient:
                 headers=headers,
                 timeout=self.timeout,
                 allow_redirects=False,
+                stream=True,
+                # per request: a CA-bundle variable in the environment would
+                # otherwise override the session's setting
+                verify=self._verify,
             )
-            content = response.content  # read it all here: a cut-off body raises now
+            content = self._read_body(response, what)  # a cut-off body raises here
         except (
             requests.exceptions.InvalidURL,
             requests.exceptions.MissingSchema,
@@ -269,6 +294,50 @@ class MivaClient:
             attempt,
         )
         return self._classify(response.status_code, response.headers, content)
+
+    def _read_body(self, response: requests.Response, what: str) -> bytes:
+        """The whole body, within a total time limit and a size limit.
+
+        The read timeout bounds each socket read, not the answer: a store (or a
+        proxy) dripping a byte at a time would never trip it. A watchdog cuts
+        the connection once the whole exchange has taken too long.
+        """
+        limit = self.timeout[0] + 2 * self.timeout[1]
+        expired = threading.Event()
+
+        def cut() -> None:
+            expired.set()
+            sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+            with contextlib.suppress(OSError, AttributeError):
+                if sock is not None:
+                    sock.shutdown(socket.SHUT_RDWR)
+
+        watchdog = threading.Timer(limit, cut)
+        watchdog.daemon = True
+        watchdog.start()
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            for chunk in response.iter_content(CHUNK_SIZE):
+                size += len(chunk)
+                if size > self.max_response_bytes:
+                    raise ApiError(
+                        f"the store's answer is larger than {self.max_response_bytes} "
+                        f"bytes ({what}): use a smaller --page-size"
+                    )
+                chunks.append(chunk)
+        except (requests.exceptions.RequestException, OSError):
+            if expired.is_set():
+                raise TransientError(
+                    f"the store's answer took longer than {limit:g}s ({what})"
+                ) from None
+            raise
+        finally:
+            watchdog.cancel()
+            response.close()
+        if expired.is_set():
+            raise TransientError(f"the store's answer took longer than {limit:g}s ({what})")
+        return b"".join(chunks)
 
     def _classify(self, status: int, headers: Any, content: bytes) -> dict[str, Any]:
         """Map one HTTP answer to a response object or a typed error."""

@@ -43,6 +43,7 @@ ENV_VARS = {
     "timeout": "MIVA_SYNC_TIMEOUT",
     "retry_budget": "MIVA_SYNC_RETRY_BUDGET",
     "max_rps": "MIVA_SYNC_MAX_RPS",
+    "insecure": "MIVA_SYNC_INSECURE",
     "webhook_secret": "MIVA_SYNC_WEBHOOK_SECRET",
 }
 # Pull/listen defaults a profile may hold; a flag on the command line wins.
@@ -77,6 +78,7 @@ class Settings:
     read_timeout: float = DEFAULT_READ_TIMEOUT
     retry_budget: float = DEFAULT_RETRY_BUDGET
     max_rps: float | None = None
+    insecure: bool = False  # TLS certificate verification off (never the default)
     webhook_secret: str | None = field(default=None, repr=False)
     # the profile's pull/listen defaults (DEFAULT_KEYS), already validated
     defaults: Mapping[str, Any] = field(default_factory=dict, compare=False)
@@ -410,9 +412,23 @@ def _build(
             values.get("retry_budget"), "retry budget", DEFAULT_RETRY_BUDGET, minimum=0
         ),
         max_rps=_number(values.get("max_rps"), "max-rps", None, minimum=0.001),
+        insecure=_flag(values.get("insecure"), "insecure"),
         webhook_secret=_text(values.get("webhook_secret")),
         **(extra or {}),
     )
+
+
+def _flag(value: Any, name: str) -> bool:
+    if value is None or value is False or value == "":
+        return False
+    if value is True:
+        return True
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, not {value!r}")
 
 
 def _text(value: Any) -> str | None:

@@ -56,10 +56,10 @@ def run_resend(shared: dict[str, Any], options: dict[str, Any]) -> None:
 
     ids = requested_ids(options)
     reporter = reporter_from(shared, options)
-    columns = base_query_from(options).columns
+    base = base_query_from(options)
     with connection(shared, options["use_sandbox"]) as (settings, key):
         with MivaClient.from_settings(settings) as client:
-            found = {o["id"]: o for o in fetcher(client, columns)(ids)}
+            found = {o["id"]: o for o in fetcher(client, base)(ids)}
         orders = [found[i] for i in ids if i in found]
         sink = open_sink(options["output"], source="pull", fmt=options["fmt"])
         try:

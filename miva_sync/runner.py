@@ -83,7 +83,14 @@ def base_query_from(options: dict[str, Any]) -> ListQuery:
         from miva_sync.sync.held import with_payments
 
         columns = with_payments(columns)
-    return ListQuery(count=options["page_size"], columns=columns)
+    try:
+        return ListQuery(
+            count=options["page_size"],
+            columns=columns,
+            passphrase=options.get("passphrase"),
+        )
+    except ValueError as exc:  # payment_data without its passphrase
+        raise UsageError(str(exc)) from None
 
 
 def reporter_from(shared: dict[str, Any], options: dict[str, Any]) -> ConsoleReporter:

@@ -252,7 +252,7 @@ def confirm_gone(client: MivaClient, candidates: list[int]) -> list[int]:
     """The candidates the store really no longer has (read by id, 100 a request)."""
     if not candidates:
         return []
-    found = {order_id(o) for o in fetcher(client, ())(candidates)}
+    found = {order_id(o) for o in fetcher(client, ListQuery())(candidates)}
     return [oid for oid in candidates if oid not in found]
 
 
@@ -300,7 +300,7 @@ def repair(
     One commit per 100, with no checkpoint: the cursor is not touched, and
     what is repaired stays repaired if a later batch fails.
     """
-    fetch = fetcher(client, columns)
+    fetch = fetcher(client, ListQuery(columns=columns))
     written: list[int] = []
     for batch in chunked(sorted(ids)):
         orders = fetch(batch)

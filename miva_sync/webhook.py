@@ -495,12 +495,12 @@ def _store_access(
 ) -> tuple[Fetch, Callable[[list[int]], list[dict[str, Any]]]]:
     """Read one order, or many, from the store (one client shared by all threads)."""
     from miva_sync.client import MivaClient
-    from miva_sync.query import DEFAULT_COLUMNS
+    from miva_sync.query import DEFAULT_COLUMNS, ListQuery
     from miva_sync.sync.held import fetcher
 
     client = MivaClient.from_settings(settings)
     lock = threading.Lock()  # one requests.Session, shared by the request threads
-    read_many = fetcher(client, DEFAULT_COLUMNS)
+    read_many = fetcher(client, ListQuery(columns=DEFAULT_COLUMNS))
 
     def fetch_many(ids: list[int]) -> list[dict[str, Any]]:
         with lock:

@@ -74,13 +74,16 @@ def test_query_never_sends_count_zero_or_too_large(count: int) -> None:
         ListQuery(count=count)
 
 
-def test_query_rejects_unknown_operator_and_payment_data() -> None:
+def test_query_rejects_unknown_operator_and_payment_data_without_passphrase() -> None:
     with pytest.raises(ValueError, match="operator"):
         Condition("id", "BETWEEN", "1,2")
-    with pytest.raises(ValueError, match="payment_data"):
+    with pytest.raises(ValueError, match="passphrase"):
         ListQuery(columns=("items", "payment_data"))
-    with pytest.raises(ValueError, match="payment_data"):
-        parse_columns("items,payment_data")
+    # asked for by name, it is kept; the query then needs the passphrase
+    assert parse_columns("items,payment_data") == ("items", "payment_data")
+    query = ListQuery(columns=("payment_data",), passphrase="pw")
+    assert query.to_params()["Passphrase"] == "pw"
+    assert "pw" not in repr(query)
 
 
 def test_query_chunked_ids() -> None:

@@ -27,15 +27,16 @@ def is_unpaid(order: dict[str, Any]) -> bool:
     return not order.get("payments") and order.get("pay_status") in (0, "0", None)
 
 
-def fetcher(client: Any, columns: tuple[str, ...]) -> FetchByIds:
-    """Read orders by id, one ``id IN`` query per 100 ids."""
+def fetcher(client: Any, base: ListQuery) -> FetchByIds:
+    """Read orders by id, one ``id IN`` query per 100 ids.
+
+    ``base`` carries the on-demand columns (and a passphrase, if any).
+    """
 
     def fetch(ids: list[int]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         for batch in chunked(sorted(ids)):
-            query = ListQuery(count=max(len(batch), 1), columns=columns).where(
-                Condition("id", "IN", batch)
-            )
+            query = base.page(max(len(batch), 1)).where(Condition("id", "IN", batch))
             found.extend(client.list_orders(query).orders)
         return found
 

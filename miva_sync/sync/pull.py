@@ -152,7 +152,7 @@ class PullRun:
         if self.state is not None and len(held):
             # orders held by earlier runs: emit those paid (or expired) since
             ready = held.recheck(
-                fetcher(self.client, self.base_query.columns), signpost
+                fetcher(self.client, self.base_query), signpost
             )
             self._emit(ready, dedupe, result)
             self._checkpoint(result.watermark, dedupe, held, signpost, bool(ready))

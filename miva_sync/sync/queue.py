@@ -149,7 +149,7 @@ class QueueRun:
                 # held by earlier runs: emit those paid (or expired) since
                 now = int(self.clock())
                 ready = self.held.recheck(
-                    fetcher(self.client, self.base_query.columns), now
+                    fetcher(self.client, self.base_query), now
                 )
                 if ready:
                     self._write(ready)
@@ -261,9 +261,9 @@ class QueueRun:
         §6.3); any update after it re-enters the queue. So this one read, after
         the acknowledgement, closes the gap.
         """
-        query = ListQuery(
-            count=max(MAX_IN_LIST, len(batch)), columns=self.base_query.columns
-        ).where(Condition("id", "IN", batch))
+        query = self.base_query.page(max(MAX_IN_LIST, len(batch))).where(
+            Condition("id", "IN", batch)
+        )
         return [o for o in self.client.list_orders(query).orders if self._changed(o)]
 
     # -- without acknowledgement ---------------------------------------------------
