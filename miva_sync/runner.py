@@ -102,20 +102,33 @@ def reporter_from(shared: dict[str, Any], options: dict[str, Any]) -> ConsoleRep
 
 
 def starting_record(
-    sink: Sink, store_key: str, record: dict[str, Any] | None
+    sink: Sink,
+    store_key: str,
+    record: dict[str, Any] | None,
+    *,
+    restart: bool = False,
 ) -> dict[str, Any] | None:
     """The state a run starts from.
 
     A database target's own copy of the cursor is authoritative for it: it
-    commits with the rows, so it is never ahead of or behind them. A database
-    that has no copy yet holds none of the orders the state file's dedupe
-    window remembers (they went to another target), so that window is dropped.
+    commits with the rows, so it is never ahead of or behind them; a database
+    with no copy yet holds none of the orders the dedupe window remembers.
+    A bare resume continues cursor and dedupe window into any target (a new
+    file per run gets just the new orders). A fresh start (``--since``,
+    ``--from-order``, ``--queue``) into another target than the last one seeds
+    a new consumer: it starts without the old target's dedupe window, or it
+    would skip orders that target never received.
     """
+    from miva_sync.sinks import identity
+
     own = sink.load_checkpoint(store_key)
     if own is not None:
         return own
-    if record is not None and sink.keeps_checkpoint:
-        return {**record, "dedupe": {}}
+    if record is None:
+        return None
+    new_target = restart and record.get("target") not in (None, identity(sink))
+    if sink.keeps_checkpoint or new_target:
+        return {**record, "dedupe": {}, "output": None}
     return record
 
 
@@ -182,7 +195,11 @@ def run_pull(shared: dict[str, Any], options: dict[str, Any]) -> None:
             )
             try:
                 if saves_state:
-                    record = starting_record(sink, key, record)
+                    restart = (
+                        options["since"] is not None
+                        or options["from_order"] is not None
+                    )
+                    record = starting_record(sink, key, record, restart=restart)
                 plan = make_plan(record, pull_options)
                 for notice in plan.notices:
                     reporter.info(notice)

@@ -358,3 +358,20 @@ def test_outputs_a_new_database_does_not_inherit_another_targets_dedupe(
     second = run(["pull", "--since", "90d", "-o", f"sqlite:///{db}"], env=env)
     assert second.exit_code == 0, second.stderr
     assert set(db_orders(db)) == {o["id"] for o in sandbox.store.orders_snapshot()}
+
+
+def test_outputs_a_new_file_target_gets_every_order_of_its_window(
+    run: Any, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = sandbox.env()
+    assert run(["pull", "--since", "90d", "-o", str(tmp_path / "a.jsonl")], env=env).exit_code == 0
+    # a fresh start into another target seeds a new consumer: the dedupe window
+    # belongs to a.jsonl, so it must not make b/ skip anything
+    assert run(["pull", "--since", "90d", "-o", f"{tmp_path / 'b'}/"], env=env).exit_code == 0
+    assert set(dir_orders(tmp_path / "b")) == {o["id"] for o in sandbox.store.orders_snapshot()}
+    # a bare resume continues (into the same folder, spelled another way)
+    monkeypatch.chdir(tmp_path)
+    sandbox.store.add_order()
+    again = run(["pull", "-o", "b/"], env=env)
+    assert again.exit_code == 0, again.stderr
+    assert "1 orders emitted" in again.stderr

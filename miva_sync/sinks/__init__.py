@@ -72,3 +72,12 @@ def _stream_only(fmt: str, what: str) -> None:
             f"--format {fmt} is for stdout and files; {what} stores orders, "
             "not a stream: leave --format out"
         )
+
+
+def identity(sink: Sink) -> str:
+    """What a target is, independent of how its path was spelled."""
+    for attribute in ("path", "folder"):
+        location = getattr(sink, attribute, None)
+        if isinstance(location, Path):
+            return str(location.resolve())
+    return sink.description

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from miva_sync.client import MivaClient, Page
 from miva_sync.errors import ApiError, OutputError
 from miva_sync.query import Condition, ListQuery
+from miva_sync.sinks import identity
 from miva_sync.sinks.base import Sink
 from miva_sync.sinks.receipts import receipt, uncommitted
 from miva_sync.state import StateStore
@@ -147,6 +148,7 @@ class PullRun:
             # (the replayed orders go into the same write as the new receipt:
             # moving the receipt without them would forget they were written)
             plan.record["output"] = receipt(self.sink)
+            plan.record["target"] = identity(self.sink)
             plan.record["dedupe"] = dedupe.entries
             self.state.put(self.store_key, plan.record)
         if self.state is not None and len(held):
@@ -375,6 +377,7 @@ class PullRun:
         # durable data first, then state: never the other way round
         self.sink.commit(self.store_key, record)
         record["output"] = receipt(self.sink)  # where the committed data ends
+        record["target"] = identity(self.sink)
         self.state.put(self.store_key, record)
 
     def _keep(self, watermark: int, signpost: int) -> Callable[[int, list[Any]], bool]:

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from miva_sync.client import MivaClient, Page
 from miva_sync.errors import AckError, ApiError, AuthError, TransientError
 from miva_sync.query import MAX_IN_LIST, Condition, ListQuery, chunked
+from miva_sync.sinks import identity
 from miva_sync.sinks.base import Sink
 from miva_sync.sinks.receipts import receipt, uncommitted
 from miva_sync.state import StateStore
@@ -142,6 +143,7 @@ class QueueRun:
         # where the output file ends now, so a killed run's pages can be replayed
         # (replayed orders are saved with it: the receipt never moves past them)
         self.plan.record["output"] = receipt(self.sink)
+        self.plan.record["target"] = identity(self.sink)
         self.plan.record["dedupe"] = self.dedupe.entries
         self.state.put(self.store_key, self.plan.record)
         try:
@@ -428,6 +430,7 @@ class QueueRun:
         # keeps its own, authoritative copy of the journal and the in-flight mark
         self.sink.commit(self.store_key, record)
         record["output"] = receipt(self.sink)
+        record["target"] = identity(self.sink)
         self.state.put(self.store_key, record)
 
     def _drained(self) -> None:

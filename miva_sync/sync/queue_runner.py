@@ -133,7 +133,10 @@ def run_queue(shared: dict[str, Any], options: dict[str, Any]) -> None:
             )
             try:
                 plan = make_queue_plan(
-                    starting_record(sink, key, record), queue_options
+                    starting_record(
+                        sink, key, record, restart=queue_options.queue_code is not None
+                    ),
+                    queue_options,
                 )
                 for notice in plan.notices:
                     reporter.info(notice)
