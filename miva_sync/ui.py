@@ -8,19 +8,15 @@ import sys
 import time
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+
+# rich is imported only when a person is watching (stderr is a terminal) or a
+# table is printed: a cron run's plain lines need none of it, and importing it
+# costs start-up time and memory on every run.
 
 # "text" or "json" (--log-format): JSON lines on stderr are for log shippers.
 _log_format = "text"
@@ -46,6 +42,8 @@ def json_line(level: str, message: str, **fields: Any) -> str:
 def stderr_console() -> Console:
     """The stderr console. NO_COLOR (https://no-color.org) turns off every
     escape sequence, not just colours, so logs and mails stay plain text."""
+    from rich.console import Console
+
     plain = bool(os.environ.get("NO_COLOR"))
     return Console(
         stderr=True,
@@ -60,7 +58,8 @@ class ConsoleReporter:
     """Progress bar (only on a terminal) and messages, all on stderr."""
 
     def __init__(self, *, quiet: bool = False, progress: bool | None = None) -> None:
-        self.console = stderr_console()
+        self._console: Console | None = None
+        self._terminal = sys.stderr.isatty()
         self.quiet = quiet
         show = sys.stderr.isatty() if progress is None else progress
         if json_logs():
@@ -68,6 +67,14 @@ class ConsoleReporter:
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         if show and not quiet:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
             self._progress = Progress(
                 TextColumn("pulling"),
                 BarColumn(),
@@ -78,6 +85,21 @@ class ConsoleReporter:
                 console=self.console,
                 transient=True,
             )
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            self._console = stderr_console()
+        return self._console
+
+    def _say(self, line: str, style: str | None = None) -> None:
+        if self._terminal or self._progress is not None:
+            from rich.text import Text
+
+            self.console.print(Text(line, style=style or ""))
+        else:  # not a terminal: rich would print the same plain text
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
 
     def __enter__(self) -> ConsoleReporter:
         if self._progress:
@@ -110,13 +132,13 @@ class ConsoleReporter:
         if json_logs():
             _write_json("info", message)
             return
-        self.console.print(Text(f"miva-sync: {message}"))
+        self._say(f"miva-sync: {message}")
 
     def warn(self, message: str) -> None:
         if json_logs():
             _write_json("warning", message)
             return
-        self.console.print(Text(f"miva-sync: warning: {message}", style="yellow"))
+        self._say(f"miva-sync: warning: {message}", "yellow")
 
     def table(self, rows: dict[str, Any]) -> None:
         if json_logs():
@@ -124,7 +146,7 @@ class ConsoleReporter:
             return
         width = max(len(k) for k in rows)
         for key, value in rows.items():
-            self.console.print(Text(f"{key.rjust(width)}  {value}"))
+            self._say(f"{key.rjust(width)}  {value}")
 
 
 def _write_json(level: str, message: str, **fields: Any) -> None:
@@ -153,6 +175,8 @@ def print_table(
         for row in rows:
             _write_json("info", title, **dict(zip(columns, row, strict=False)))
         return
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
     for column in columns:
         table.add_column(column, overflow="fold")
@@ -171,6 +195,9 @@ def print_check(rows: Sequence[Any]) -> None:
                 detail=row.detail,
             )
         return
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(show_edge=False, pad_edge=False, show_header=True)
     table.add_column("check")
     table.add_column("result")
