@@ -59,7 +59,8 @@ class ConsoleReporter:
 
     def __init__(self, *, quiet: bool = False, progress: bool | None = None) -> None:
         self._console: Console | None = None
-        self._terminal = sys.stderr.isatty()
+        # FORCE_COLOR asks for styled output even when stderr is not a terminal
+        self._terminal = sys.stderr.isatty() or bool(os.environ.get("FORCE_COLOR"))
         self.quiet = quiet
         show = sys.stderr.isatty() if progress is None else progress
         if json_logs():
