@@ -282,7 +282,7 @@ def test_chaos_in_process(
         ) from None
 
 
-def test_replay_reads_only_the_uncommitted_tail(run: Any, tmp_path: Path) -> None:
+def test_regression_killed_runs_page_emitted_again_into_the_same_file(run: Any, tmp_path: Path) -> None:
     """Each checkpoint moves the receipt: a resume replays nothing already committed."""
     with Sandbox(orders=200, seed=71) as sb:
         out = tmp_path / "o.jsonl"
@@ -297,3 +297,31 @@ def test_replay_reads_only_the_uncommitted_tail(run: Any, tmp_path: Path) -> Non
         assert result.exit_code == 0, result.stderr
         lines = [json.loads(line)["id"] for line in out.read_text().splitlines()]
         assert lines.count(extra["id"]) == 1  # replayed into dedupe, not emitted again
+
+
+def test_regression_queue_page_written_by_a_killed_run_is_emitted_again(
+    run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the chaos suite: a queue page written, then a crash before the
+    commit; the next run read those orders back from the queue (old dt_updated,
+    so pruned from the dedupe window by age) and wrote them a second time."""
+    from miva_sync.sinks.jsonl import FileSink
+
+    with Sandbox(orders=40, seed=72) as sb:
+        out = tmp_path / "q.jsonl"
+        original = FileSink.commit
+
+        def crash_once(self: Any, *args: Any, **kwargs: Any) -> Any:
+            monkeypatch.setattr(FileSink, "commit", original)
+            raise SimulatedCrash("killed before the first commit")
+
+        monkeypatch.setattr(FileSink, "commit", crash_once)
+        with pytest.raises(SimulatedCrash):
+            run(["pull", "--queue", QUEUE, "--page-size", "10", "-o", str(out)], env=sb.env())
+        written_before = [o["id"] for o in read_jsonl(out)]
+        assert len(written_before) == 10  # the page is in the file, never committed
+        result = run(["pull", "-o", str(out)], env=sb.env())
+        assert result.exit_code == 0, result.stderr
+        ids = [o["id"] for o in read_jsonl(out)]
+        assert sorted(ids) == sorted(set(ids)) == sorted(sb.store.ids())
+        assert sb.store.queue_ids(QUEUE) == []
