@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import Any
 
 from miva_sync.errors import InterruptedRunError, MivaSyncError
 
@@ -122,7 +120,9 @@ def run_profiles(
         return ProfileResult(name, proc.returncode, err or "")
 
     results: dict[str, ProfileResult] = {}
-    with _sigterm_as_interrupt(), ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    from miva_sync.runner import sigterm_as_interrupt
+
+    with sigterm_as_interrupt(), ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = {pool.submit(one, name): name for name in profiles}
         try:
             for future in as_completed(futures):
@@ -144,22 +144,6 @@ def run_profiles(
                 "consistent"
             ) from None
     return [results[name] for name in profiles]
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (a test runner's thread)
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def summary_error(results: Sequence[ProfileResult]) -> ProfilesFailedError | None:
