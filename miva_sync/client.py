@@ -336,7 +336,9 @@ class MivaClient:
             watchdog.cancel()
             response.close()
         if expired.is_set():
-            raise TransientError(f"the store's answer took longer than {limit:g}s ({what})")
+            raise TransientError(
+                f"the store's answer took longer than {limit:g}s ({what})"
+            )
         return b"".join(chunks)
 
     def _classify(self, status: int, headers: Any, content: bytes) -> dict[str, Any]:
@@ -373,25 +375,36 @@ class MivaClient:
             return answer
         if success in (0, False, "0"):
             raise self._api_error(answer)
+        if "success" in answer:
+            # a flag that is there but means nothing: retrying cannot help
+            raise ApiError(
+                f"HTTP {status} but the answer's success flag is "
+                f"{_clip(repr(success))}: {self._excerpt(content)}"
+            )
         raise TransientError(
             f"HTTP {status} but the answer has no success flag: {self._excerpt(content)}",
             http_status=status,
         )
 
     def _api_error(self, answer: dict[str, Any]) -> ApiError:
-        code = str(answer.get("error_code") or "unknown")
-        message = str(answer.get("error_message") or "no message")
+        # clipped to one short line each: the store's text ends up on stderr
+        code = _clip(str(answer.get("error_code") or "unknown"))
+        message = _clip(str(answer.get("error_message") or "no message"))
         fields: list[tuple[str, str]] = []
-        for item in answer.get("error_fields") or []:
+        listed = answer.get("error_fields")
+        for item in listed if isinstance(listed, list) else []:
             if isinstance(item, dict):
                 fields.append(
-                    (str(item.get("error_field")), str(item.get("error_message")))
+                    (
+                        _clip(str(item.get("error_field"))),
+                        _clip(str(item.get("error_message"))),
+                    )
                 )
         if not fields and answer.get("error_field"):
             fields.append(
                 (
-                    str(answer["error_field"]),
-                    str(answer.get("error_field_message") or ""),
+                    _clip(str(answer["error_field"])),
+                    _clip(str(answer.get("error_field_message") or "")),
                 )
             )
         detail = "".join(f"; {name}: {msg}" for name, msg in fields)
@@ -486,7 +499,7 @@ def _page(answer: dict[str, Any]) -> Page:
     try:
         total = int(data.get("total_count", len(rows)))
         offset = int(data.get("start_offset", 0))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity
         raise ApiError("the store's answer has a malformed total_count") from None
     return Page(orders=rows, total_count=total, start_offset=offset)
 

@@ -29,6 +29,7 @@ STATE_FILE_NAME = "state.json"
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0  # Miva's own per-request server timeout is 60 s
 DEFAULT_RETRY_BUDGET = 20.0
+MAX_TIMEOUT = 86400.0
 DIGESTS = ("sha256", "sha1")
 
 # setting name -> environment variable (design.md §4.1)
@@ -304,6 +305,10 @@ def read_config(home: Path | None) -> dict[str, Any] | None:
         raise ConfigError(
             f"cannot read config file {path}: {str(exc).splitlines()[0]}"
         ) from None
+    except RecursionError:  # a = [[[[… : tomllib parses recursively
+        raise ConfigError(
+            f"cannot read config file {path}: values nested too deeply"
+        ) from None
     profiles = document.get("profiles", {})
     if not isinstance(profiles, dict) or not all(
         isinstance(section, dict) for section in profiles.values()
@@ -356,6 +361,8 @@ def _load_profile(
     name = profile or document.get("default_profile")
     if not name:
         return None, {}
+    if not isinstance(name, str):
+        raise ConfigError(f"{path}: default_profile must be a profile's name")
     section = profiles.get(name)
     if not isinstance(section, dict):
         known = ", ".join(sorted(profiles)) or "none"
@@ -369,7 +376,33 @@ def _load_profile(
             f"{path}: profile {name!r} has unknown keys: {', '.join(unknown)} "
             f"(known: {', '.join(sorted(PROFILE_KEYS))})"
         )
+    for key, value in section.items():
+        _check_type(key, value, where=f"{path}: profile {name!r}")
     return str(name), section
+
+
+# what each kind of profile value may be written as in TOML (the rest: DEFAULT_KEYS,
+# which validate_defaults checks): a number may also be a string ("30")
+_NUMBER_KEYS = frozenset({"timeout", "retry_budget", "max_rps"})
+
+
+def _check_type(key: str, value: Any, *, where: str) -> None:
+    """Refuse a profile value of the wrong TOML type instead of str()-ing it."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ConfigError(f"{where}: {key} contains a NUL character")
+        return
+    if key in _NUMBER_KEYS:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        kind = "a number"
+    elif key == "insecure":
+        ok, kind = isinstance(value, bool), "true or false"
+    else:  # validate_defaults says what is wrong with a default's value
+        ok, kind = key in DEFAULT_KEYS, "a string"
+    if not ok:
+        raise ConfigError(
+            f"{where}: {key} must be {kind}, not a TOML {type(value).__name__}"
+        )
 
 
 def _build(
@@ -397,6 +430,8 @@ def _build(
     timeout = _number(
         values.get("timeout"), "timeout", DEFAULT_READ_TIMEOUT, minimum=0.1
     )
+    if timeout > MAX_TIMEOUT:  # socket and timer waits overflow far beyond this
+        raise ConfigError(f"timeout must be at most {MAX_TIMEOUT:g} seconds")
     return Settings(
         url=url,
         store_code=_text(values.get("store_code")),

@@ -66,7 +66,11 @@ def _std_constant(text: str) -> float:
 
 def loads_std(data: bytes | str) -> Any:
     """Parse with the standard library (non-finite floats as :class:`NonFinite`)."""
-    return json.loads(data, parse_float=_std_float, parse_constant=_std_constant)
+    try:
+        return json.loads(data, parse_float=_std_float, parse_constant=_std_constant)
+    except RecursionError:
+        # hostile nesting ([[[[…) is invalid input like any other, not a crash
+        raise ValueError("JSON nested too deeply") from None
 
 
 def dumps_std(value: Any) -> bytes:

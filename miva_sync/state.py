@@ -121,7 +121,7 @@ class StateStore:
         try:
             document = json.loads(raw)
             return validate_document(document)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             moved = self._quarantine()
             raise ConfigError(
                 f"state file {self.path} is corrupt ({_first_line(exc)}); moved it to "
@@ -184,22 +184,18 @@ def validate_record(record: Any, *, where: str) -> None:
     if record.get("mode") not in MODES:
         raise ValueError(f"{where}: unknown mode {record.get('mode')!r}")
     cursors = record.get("cursors")
-    if not isinstance(cursors, dict) or not cursors:
-        raise ValueError(f"{where}: no cursors")
+    if not isinstance(cursors, dict) or record["mode"] not in cursors:
+        raise ValueError(f"{where}: no cursor for the active mode")
     for mode, cursor in cursors.items():
         if mode not in MODES or not isinstance(cursor, dict):
             raise ValueError(f"{where}: bad cursor {mode!r}")
-        for name in ("start", "watermark"):
-            value = cursor.get(name)
-            if value is not None and (
-                not isinstance(value, int) or isinstance(value, bool)
-            ):
-                raise ValueError(f"{where}: cursor {mode}.{name} is not an integer")
+        _validate_cursor(mode, cursor, where=f"{where}: cursor {mode}")
     dedupe = record.get("dedupe", {})
     if not isinstance(dedupe, dict):
         raise ValueError(f"{where}: dedupe is not an object")
     for order_id, entry in dedupe.items():
-        if not order_id.isdigit() or not isinstance(entry, list) or len(entry) != 3:
+        # [version, orderdate, dt_updated]; readers treat a non-int time as unknown
+        if not _is_id_key(order_id) or not isinstance(entry, list) or len(entry) != 3:
             raise ValueError(f"{where}: bad dedupe entry for {order_id!r}")
     held = record.get("held", {})
     if not isinstance(held, dict):
@@ -207,14 +203,80 @@ def validate_record(record: Any, *, where: str) -> None:
     for order_id, entry in held.items():
         # {"since": unix seconds first seen unpaid, "orderdate": int | None}
         if (
-            not order_id.isdigit()
+            not _is_id_key(order_id)
             or not isinstance(entry, dict)
-            or not isinstance(entry.get("since"), int)
+            or not _is_int(entry.get("since"))
+            or not (entry.get("orderdate") is None or _is_int(entry["orderdate"]))
         ):
             raise ValueError(f"{where}: bad held entry for {order_id!r}")
     last_run = record.get("last_run")
     if last_run is not None and (
         not isinstance(last_run, dict)
-        or not isinstance(last_run.get("finished_at"), int)
+        or not _is_int(last_run.get("finished_at"))
+        or not all(
+            last_run.get(k) is None or _is_int(last_run[k])
+            for k in ("emitted", "unchanged", "held", "released")
+        )
+        or not (
+            last_run.get("seconds") is None
+            or isinstance(last_run["seconds"], int | float)
+        )
     ):
         raise ValueError(f"{where}: bad last_run")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_id_key(key: str) -> bool:
+    """An order id as a JSON object key: ASCII digits (``int()`` must take it)."""
+    return 0 < len(key) <= 20 and key.isascii() and key.isdigit()
+
+
+def _validate_cursor(mode: str, cursor: dict[str, Any], *, where: str) -> None:
+    """One mode's cursor: everything a run or ``state show`` will read from it."""
+    if mode in ("date", "updated", "number") and not _is_int(cursor.get("start")):
+        raise ValueError(f"{where}: no start")
+    for name in ("start", "watermark"):
+        value = cursor.get(name)
+        if value is not None and not _is_int(value):
+            raise ValueError(f"{where}: {name} is not an integer")
+    lookback = cursor.get("lookback", 0)
+    if not (_is_int(lookback) and lookback >= 0):
+        raise ValueError(f"{where}: lookback is not a number of seconds")
+    overlap = cursor.get("overlap", 0)
+    if not _is_overlap(overlap):
+        raise ValueError(f"{where}: overlap is neither a count nor a span")
+    if mode == "queue":
+        pending = cursor.get("pending_ack", [])
+        drained = cursor.get("drained_at")
+        received = cursor.get("received_queue")
+        if not (
+            isinstance(cursor.get("queue_code"), str)
+            and cursor["queue_code"]
+            and isinstance(cursor.get("ack", True), bool)
+            and isinstance(cursor.get("in_flight", False), bool)
+            and (received is None or isinstance(received, str))
+            and isinstance(pending, list)
+            and all(_is_int(i) and i >= 0 for i in pending)
+            and (drained is None or _is_int(drained))
+        ):
+            raise ValueError(f"{where}: malformed queue cursor")
+
+
+def _is_overlap(value: Any) -> bool:
+    """A count of ids (30, "30") or a span ("45m"), as ``pull --overlap`` takes."""
+    from miva_sync.timespec import parse_span
+
+    if _is_int(value):
+        return value >= 0
+    if not isinstance(value, str):
+        return False
+    if value.isascii() and value.isdigit():
+        return True
+    try:
+        parse_span(value)
+    except ValueError:
+        return False
+    return True

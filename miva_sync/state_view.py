@@ -52,7 +52,9 @@ def store_ref(settings: Settings, *, sandbox: bool, output: str | None) -> Store
 @contextlib.contextmanager
 def _target(ref: StoreRef) -> Iterator[Any]:
     """The database target that keeps its own cursor copy, else None."""
-    if ref.target is None:
+    if ref.target is None or not _is_database(ref.target):
+        # only databases keep a cursor copy; opening a file or folder target
+        # here would create it as a side effect of merely looking
         yield None
         return
     from miva_sync.sinks import open_sink
@@ -62,6 +64,16 @@ def _target(ref: StoreRef) -> Iterator[Any]:
         yield sink if sink.keeps_checkpoint else None
     finally:
         sink.close()
+
+
+def _is_database(target: str) -> bool:
+    if target.startswith(("postgresql://", "postgres://")):
+        return True
+    if target.startswith("sqlite:///"):
+        from miva_sync.sinks.sqlite import sqlite_path
+
+        return sqlite_path(target).exists()
+    return False
 
 
 def load(ref: StoreRef) -> tuple[dict[str, Any] | None, str]:

@@ -44,7 +44,10 @@ def iso(seconds: float | None) -> str:
     """Unix seconds as an ISO-8601 UTC string (``-`` for none)."""
     if seconds is None:
         return "-"
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, ValueError, OSError):  # beyond year 9999, NaN
+        return f"{seconds} (not a valid time)"
 
 
 def human_span(seconds: float) -> str:

@@ -31,7 +31,7 @@ from miva_sync.errors import ConfigError, MivaSyncError
 from miva_sync.sinks.base import Sink
 from miva_sync.state import StateStore
 from miva_sync.sync.held import HeldOrders
-from miva_sync.sync.orders import cursor_value, version_key
+from miva_sync.sync.orders import MAX_ID, cursor_value, version_key
 
 log = logging.getLogger("miva_sync.webhook")
 
@@ -94,10 +94,10 @@ def find_order(payload: Any, depth: int = 0) -> dict[str, Any] | int | None:
 def _as_id(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, int) and value >= 0:
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value) if len(value) <= 20 else None
+    if isinstance(value, int) and 0 <= value <= MAX_ID:
         return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
     return None
 
 
@@ -298,10 +298,13 @@ class WebhookApp:
             raise Rejected(400, "bad Content-Length") from None
         if length > self.max_body:
             raise Rejected(413, f"body over {self.max_body} bytes")
-        raw = environ["wsgi.input"].read(length) if length > 0 else b""
+        try:
+            raw = environ["wsgi.input"].read(length) if length > 0 else b""
+        except OSError:  # the socket timeout: fewer bytes came than announced
+            raise Rejected(400, "the body did not arrive (Content-Length)") from None
         try:
             payload = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise Rejected(400, "the body is not JSON") from None
         found = find_order(payload)
         if found is None:
@@ -314,7 +317,7 @@ class WebhookApp:
             if value.startswith("{"):
                 try:
                     found = find_order(json.loads(value))
-                except ValueError:
+                except (ValueError, RecursionError):
                     continue
                 if found is not None:
                     return found
@@ -332,7 +335,8 @@ class _Handler(WSGIRequestHandler):
     timeout = REQUEST_TIMEOUT
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        path = self.path.split("?", 1)[0]
+        # a request line too long or garbled to parse has no path or command
+        path = getattr(self, "path", "").split("?", 1)[0]
         shown = "/healthz" if path.rstrip("/") == "/healthz" else "/webhook/…"
         outcome = getattr(_request, "outcome", None) or {}
         _request.outcome = None
@@ -341,8 +345,9 @@ class _Handler(WSGIRequestHandler):
             detail = f" order {outcome['id']} {outcome['result']}"
         elif "error" in outcome:
             detail = f" ({outcome['error']})"
+        command = getattr(self, "command", None) or "-"
         sys.stderr.write(
-            f'miva-sync listen: {self.client_address[0]} "{self.command} {shown}" {code}{detail}\n'
+            f'miva-sync listen: {self.client_address[0]} "{command} {shown}" {code}{detail}\n'
         )
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -375,9 +380,19 @@ class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
         finally:
             self._slots.release()
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # a client that stalls mid-request (socket timeout) or hangs up: one
+        # line, not socketserver's traceback (the receiver keeps serving)
+        error = sys.exc_info()[1]
+        sys.stderr.write(
+            f"miva-sync listen: {client_address[0]} request abandoned "
+            f"({type(error).__name__})\n"
+        )
+
 
 def make_server(host: str, port: int, app: WebhookApp) -> ThreadingWSGIServer:
-    server = ThreadingWSGIServer((host, port), _Handler)
+    handler = type("_Handler", (_Handler,), {"timeout": _request_timeout()})
+    server = ThreadingWSGIServer((host, port), handler)
     server.set_app(app)
     return server
 
@@ -511,6 +526,17 @@ def _store_access(
         return rows[0] if rows else None
 
     return fetch, fetch_many
+
+
+def _request_timeout() -> float:
+    """Seconds a request's socket reads may stall (MIVA_SYNC_WEBHOOK_TIMEOUT, default 30)."""
+    try:
+        value = float(os.environ.get("MIVA_SYNC_WEBHOOK_TIMEOUT") or REQUEST_TIMEOUT)
+    except ValueError:
+        value = -1.0
+    if not 0.1 <= value <= 3600:
+        raise ConfigError("MIVA_SYNC_WEBHOOK_TIMEOUT must be 0.1..3600 seconds")
+    return value
 
 
 def _recheck_interval() -> float:

@@ -15,6 +15,26 @@ from miva_sync.query import ListQuery
 from tests.conftest import TOKEN
 
 
+def read_request(conn: socket.socket) -> None:
+    """Read the whole request: closing with unread bytes would reset the connection."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return
+        body += chunk
+
+
 @pytest.fixture
 def raw_server() -> Iterator[Callable[[Callable[[socket.socket], None]], str]]:
     """A loopback server answering each connection with a handler of the test's."""
@@ -32,7 +52,7 @@ def raw_server() -> Iterator[Callable[[Callable[[socket.socket], None]], str]]:
                     conn, _ = server.accept()
                 except OSError:
                     return
-                conn.recv(65536)
+                read_request(conn)
                 try:
                     handler(conn)
                 except OSError:

@@ -46,6 +46,7 @@ def keep_from(field: str, floor: int) -> Callable[[int, Entry], bool]:
 
     def keep(oid: int, entry: Entry) -> bool:
         value = oid if field == "id" else entry[position[field]]
-        return value is None or value >= floor
+        # None (or, from a hand-edited state file, anything but an int): unknown
+        return not isinstance(value, int) or value >= floor
 
     return keep

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from typing import Any
 
 from miva_sync.errors import ApiError
+
+# Times outside years 1..9999 fit no datetime (nor, far out, a 64-bit column):
+# a store sending one sent no usable time; ids must fit a 64-bit column too.
+MIN_TIME = -62_135_596_800
+MAX_TIME = 253_402_300_799
+MAX_ID = 2**63 - 1
 
 # Fields that change without the order changing (the customer's last login,
 # running totals over the customer's other orders). Left out of the content
@@ -30,26 +37,36 @@ def timestamp(value: Any) -> int | None:
     """A Miva timestamp as unix seconds: an int, or a JSON_DateTime object."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value)
     if isinstance(value, dict):
         return timestamp(value.get("time_t"))
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
+    digits = isinstance(value, str) and value.isascii() and value.isdigit()
+    if (isinstance(value, float) and math.isfinite(value)) or (
+        digits and len(value) < 20
+    ):
+        value = int(value)
+    if isinstance(value, int) and MIN_TIME <= value <= MAX_TIME:
+        return value
+    return None  # NaN, Infinity, 10**30, "x": no usable time
 
 
 def cursor_value(order: dict[str, Any], field: str) -> int | None:
     """The order's value of a cursor field (``id``, ``orderdate``, ``dt_updated``)."""
+    if field == "id":
+        value = order.get("id")
+        return value if _is_id(value) else None
     return timestamp(order.get(field))
+
+
+def _is_id(value: Any) -> bool:
+    return (
+        isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID
+    )
 
 
 def order_id(order: dict[str, Any]) -> int:
     """The order number; anything but a non-negative integer is a bad answer."""
     value = order.get("id")
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if not _is_id(value):
         raise ApiError(
             f"the store returned an order whose id is not a number: {str(value)[:40]!r}"
         )
