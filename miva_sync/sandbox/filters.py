@@ -289,6 +289,8 @@ def _number(name: str, raw: Any) -> float:
 
 
 def _number_text(value: float) -> str:
+    if isinstance(value, bool):  # a boolean column is the number 1 or 0
+        return "1" if value else "0"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
