@@ -112,8 +112,6 @@ def crashes(rng: random.Random, rate: float) -> Iterator[None]:
 
         def flaky(self: Any, *args: Any, **kwargs: Any) -> Any:
             if rng.random() < rate:
-                if os.environ.get("CHAOS_DEBUG"):
-                    print("CRASH at", owner.__name__, name)
                 raise SimulatedCrash(f"{owner.__name__}.{name}")
             return original(self, *args, **kwargs)
 
@@ -143,7 +141,9 @@ def run_trial(trial: Trial, run: Any) -> None:
         # short timeouts and budget: a fault costs little, and often ends the run
         # with exit 6 so the next run must resume correctly
         env = {**sb.env(), "MIVA_SYNC_TIMEOUT": "0.15", "MIVA_SYNC_RETRY_BUDGET": "0.3"}
-        start = trial.start_args(store.now(), min(o["id"] for o in store.orders_snapshot()))
+        start = trial.start_args(
+            store.now(), min(o["id"] for o in store.orders_snapshot())
+        )
         page = str(rng.choice([7, 20, 50]))
         started = quiet = False
         for _ in range(rng.randint(3, 4)):
@@ -162,11 +162,7 @@ def run_trial(trial: Trial, run: Any) -> None:
                     result = run(args, env=env)
             except SimulatedCrash:
                 started = started or saved_state()
-                if os.environ.get("CHAOS_DEBUG"):
-                    print("crash; lines now", len(read_jsonl(trial.folder / "out.jsonl")), json.dumps(state_store().all())[:300])
                 continue
-            if os.environ.get("CHAOS_DEBUG"):
-                print("run", result.exit_code, result.stderr.strip()[-200:], "lines", len(read_jsonl(trial.folder / "out.jsonl")))
             assert result.exit_code in ALLOWED_EXIT_CODES, result.stderr
             assert "Traceback" not in result.stderr
             started = started or saved_state()
@@ -200,13 +196,17 @@ def assert_state_valid() -> None:
     assert not list(Path(os.environ["MIVA_SYNC_HOME"]).glob("*.corrupt-*"))
 
 
-def newest_in_target(trial: Trial) -> tuple[dict[int, dict[str, Any]], list[tuple[int, Any]]]:
+def newest_in_target(
+    trial: Trial,
+) -> tuple[dict[int, dict[str, Any]], list[tuple[int, Any]]]:
     """The newest version of each order the target holds, and every emission."""
     emitted: list[dict[str, Any]] = []
     if trial.output == "jsonl":
         emitted = read_jsonl(trial.folder / "out.jsonl")
     elif trial.output == "dir":
-        emitted = [json.loads(p.read_text()) for p in (trial.folder / "out").glob("*.json")]
+        emitted = [
+            json.loads(p.read_text()) for p in (trial.folder / "out").glob("*.json")
+        ]
     else:
         with sqlite3.connect(trial.folder / "out.db") as conn:
             rows = conn.execute("SELECT id, order_json FROM orders").fetchall()
@@ -231,11 +231,6 @@ def check_contract(trial: Trial, store: Any, start: list[str]) -> None:
     if trial.mode == "date":
         since = int(start[1])
         wanted = {oid for oid, o in snapshot.items() if o["orderdate"] >= since}
-        if os.environ.get("CHAOS_DEBUG") and not wanted <= set(newest):
-            for oid in sorted(wanted - set(newest)):
-                o = snapshot[oid]
-                print("LOST", oid, o["orderdate"], o["dt_updated"], o.get("pay_status"))
-            print("STATE", json.dumps(state_store().all())[:400])
         assert wanted <= set(newest), f"lost: {sorted(wanted - set(newest))[:10]}"
         return
     if trial.mode == "updated":
@@ -248,7 +243,11 @@ def check_contract(trial: Trial, store: Any, start: list[str]) -> None:
         assert store.queue_ids(QUEUE) == []
     missing = wanted - set(newest)
     assert not missing, f"lost: {sorted(missing)[:10]}"
-    stale = [oid for oid in wanted if newest[oid]["dt_updated"] != snapshot[oid]["dt_updated"]]
+    stale = [
+        oid
+        for oid in wanted
+        if newest[oid]["dt_updated"] != snapshot[oid]["dt_updated"]
+    ]
     assert not stale, f"stale: {stale[:10]}"
 
 
@@ -282,11 +281,15 @@ def test_chaos_in_process(
         ) from None
 
 
-def test_regression_killed_runs_page_emitted_again_into_the_same_file(run: Any, tmp_path: Path) -> None:
+def test_regression_killed_runs_page_emitted_again_into_the_same_file(
+    run: Any, tmp_path: Path
+) -> None:
     """Each checkpoint moves the receipt: a resume replays nothing already committed."""
     with Sandbox(orders=200, seed=71) as sb:
         out = tmp_path / "o.jsonl"
-        assert run(["pull", "--since", "90d", "-o", str(out)], env=sb.env()).exit_code == 0
+        assert (
+            run(["pull", "--since", "90d", "-o", str(out)], env=sb.env()).exit_code == 0
+        )
         (record,) = state_store().all().values()
         assert record["output"]["offset"] == out.stat().st_size
         # a killed run's page: lines past the receipt, never checkpointed
@@ -317,7 +320,10 @@ def test_regression_queue_page_written_by_a_killed_run_is_emitted_again(
 
         monkeypatch.setattr(FileSink, "commit", crash_once)
         with pytest.raises(SimulatedCrash):
-            run(["pull", "--queue", QUEUE, "--page-size", "10", "-o", str(out)], env=sb.env())
+            run(
+                ["pull", "--queue", QUEUE, "--page-size", "10", "-o", str(out)],
+                env=sb.env(),
+            )
         written_before = [o["id"] for o in read_jsonl(out)]
         assert len(written_before) == 10  # the page is in the file, never committed
         result = run(["pull", "-o", str(out)], env=sb.env())
