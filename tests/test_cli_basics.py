@@ -11,7 +11,7 @@ import responses
 
 from tests.conftest import KEY, STORE_URL, TOKEN
 
-HEAVY = ("requests", "rich", "miva_sync.sandbox", "miva_sync.client")
+HEAVY = ("requests", "rich", "miva_sync.sandbox", "miva_sync.client", "orjson")
 
 
 @pytest.mark.parametrize(
