@@ -363,7 +363,7 @@ def config_init(ctx: click.Context, /, **options: Any) -> None:
             --store-code PS --api-token env:SHOP_TOKEN --signing-key env:SHOP_KEY \\
             -o sqlite:///shop.db
     """
-    from miva_sync.config import home_from
+    from miva_sync.config import DEFAULT_KEYS, home_from
     from miva_sync.profiles import check_profile_name, save_profile
 
     with reporting(ctx):
@@ -405,20 +405,8 @@ def config_init(ctx: click.Context, /, **options: Any) -> None:
         for key in ("digest", "timeout", "retry_budget", "max_rps", "state_file"):
             if opts.get(key) is not None:
                 values[key] = opts[key]
-        values.update(
-            {
-                k: options[k]
-                for k in (
-                    "output",
-                    "overlap",
-                    "lookback",
-                    "page_size",
-                    "queue",
-                    "columns",
-                    "webhook_secret",
-                )
-            }
-        )
+        # the profile's pull defaults, and the receiver's secret
+        values.update({k: options[k] for k in (*sorted(DEFAULT_KEYS), "webhook_secret")})
         path = save_profile(
             home_from(),
             name,

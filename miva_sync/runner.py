@@ -10,14 +10,17 @@ import contextlib
 import signal
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from miva_sync.config import Settings, load_settings
 from miva_sync.errors import UsageError
 
 if TYPE_CHECKING:
+    from miva_sync.client import MivaClient
     from miva_sync.query import ListQuery
     from miva_sync.sinks.base import Sink
+    from miva_sync.state import StateStore
     from miva_sync.ui import ConsoleReporter
 
 SANDBOX_STORE_KEY = "sandbox"
@@ -67,6 +70,32 @@ def connection(
             "signing_key": sandbox.signing_key,
         }
         yield load_settings({**shared, **overrides}), SANDBOX_STORE_KEY
+
+
+@dataclass
+class Session:
+    """One command's view of one store: settings, state key, state, client."""
+
+    settings: Settings
+    key: str
+    state: StateStore
+    client: MivaClient
+
+
+@contextlib.contextmanager
+def store_session(
+    shared: dict[str, Any], use_sandbox: bool, *, lock: bool, wait: bool = False
+) -> Iterator[Session]:
+    """SIGTERM as Ctrl-C, the store (or the sandbox), its state, optionally its
+    run lock, and a client: the set-up every command that syncs a store shares."""
+    from miva_sync.client import MivaClient
+    from miva_sync.state import StateStore
+
+    with sigterm_as_interrupt(), connection(shared, use_sandbox) as (settings, key):
+        state = StateStore(settings.state_path())
+        held = state.run_lock(key, wait=wait) if lock else contextlib.nullcontext()
+        with held, MivaClient.from_settings(settings) as client:
+            yield Session(settings, key, state, client)
 
 
 def base_query_from(options: dict[str, Any]) -> ListQuery:
@@ -136,7 +165,6 @@ def run_pull(shared: dict[str, Any], options: dict[str, Any]) -> None:
     """``miva-sync pull``: resolve the plan, hold the lock, run, report."""
     from miva_sync.client import MivaClient
     from miva_sync.sinks import open_sink
-    from miva_sync.state import StateStore
     from miva_sync.sync.held import DEFAULT_HOLD_FOR
     from miva_sync.sync.plan import PullOptions, make_plan
     from miva_sync.sync.pull import PullRun
@@ -169,59 +197,51 @@ def run_pull(shared: dict[str, Any], options: dict[str, Any]) -> None:
     reporter = reporter_from(shared, options)
     dry_run = options["dry_run"]
 
-    with (
-        sigterm_as_interrupt(),
-        connection(shared, options["use_sandbox"]) as (settings, key),
-    ):
-        state = StateStore(settings.state_path())
-        saves_state = not (dry_run or pull_options.bounded)
-        lock = (
-            state.run_lock(key, wait=options["wait"])
-            if saves_state
-            else contextlib.nullcontext()
+    saves_state = not (dry_run or pull_options.bounded)
+    with store_session(
+        shared, options["use_sandbox"], lock=saves_state, wait=options["wait"]
+    ) as session:
+        key, state, client = session.key, session.state, session.client
+        record = state.get(key) if not pull_options.bounded else None
+        if dry_run:
+            plan = make_plan(record, pull_options)
+            run = PullRun(client, _NoSink(), plan, key, None, reporter, base_query)
+            reporter.table({"dry run": "nothing is written", **run.preview()})
+            return
+        sink = open_sink(
+            options["output"],
+            source="pull",
+            fmt=options["fmt"],
+            wait=options["wait"],
         )
-        with lock, MivaClient.from_settings(settings) as client:
-            record = state.get(key) if not pull_options.bounded else None
-            if dry_run:
-                plan = make_plan(record, pull_options)
-                run = PullRun(client, _NoSink(), plan, key, None, reporter, base_query)
-                reporter.table({"dry run": "nothing is written", **run.preview()})
-                return
-            sink = open_sink(
-                options["output"],
-                source="pull",
-                fmt=options["fmt"],
-                wait=options["wait"],
-            )
-            try:
-                if saves_state:
-                    restart = (
-                        options["since"] is not None
-                        or options["from_order"] is not None
-                    )
-                    record = starting_record(sink, key, record, restart=restart)
-                plan = make_plan(record, pull_options)
-                for notice in plan.notices:
-                    reporter.info(notice)
-                run = PullRun(
-                    client,
-                    sink,
-                    plan,
-                    key,
-                    state if saves_state else None,
-                    reporter,
-                    base_query,
-                    emit_unchanged=pull_options.emit_unchanged,
-                    require_payment=options.get("require_payment", False),
-                    hold_for=options.get("hold_for") or DEFAULT_HOLD_FOR,
-                    # --workers: each worker thread gets its own client (session)
-                    workers=options.get("workers") or 1,
-                    make_client=lambda: MivaClient.from_settings(settings),
+        try:
+            if saves_state:
+                restart = (
+                    options["since"] is not None or options["from_order"] is not None
                 )
-                with reporter:
-                    result = run.run()
-            finally:
-                sink.close()
+                record = starting_record(sink, key, record, restart=restart)
+            plan = make_plan(record, pull_options)
+            for notice in plan.notices:
+                reporter.info(notice)
+            run = PullRun(
+                client,
+                sink,
+                plan,
+                key,
+                state if saves_state else None,
+                reporter,
+                base_query,
+                emit_unchanged=pull_options.emit_unchanged,
+                require_payment=options.get("require_payment", False),
+                hold_for=options.get("hold_for") or DEFAULT_HOLD_FOR,
+                # --workers: each worker thread gets its own client (session)
+                workers=options.get("workers") or 1,
+                make_client=lambda: MivaClient.from_settings(session.settings),
+            )
+            with reporter:
+                result = run.run()
+        finally:
+            sink.close()
     reporter.info(
         f"{result.emitted} orders emitted, {result.unchanged} unchanged skipped"
         + (

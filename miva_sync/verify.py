@@ -313,14 +313,11 @@ def repair(
 
 def run_verify(shared: dict[str, Any], options: dict[str, Any]) -> Report:
     """``miva-sync verify``: compare, optionally repair and compare again, render."""
-    from miva_sync.client import MivaClient
     from miva_sync.runner import (
         base_query_from,
-        connection,
         reporter_from,
-        sigterm_as_interrupt,
+        store_session,
     )
-    from miva_sync.state import StateStore
 
     rng = range_from(
         since=options["since"],
@@ -334,20 +331,22 @@ def run_verify(shared: dict[str, Any], options: dict[str, Any]) -> Report:
     check_target(target)  # a typo fails before any request is sent
     columns = base_query_from({"columns": options.get("columns"), "page_size": 1})
     reporter = reporter_from(shared, {"progress": False})
-    with (
-        sigterm_as_interrupt(),
-        connection(shared, options.get("use_sandbox", False)) as (settings, key),
-        MivaClient.from_settings(settings) as client,
-    ):
-        state = StateStore(settings.state_path())
-        held = _held_ids(state.get(key))
-        if not options.get("repair"):
+    repair = bool(options.get("repair"))
+    # only a repair writes, so only a repair takes the run lock
+    with store_session(
+        shared,
+        options.get("use_sandbox", False),
+        lock=repair,
+        wait=options.get("wait", False),
+    ) as session:
+        key, client = session.key, session.client
+        held = _held_ids(session.state.get(key))
+        if not repair:
             report = check(client, target, rng, key, held)
         else:
-            with state.run_lock(key, wait=options.get("wait", False)):
-                report = _check_and_repair(
-                    client, target, rng, key, held, columns.columns, options
-                )
+            report = _check_and_repair(
+                client, target, rng, key, held, columns.columns, options
+            )
     render(report, reporter, table=not options.get("as_json"))
     return report
 

@@ -239,9 +239,8 @@ def test_pull_future_dated_order_never_becomes_the_watermark(
     assert future in {o["id"] for o in orders}
     assert "ahead of this machine's clock" in puller.last_stderr
     state = json.loads((isolated_home / "state.json").read_text())
-    watermark = state["stores"]["sandbox" if False else next(iter(state["stores"]))][
-        "cursors"
-    ]["date"]["watermark"]
+    (record,) = state["stores"].values()
+    watermark = record["cursors"]["date"]["watermark"]
     assert watermark <= store.now()
     assert puller() == []  # re-read through the lookback, deduped
 

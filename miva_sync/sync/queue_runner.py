@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from miva_sync.errors import UsageError
@@ -80,13 +79,11 @@ def run_queue(shared: dict[str, Any], options: dict[str, Any]) -> None:
     from miva_sync.client import MivaClient
     from miva_sync.runner import (
         base_query_from,
-        connection,
         reporter_from,
-        sigterm_as_interrupt,
         starting_record,
+        store_session,
     )
     from miva_sync.sinks import open_sink
-    from miva_sync.state import StateStore
     from miva_sync.sync.held import DEFAULT_HOLD_FOR
     from miva_sync.sync.queue import QueueRun
     from miva_sync.sync.queue_state import QueueOptions, make_queue_plan
@@ -102,64 +99,60 @@ def run_queue(shared: dict[str, Any], options: dict[str, Any]) -> None:
     reporter = reporter_from(shared, options)
     dry_run = options["dry_run"]
 
-    with (
-        sigterm_as_interrupt(),
-        connection(shared, options["use_sandbox"]) as (settings, key),
-    ):
-        state = StateStore(settings.state_path())
-        lock = (
-            contextlib.nullcontext()
-            if dry_run
-            else state.run_lock(key, wait=options["wait"])
+    with store_session(
+        shared, options["use_sandbox"], lock=not dry_run, wait=options["wait"]
+    ) as session:
+        settings, key, state, client = (
+            session.settings,
+            session.key,
+            session.state,
+            session.client,
         )
-        with lock, MivaClient.from_settings(settings) as client:
-            record = state.get(key)
-            if dry_run:
-                plan = make_queue_plan(record, queue_options)
-                if not plan.ack:  # a bare pull resuming a no-ack queue
-                    raise _no_dry_run()
-                run = QueueRun(
-                    client, _no_sink(), plan, key, state, reporter, base_query
-                )
-                reporter.table(
-                    {"dry run": "nothing is written or acknowledged", **run.preview()}
-                )
-                return
-            sink = open_sink(
-                options["output"],
-                source="queue",
-                fmt=options.get("fmt", "jsonl"),
-                wait=options["wait"],
+        record = state.get(key)
+        if dry_run:
+            plan = make_queue_plan(record, queue_options)
+            if not plan.ack:  # a bare pull resuming a no-ack queue
+                raise _no_dry_run()
+            run = QueueRun(client, _no_sink(), plan, key, state, reporter, base_query)
+            reporter.table(
+                {"dry run": "nothing is written or acknowledged", **run.preview()}
             )
-            try:
-                plan = make_queue_plan(
-                    starting_record(
-                        sink, key, record, restart=queue_options.queue_code is not None
-                    ),
-                    queue_options,
-                )
-                for notice in plan.notices:
-                    reporter.info(notice)
-                with (
-                    MivaClient.from_settings(settings, max_attempts=1) as single,
+            return
+        sink = open_sink(
+            options["output"],
+            source="queue",
+            fmt=options.get("fmt", "jsonl"),
+            wait=options["wait"],
+        )
+        try:
+            plan = make_queue_plan(
+                starting_record(
+                    sink, key, record, restart=queue_options.queue_code is not None
+                ),
+                queue_options,
+            )
+            for notice in plan.notices:
+                reporter.info(notice)
+            with (
+                MivaClient.from_settings(settings, max_attempts=1) as single,
+                reporter,
+            ):
+                run = QueueRun(
+                    client,
+                    sink,
+                    plan,
+                    key,
+                    state,
                     reporter,
-                ):
-                    run = QueueRun(
-                        client,
-                        sink,
-                        plan,
-                        key,
-                        state,
-                        reporter,
-                        base_query,
-                        emit_unchanged=queue_options.emit_unchanged,
-                        download_client=None if plan.ack else single,
-                        require_payment=options.get("require_payment", False),
-                        hold_for=options.get("hold_for") or DEFAULT_HOLD_FOR,
-                    )
-                    result = run.run()
-            finally:
-                sink.close()
+                    base_query,
+                    emit_unchanged=queue_options.emit_unchanged,
+                    download_client=None if plan.ack else single,
+                    require_payment=options.get("require_payment", False),
+                    hold_for=options.get("hold_for") or DEFAULT_HOLD_FOR,
+                )
+                result = run.run()
+        finally:
+            sink.close()
     extra = (
         f"{result.acknowledged} acknowledged, {result.newer} newer after "
         "acknowledgement"
