@@ -17,7 +17,7 @@ from miva_sync.client import Page
 from miva_sync.query import ListQuery
 from miva_sync.sandbox import Sandbox
 from miva_sync.sync.pager import Chunk
-from miva_sync.sync.parallel import ParallelPager, prefetched
+from miva_sync.sync.parallel import ParallelPager
 from tests.helpers import CLI, cli_env, read_jsonl, run_cli
 
 PAGE = "10"  # windows of ~75 orders: the sandbox's bursts (160 and 40 orders
@@ -221,20 +221,6 @@ def test_parallel_pager_hands_a_worker_error_to_the_writer() -> None:
     )
     with pytest.raises(RuntimeError, match="store on fire"):
         list(pager)
-
-
-def test_prefetched_yields_everything_in_order_and_reraises() -> None:
-    assert list(prefetched(iter(range(50)))) == list(range(50))
-
-    def failing() -> Iterator[int]:
-        yield 1
-        raise ValueError("page 2 failed")
-
-    got = []
-    with pytest.raises(ValueError, match="page 2"):
-        for item in prefetched(failing()):
-            got.append(item)
-    assert got == [1]
 
 
 # -- crash safety in a real process ------------------------------------------------

@@ -91,7 +91,6 @@ def make_run(
         ListQuery(count=10),
         clock=lambda: 5000.0,
         monotonic=clock,
-        prefetch=False,
     )
     return run, sink, state, log
 

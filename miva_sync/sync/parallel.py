@@ -1,19 +1,16 @@
-"""Concurrency for pulls: one page of read-ahead, and ``--workers N`` backfills.
+"""Concurrency for pulls: ``--workers N`` backfills.
 
-An order sync spends most of its wall time waiting for the store. Two ways to
-use that time, both with memory bounded by a few pages:
-
-* :func:`prefetched` reads the next page while the current one is written and
-  committed (at most one page in flight).
-* :class:`ParallelPager` splits a first pull or a bounded re-pull into windows
-  of the cursor's value range, pages each window with the tie-safe pager in its
-  own thread and client, and hands the pages to the one writer (the caller's
-  thread) as they arrive. The chunks it yields carry, as ``complete_below``,
-  the bound of the *contiguous completed prefix* of windows: every order below
-  it has been handed over, whatever the later windows did. The pull loop moves
-  the cursor only to that bound, so a crash resumes without gaps; orders
-  already written from later windows are in the dedupe window (their cursor is
-  above the watermark, so it keeps them) and are not written again.
+An order sync spends most of its wall time waiting for the store. For a large
+backfill, :class:`ParallelPager` splits a first pull or a bounded re-pull into
+windows of the cursor's value range, pages each window with the tie-safe pager
+in its own thread and client, and hands the pages to the one writer (the
+caller's thread) as they arrive; memory stays bounded by a few pages per
+worker. The chunks it yields carry, as ``complete_below``, the bound of the
+*contiguous completed prefix* of windows: every order below it has been handed
+over, whatever the later windows did. The pull loop moves the cursor only to
+that bound, so a crash resumes without gaps; orders already written from later
+windows are in the dedupe window (their cursor is above the watermark, so it
+keeps them) and are not written again.
 
 Windows: ``[b0, b1-1], [b1, b2-1], …, [bk, hi]``. Values are whole numbers, so
 the windows partition the range: an order (and a tie group sharing one second)
@@ -34,14 +31,12 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from miva_sync.client import MivaClient, Page
 from miva_sync.query import Condition, ListQuery
 from miva_sync.sync.orders import cursor_value
 from miva_sync.sync.pager import Chunk, iter_chunks
-
-T = TypeVar("T")
 
 PAGES_PER_WINDOW = 8  # a window is ~8 pages: ~1/8 more (cheap, Count=1) requests
 AHEAD_PER_WORKER = 2  # windows a worker may run ahead of the oldest unfinished one
@@ -49,37 +44,6 @@ _POLL = 0.2  # seconds between checks of the stop flag while blocked
 SWITCH_INTERVAL = 0.0005  # seconds; CPython's default is 0.005
 
 FetchWith = Callable[[MivaClient, ListQuery], Page]
-
-
-# -- one page of read-ahead -----------------------------------------------------
-
-
-def prefetched(items: Iterator[T]) -> Iterator[T]:
-    """Yield from ``items``, producing the next item in a thread while this one is used.
-
-    For the pager, producing an item is fetching a page, so the next request
-    is on the wire while the caller writes and commits the current page. The
-    iterator is only ever advanced by one thread at a time (the hand-over is
-    a queue), and at most one item is produced ahead.
-    """
-    sentinel = object()
-    box: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
-
-    def produce() -> None:
-        try:
-            box.put((True, next(items, sentinel)))
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-            box.put((False, exc))
-
-    while True:
-        # a daemon thread: a request hanging at exit must not keep the process
-        threading.Thread(target=produce, daemon=True, name="prefetch").start()
-        ok, value = box.get()
-        if not ok:
-            raise value
-        if value is sentinel:
-            return
-        yield value
 
 
 # -- parallel windows -----------------------------------------------------------

@@ -26,7 +26,7 @@ from miva_sync.sync.dedupe import DedupeWindow, keep_from
 from miva_sync.sync.held import DEFAULT_HOLD_FOR, HeldOrders, fetcher
 from miva_sync.sync.orders import cursor_value, order_id
 from miva_sync.sync.pager import Chunk, iter_chunks
-from miva_sync.sync.parallel import ParallelPager, prefetched
+from miva_sync.sync.parallel import ParallelPager
 from miva_sync.sync.plan import Plan
 from miva_sync.timespec import human_span, iso
 
@@ -82,7 +82,6 @@ class PullRun:
     # windows fetched concurrently, each worker with a client from make_client
     workers: int = 1
     make_client: Callable[[], MivaClient] | None = None
-    prefetch: bool = True  # read the next page while this one is committed
     monotonic: Callable[[], float] = time.monotonic
     _commit_not_before: float = field(default=0.0, init=False, repr=False)
     _uncommitted: bool = field(default=False, init=False, repr=False)
@@ -168,8 +167,6 @@ class PullRun:
             chunks = iter(parallel)
         else:
             chunks = iter_chunks(self._fetch, self.base_query, plan.field, lo, plan.hi)
-            if self.prefetch:
-                chunks = prefetched(chunks)
         try:
             for chunk in chunks:
                 total = chunk.total_count if chunk.total_count is not None else total
