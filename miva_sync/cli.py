@@ -406,7 +406,9 @@ def config_init(ctx: click.Context, /, **options: Any) -> None:
             if opts.get(key) is not None:
                 values[key] = opts[key]
         # the profile's pull defaults, and the receiver's secret
-        values.update({k: options[k] for k in (*sorted(DEFAULT_KEYS), "webhook_secret")})
+        values.update(
+            {k: options[k] for k in (*sorted(DEFAULT_KEYS), "webhook_secret")}
+        )
         path = save_profile(
             home_from(),
             name,

@@ -272,6 +272,40 @@ def test_outputs_sqlite_never_replaces_newer_with_older(tmp_path: Path) -> None:
     assert db_items(tmp_path / "o.db")[5] == [(1, None, "B", None, 2, 1.0, 2.0)]
 
 
+def test_outputs_sqlite_page_larger_than_one_statement(tmp_path: Path) -> None:
+    """Rows go to SQLite many per statement: a page of 250 orders and 750 items
+    spans several statements, an order twice in a page keeps its newer copy, and
+    a new version replaces the stored items (line 3 dropped)."""
+
+    def order(oid: int, updated: int, lines: int, sku: str) -> dict[str, Any]:
+        items = [
+            {"line_id": n, "sku": sku, "quantity": n, "price": 1, "total": n}
+            for n in range(1, lines + 1)
+        ]
+        return {"id": oid, "orderdate": 10, "dt_updated": updated, "items": items}
+
+    sink = SqliteSink(tmp_path / "o.db")
+    sink.write([order(i, 100, 3, "A") for i in range(1, 251)])
+    sink.commit("k", None)
+    page = [order(i, 200, 2, "B") for i in range(1, 151)]
+    page.append(order(7, 300, 1, "C"))  # the same order again, newer, in one page
+    page.append(order(8, 150, 1, "D"))  # the same order again, older than its copy
+    sink.write(page)
+    sink.commit("k", None)
+    sink.close()
+    stored = db_orders(tmp_path / "o.db")
+    items = db_items(tmp_path / "o.db")
+    assert len(stored) == 250
+    assert {o["dt_updated"] for i, o in stored.items() if i > 150} == {100}
+    assert stored[7]["dt_updated"] == 300 and items[7] == [
+        (1, None, "C", None, 1, 1.0, 1.0)
+    ]
+    assert stored[8]["dt_updated"] == 200
+    assert [row[2] for row in items[8]] == ["B", "B"]
+    assert all(len(items[i]) == 2 for i in range(1, 151) if i != 7)
+    assert all(len(items[i]) == 3 for i in range(151, 251))
+
+
 def test_outputs_sqlite_rolls_back_an_uncommitted_page(tmp_path: Path) -> None:
     sink = SqliteSink(tmp_path / "o.db")
     sink.write([{"id": 1, "dt_updated": 1}])
@@ -364,11 +398,21 @@ def test_outputs_a_new_file_target_gets_every_order_of_its_window(
     run: Any, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = sandbox.env()
-    assert run(["pull", "--since", "90d", "-o", str(tmp_path / "a.jsonl")], env=env).exit_code == 0
+    assert (
+        run(
+            ["pull", "--since", "90d", "-o", str(tmp_path / "a.jsonl")], env=env
+        ).exit_code
+        == 0
+    )
     # a fresh start into another target seeds a new consumer: the dedupe window
     # belongs to a.jsonl, so it must not make b/ skip anything
-    assert run(["pull", "--since", "90d", "-o", f"{tmp_path / 'b'}/"], env=env).exit_code == 0
-    assert set(dir_orders(tmp_path / "b")) == {o["id"] for o in sandbox.store.orders_snapshot()}
+    assert (
+        run(["pull", "--since", "90d", "-o", f"{tmp_path / 'b'}/"], env=env).exit_code
+        == 0
+    )
+    assert set(dir_orders(tmp_path / "b")) == {
+        o["id"] for o in sandbox.store.orders_snapshot()
+    }
     # a bare resume continues (into the same folder, spelled another way)
     monkeypatch.chdir(tmp_path)
     sandbox.store.add_order()

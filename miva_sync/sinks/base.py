@@ -12,6 +12,10 @@ class Sink(Protocol):
     Only after ``commit`` returns are the orders durable and may state move.
     A target that stores its own copy of the cursor receives it in ``commit``
     and must make both durable together (one transaction).
+
+    A target may also set ``write_behind = True``: a pull then calls
+    ``write`` and ``commit`` from one background thread, in order, so that the
+    target's work overlaps the next fetch (miva_sync/sync/writer.py).
     """
 
     description: str

@@ -212,6 +212,7 @@ class PostgresSink:
         self.wait = wait
         self.description = redact(target)
         self.keeps_checkpoint = True
+        self.write_behind = True  # round trips overlap the next fetch
         self._secrets = _passwords(target)
         dsn, self.schema_name = split_target(target)
         self._claimed: set[str] = set()

@@ -40,19 +40,15 @@ _ROW_COLUMNS = (
     "id", "orderdate", "dt_updated", *QUERY_COLUMNS,
     "order_json", "first_seen", "last_seen", "source",
 )  # fmt: skip
-_UPSERT = (
-    f"INSERT INTO orders ({', '.join(_ROW_COLUMNS)}) "  # noqa: S608 - names are ours
-    f"VALUES ({', '.join('?' * len(_ROW_COLUMNS))}) "
-    "ON CONFLICT (id) DO UPDATE SET "
-    + ", ".join(
-        f"{c} = excluded.{c}" for c in _ROW_COLUMNS if c not in ("id", "first_seen")
-    )
+_UPSERT_HEAD = f"INSERT INTO orders ({', '.join(_ROW_COLUMNS)}) VALUES "  # noqa: S608
+_UPSERT_TAIL = " ON CONFLICT (id) DO UPDATE SET " + ", ".join(
+    f"{c} = excluded.{c}" for c in _ROW_COLUMNS if c not in ("id", "first_seen")
 )
-_INSERT_ITEM = (
+_INSERT_ITEM_HEAD = (
     "INSERT OR REPLACE INTO order_items "
-    "(order_id, line_id, code, sku, name, quantity, price, total) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "(order_id, line_id, code, sku, name, quantity, price, total) VALUES "
 )
+MAX_ROWS_PER_STATEMENT = 100
 
 _V1 = f"""
 CREATE TABLE orders (
@@ -120,9 +116,11 @@ class SqliteSink:
         self.path = path
         self.description = f"sqlite:///{path}"
         self.keeps_checkpoint = True
+        self.write_behind = True  # SQLite's work releases the GIL: overlap the fetch
         self.source = source
         self._conn = _connect(path)
         self._in_transaction = False
+        self._max_variables = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         migrate(self._conn, path)
 
     # -- the sink interface ------------------------------------------------------
@@ -202,6 +200,8 @@ class SqliteSink:
         sequence (an order twice in one page compares with its first copy).
         """
         stored = self._stored_versions([order_id(o) for o in orders])
+        # only an order stored before this page can have item rows to replace
+        had_items = set(stored)
         rows: list[tuple[Any, ...]] = []
         seen_again: list[tuple[int, int]] = []
         items: dict[int, list[tuple[Any, ...]]] = {}
@@ -225,12 +225,30 @@ class SqliteSink:
         if seen_again:
             conn.executemany("UPDATE orders SET last_seen = ? WHERE id = ?", seen_again)
         if rows:
-            conn.executemany(_UPSERT, rows)
-            conn.executemany(
-                "DELETE FROM order_items WHERE order_id = ?", [(i,) for i in items]
+            self._insert(_UPSERT_HEAD, _UPSERT_TAIL, rows)
+            replaced = [(i,) for i in items if i in had_items]
+            if replaced:
+                conn.executemany("DELETE FROM order_items WHERE order_id = ?", replaced)
+            self._insert(
+                _INSERT_ITEM_HEAD,
+                "",
+                [row for per_order in items.values() for row in per_order],
             )
-            conn.executemany(
-                _INSERT_ITEM, [row for per_order in items.values() for row in per_order]
+
+    def _insert(self, head: str, tail: str, rows: list[tuple[Any, ...]]) -> None:
+        """Many rows per statement: SQLite then works through a whole batch with
+        the GIL released once, instead of once per row (measured: the pull's
+        thread otherwise keeps the writer waiting for the GIL after every row)."""
+        if not rows:
+            return
+        width = len(rows[0])
+        per = max(1, min(MAX_ROWS_PER_STATEMENT, self._max_variables // width))
+        one = "(" + ", ".join("?" * width) + ")"
+        for start in range(0, len(rows), per):
+            batch = rows[start : start + per]
+            self._conn.execute(
+                head + ", ".join([one] * len(batch)) + tail,
+                [value for row in batch for value in row],
             )
 
     def _stored_versions(self, ids: list[int]) -> dict[int, int | None]:

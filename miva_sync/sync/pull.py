@@ -13,6 +13,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 from miva_sync.client import MivaClient, Page
@@ -28,6 +29,7 @@ from miva_sync.sync.orders import cursor_value, order_id
 from miva_sync.sync.pager import Chunk, iter_chunks
 from miva_sync.sync.parallel import ParallelPager
 from miva_sync.sync.plan import Plan
+from miva_sync.sync.writer import BackgroundWriter, InlineWriter
 from miva_sync.timespec import human_span, iso
 
 FUTURE_TOLERANCE = 120  # seconds a store clock may run ahead before we warn
@@ -83,6 +85,10 @@ class PullRun:
     workers: int = 1
     make_client: Callable[[], MivaClient] | None = None
     monotonic: Callable[[], float] = time.monotonic
+    _writer: InlineWriter | BackgroundWriter = field(
+        default_factory=InlineWriter, init=False, repr=False
+    )
+    _commit_seconds: float = field(default=0.0, init=False, repr=False)
     _commit_not_before: float = field(default=0.0, init=False, repr=False)
     _uncommitted: bool = field(default=False, init=False, repr=False)
     _uncommitted_wrote: bool = field(default=False, init=False, repr=False)
@@ -126,6 +132,15 @@ class PullRun:
         }
 
     def run(self) -> PullResult:
+        # a database target writes behind the pull (sync/writer.py); files inline
+        background = getattr(self.sink, "write_behind", False)
+        self._writer = BackgroundWriter() if background else InlineWriter()
+        try:
+            return self._run()
+        finally:
+            self._writer.close()
+
+    def _run(self) -> PullResult:
         started = time.monotonic()
         requests_before = self.client.requests_sent
         plan = self.plan
@@ -152,9 +167,7 @@ class PullRun:
             self.state.put(self.store_key, plan.record)
         if self.state is not None and len(held):
             # orders held by earlier runs: emit those paid (or expired) since
-            ready = held.recheck(
-                fetcher(self.client, self.base_query), signpost
-            )
+            ready = held.recheck(fetcher(self.client, self.base_query), signpost)
             self._emit(ready, dedupe, result)
             self._checkpoint(result.watermark, dedupe, held, signpost, bool(ready))
         watermark_before = plan.watermark
@@ -198,8 +211,12 @@ class PullRun:
             if self._uncommitted and not isinstance(exc, OutputError):
                 with contextlib.suppress(Exception):
                     self._flush(result.watermark, dedupe, held, signpost)
+            # the pages and commits already handed to the writer still complete
+            with contextlib.suppress(Exception):
+                self._writer.drain()
             raise
         self._flush(result.watermark, dedupe, held, signpost)
+        self._writer.drain()
 
         result.held, result.released = len(held), held.released
         result.seconds = time.monotonic() - started
@@ -207,6 +224,7 @@ class PullRun:
         if parallel is not None:
             result.requests += parallel.requests
         if self.state is not None:
+            plan.record["output"] = receipt(self.sink)  # everything is committed
             plan.record["last_run"] = last_run(plan.mode, result, self.clock())
             self.state.put(self.store_key, plan.record)
         return result
@@ -215,7 +233,7 @@ class PullRun:
         self, orders: list[dict[str, Any]], dedupe: DedupeWindow, result: PullResult
     ) -> None:
         if orders:
-            self.sink.write(orders)
+            self._writer.submit(partial(self.sink.write, orders))
         for order in orders:
             dedupe.add(order)
         result.emitted += len(orders)
@@ -330,15 +348,14 @@ class PullRun:
             self._uncommitted = True
             self._uncommitted_wrote = self._uncommitted_wrote or wrote
             return
-        started = self.monotonic()
         self._commit(
             watermark, dedupe, held, signpost, wrote or self._uncommitted_wrote
         )
         self._uncommitted = self._uncommitted_wrote = False
-        now = self.monotonic()
-        took = now - started
+        # the last commit that finished (this one, unless the writer is behind)
+        took = self._commit_seconds
         gap = min(took * COMMIT_GROUPING, MAX_COMMIT_GAP) if took >= SLOW_COMMIT else 0
-        self._commit_not_before = now + gap
+        self._commit_not_before = self.monotonic() + gap
 
     def _flush(
         self,
@@ -361,7 +378,7 @@ class PullRun:
     ) -> None:
         if self.state is None:  # bounded re-pull: output only
             if wrote:
-                self.sink.commit(self.store_key, None)
+                self._writer.submit(partial(self._commit_job, None))
             return
         plan = self.plan
         if watermark is not None:
@@ -371,11 +388,19 @@ class PullRun:
         record["dedupe"] = dedupe.entries
         record["held"] = held.entries
         record["updated_at"] = iso(self.clock())
+        # a copy: this thread goes on changing the record while the writer saves it
+        self._writer.submit(partial(self._commit_job, snapshot(record)))
+
+    def _commit_job(self, record: dict[str, Any] | None) -> None:
+        """Make the written pages durable, then (with a record) move the state."""
+        started = self.monotonic()
         # durable data first, then state: never the other way round
         self.sink.commit(self.store_key, record)
-        record["output"] = receipt(self.sink)  # where the committed data ends
-        record["target"] = identity(self.sink)
-        self.state.put(self.store_key, record)
+        if record is not None and self.state is not None:
+            record["output"] = receipt(self.sink)  # where the committed data ends
+            record["target"] = identity(self.sink)
+            self.state.put(self.store_key, record)
+        self._commit_seconds = self.monotonic() - started
 
     def _keep(self, watermark: int, signpost: int) -> Callable[[int, list[Any]], bool]:
         plan = self.plan
@@ -393,6 +418,19 @@ class PullRun:
         return (
             self.plan.watermark if self.plan.watermark is not None else self.plan.start
         )
+
+
+def snapshot(record: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a store's record that later changes to it cannot reach.
+
+    Deep enough for how the pull changes a record: it sets the cursor inside
+    ``cursors``, and adds or removes whole entries of ``dedupe`` and ``held``.
+    """
+    copy = dict(record)
+    copy["cursors"] = {mode: dict(c) for mode, c in record["cursors"].items()}
+    copy["dedupe"] = dict(record["dedupe"])
+    copy["held"] = dict(record["held"])
+    return copy
 
 
 def last_run(mode: str, result: Any, now: float) -> dict[str, Any]:

@@ -150,9 +150,7 @@ class QueueRun:
             if len(self.held):
                 # held by earlier runs: emit those paid (or expired) since
                 now = int(self.clock())
-                ready = self.held.recheck(
-                    fetcher(self.client, self.base_query), now
-                )
+                ready = self.held.recheck(fetcher(self.client, self.base_query), now)
                 if ready:
                     self._write(ready)
                 self._checkpoint()

@@ -1,0 +1,118 @@
+"""Write-behind (sync/writer.py): a database target's writes run in a thread behind
+the pull, without loosening the contract: in order, state never ahead of the
+data, nothing after a failure."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from miva_sync.errors import OutputError
+from miva_sync.sync.writer import BackgroundWriter
+from tests.test_perf import ORDERS, make_run
+
+
+def test_background_writer_runs_jobs_in_order_off_the_callers_thread() -> None:
+    done: list[tuple[int, str]] = []
+    writer = BackgroundWriter()
+    for n in range(50):
+        writer.submit(lambda n=n: done.append((n, threading.current_thread().name)))
+    writer.drain()
+    writer.close()
+    assert [n for n, _ in done] == list(range(50))
+    assert {name for _, name in done} == {"output-writer"}
+
+
+def test_background_writer_runs_nothing_after_a_failure_and_raises_it() -> None:
+    ran: list[int] = []
+    writer = BackgroundWriter()
+
+    def fail() -> None:
+        raise OutputError("disk full")
+
+    writer.submit(lambda: ran.append(1))
+    writer.submit(fail)
+    writer.submit(lambda: ran.append(3))  # queued before the failure was seen
+    with pytest.raises(OutputError, match="disk full"):
+        writer.drain()
+    with pytest.raises(OutputError, match="disk full"):
+        writer.submit(lambda: ran.append(4))
+    writer.close()
+    assert ran == [1]
+
+
+def test_background_writer_keeps_at_most_a_few_jobs_waiting() -> None:
+    release = threading.Event()
+    writer = BackgroundWriter(depth=2)
+    writer.submit(release.wait)  # running
+    writer.submit(lambda: None)
+    writer.submit(lambda: None)  # the queue is full now
+    blocked = threading.Thread(target=writer.submit, args=(lambda: None,))
+    blocked.start()
+    blocked.join(0.2)
+    assert blocked.is_alive(), "a full queue must make the pull wait"
+    release.set()
+    blocked.join(5)
+    assert not blocked.is_alive()
+    writer.drain()
+    writer.close()
+
+
+def background(sink: Any, delay: float = 0.0) -> None:
+    """Make the test sink a write-behind one whose commits take real time."""
+    sink.write_behind = True
+    if delay:
+        commit = sink.commit
+
+        def slow_commit(*args: Any) -> None:
+            time.sleep(delay)
+            commit(*args)
+
+        sink.commit = slow_commit
+
+
+def test_pull_writing_behind_never_saves_state_ahead_of_the_data() -> None:
+    # the state double asserts, on every put, that each order below the saved
+    # watermark is durable; slow commits let the pull's thread run ahead
+    run, sink, state, _log = make_run(0.0)
+    background(sink, delay=0.003)
+    writes = []
+    write = sink.write
+
+    def record_thread(orders: list[dict[str, Any]]) -> None:
+        writes.append(threading.current_thread().name)
+        write(orders)
+
+    sink.write = record_thread
+    result = run.run()
+    assert result.emitted == len(ORDERS)
+    assert set(writes) == {"output-writer"}
+    assert sink.durable == sink.written
+    assert sorted(sink.written) == [o["id"] for o in ORDERS]
+    assert state.puts[-1] == ORDERS[-1]["orderdate"]
+    # each save holds the cursor of its own commit, not a later one
+    assert state.puts[1:] == sorted(state.puts[1:])
+
+
+def test_pull_writing_behind_stops_at_a_failed_write() -> None:
+    run, sink, state, log = make_run(0.0)
+    background(sink)
+    write = sink.write
+    calls = []
+
+    def fail_on_third_page(orders: list[dict[str, Any]]) -> None:
+        calls.append(len(orders))
+        if len(calls) == 3:
+            raise OutputError("disk full")
+        write(orders)
+
+    sink.write = fail_on_third_page
+    with pytest.raises(OutputError, match="disk full"):
+        run.run()
+    assert len(calls) == 3  # nothing was written after the failure
+    # nor committed: the pages before it, each with its commit and state save
+    assert log == ["put"] + ["write", "commit", "put"] * 2
+    assert state.puts[-1] is not None
