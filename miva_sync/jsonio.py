@@ -32,7 +32,15 @@ try:  # orjson is a declared dependency; the fallback keeps a broken install wor
 except ImportError:  # pragma: no cover - the fallback tests monkeypatch it
     orjson = None  # type: ignore[assignment]
 
-__all__ = ["BACKEND", "NonFinite", "dumps", "dumps_std", "loads", "loads_std"]
+__all__ = [
+    "BACKEND",
+    "NonFinite",
+    "dumps",
+    "dumps_document",
+    "dumps_std",
+    "loads",
+    "loads_std",
+]
 
 BACKEND = "orjson" if orjson is not None else "json"
 
@@ -129,3 +137,20 @@ def dumps(value: Any) -> bytes:
         except TypeError:  # JSONEncodeError: a >64-bit int, a NonFinite, a surrogate
             pass
     return dumps_std(value)
+
+
+def dumps_document(value: Any) -> bytes:
+    """A file people read too (the state file): keys sorted, indented, UTF-8.
+
+    Written on every commit, so orjson where it can; the standard library for
+    what orjson refuses, as in :func:`dumps`.
+    """
+    if orjson is not None:
+        try:
+            return orjson.dumps(
+                value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+            )
+        except TypeError:
+            pass
+    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+    return text.encode("utf-8")

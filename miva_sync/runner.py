@@ -161,8 +161,33 @@ def starting_record(
     return record
 
 
+# A pull allocates each page's order objects in a burst and frees them by
+# reference counting; the cycle collector's default (a young collection every
+# 700 net container allocations) would run about ten times per page for
+# nothing. Measured: about 7% of a --workers 4 backfill (benchmarks/README.md).
+GC_YOUNG_THRESHOLD = 10_000
+
+
+@contextlib.contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Collect cyclic garbage less often for the duration of a pull."""
+    import gc
+
+    before = gc.get_threshold()
+    gc.set_threshold(max(GC_YOUNG_THRESHOLD, before[0]), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
 def run_pull(shared: dict[str, Any], options: dict[str, Any]) -> None:
     """``miva-sync pull``: resolve the plan, hold the lock, run, report."""
+    with fewer_collections():
+        _run_pull(shared, options)
+
+
+def _run_pull(shared: dict[str, Any], options: dict[str, Any]) -> None:
     from miva_sync.client import MivaClient
     from miva_sync.sinks import open_sink
     from miva_sync.sync.held import DEFAULT_HOLD_FOR

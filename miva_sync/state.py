@@ -16,13 +16,13 @@ import contextlib
 import errno
 import fcntl
 import hashlib
-import json
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from miva_sync import jsonio
 from miva_sync.errors import ConfigError, LockedError
 from miva_sync.fsio import fsync_dir
 
@@ -119,7 +119,7 @@ class StateStore:
                 f"cannot read state file {self.path}: {exc.strerror}"
             ) from None
         try:
-            document = json.loads(raw)
+            document = jsonio.loads(raw)
             return validate_document(document)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             moved = self._quarantine()
@@ -137,7 +137,8 @@ class StateStore:
 
     def _write(self, stores: dict[str, dict[str, Any]]) -> None:
         document = {"version": STATE_VERSION, "stores": stores}
-        data = json.dumps(document, indent=1, sort_keys=True).encode() + b"\n"
+        # read and written on every commit: orjson, not the standard library
+        data = jsonio.dumps_document(document) + b"\n"
         tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -311,3 +311,50 @@ def test_cli_check_against_the_sandbox(
     assert result.exit_code == code, result.stderr
     assert result.stdout == ""
     assert sb.api_token not in result.stderr
+
+
+def test_client_sends_through_the_environments_proxy(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP_PROXY is honoured (read once per client), and NO_PROXY bypasses it."""
+    import http.server
+    import threading
+
+    import requests
+
+    seen: list[str] = []
+
+    class ForwardProxy(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            seen.append(self.path)  # a proxy gets the absolute URL
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+            with requests.Session() as direct:
+                direct.trust_env = False  # straight to the sandbox, not back here
+                data = direct.post(self.path, data=body, headers=headers).content
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ForwardProxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+        with client_for(sandbox) as client:
+            assert client.list_orders(ListQuery(count=5)).orders
+            assert client.list_orders(ListQuery(count=5)).orders
+        assert seen == [sandbox.url, sandbox.url]
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        with client_for(sandbox) as client:
+            assert client.list_orders(ListQuery(count=5)).orders
+        assert len(seen) == 2
+    finally:
+        proxy.shutdown()
+        proxy.server_close()

@@ -154,6 +154,27 @@ def test_jsonio_stdlib_fallback_gives_the_same_output(
     ]
 
 
+def test_jsonio_documents_are_sorted_and_indented_either_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    document = {
+        "stores": {"b": {"10": [1, 2, None]}, "a": {"x": "ü"}},
+        "version": 2**70,
+    }
+    fast = jsonio.dumps_document(document)  # orjson refuses 2**70: the stdlib writes it
+    small = {**document, "version": 1}
+    orjson_bytes = jsonio.dumps_document(small)
+    monkeypatch.setattr(jsonio, "orjson", None)
+    assert jsonio.dumps_document(document) == fast
+    assert jsonio.dumps_document(small) == orjson_bytes  # the same bytes from both
+    assert json.loads(fast) == document
+    assert orjson_bytes.decode().splitlines()[:3] == [
+        "{",
+        '  "stores": {',
+        '    "a": {',
+    ]
+
+
 def test_jsonio_request_bodies_match_the_stdlib_bytes() -> None:
     payload = {
         "Store_Code": "PS",

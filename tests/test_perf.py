@@ -134,3 +134,16 @@ def test_cli_pull_help_shows_workers(run: Any) -> None:
     result = run(["pull", "--help"])
     assert result.exit_code == 0
     assert "--workers" in result.stdout
+
+
+def test_pull_collects_garbage_less_often_and_restores_the_setting() -> None:
+    import gc
+
+    from miva_sync.runner import GC_YOUNG_THRESHOLD, fewer_collections
+
+    before = gc.get_threshold()
+    with pytest.raises(RuntimeError), fewer_collections():
+        assert gc.get_threshold()[0] >= GC_YOUNG_THRESHOLD
+        assert gc.get_threshold()[1:] == before[1:]
+        raise RuntimeError("a failed pull")
+    assert gc.get_threshold() == before

@@ -23,7 +23,8 @@ def self_signed_store(tmp_path: Path) -> Iterator[str]:
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(
         [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True,
     )  # fmt: skip
 
@@ -52,6 +53,7 @@ def self_signed_store(tmp_path: Path) -> Iterator[str]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"https://127.0.0.1:{server.server_address[1]}/mm5/json.mvc"
     server.shutdown()
+    server.server_close()
 
 
 def test_tls_unverifiable_certificate_is_refused_by_default(
@@ -89,3 +91,24 @@ def test_regression_insecure_ignored_when_a_ca_bundle_variable_is_set(
            "MIVA_SYNC_RETRY_BUDGET": "0"}  # fmt: skip
     result = run(["check", "-q", "--insecure"], env=env)
     assert result.exit_code == 0, result.stderr
+
+
+def test_tls_ca_bundle_variable_is_honoured(
+    run: Any, self_signed_store: str, tmp_path: Path
+) -> None:
+    # the environment is read once per client (not per request): still honoured
+    env = {"MIVA_URL": self_signed_store, "MIVA_STORE_CODE": "PS", "MIVA_API_TOKEN": "t" * 32,
+           "MIVA_SYNC_RETRY_BUDGET": "0"}  # fmt: skip
+    trusted = run(
+        ["check", "-q"], env={**env, "REQUESTS_CA_BUNDLE": str(tmp_path / "cert.pem")}
+    )
+    assert trusted.exit_code == 0, trusted.stderr
+    curl = run(
+        ["check", "-q"],
+        env={
+            **env,
+            "REQUESTS_CA_BUNDLE": None,
+            "CURL_CA_BUNDLE": str(tmp_path / "cert.pem"),
+        },
+    )
+    assert curl.exit_code == 0, curl.stderr

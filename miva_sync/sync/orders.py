@@ -35,6 +35,8 @@ VOLATILE_CUSTOMER_FIELDS = frozenset(
 
 def timestamp(value: Any) -> int | None:
     """A Miva timestamp as unix seconds: an int, or a JSON_DateTime object."""
+    if type(value) is int:  # what stores send: the fast path (several per order)
+        return value if MIN_TIME <= value <= MAX_TIME else None
     if isinstance(value, bool):
         return None
     if isinstance(value, dict):
@@ -58,9 +60,8 @@ def cursor_value(order: dict[str, Any], field: str) -> int | None:
 
 
 def _is_id(value: Any) -> bool:
-    return (
-        isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID
-    )
+    # exactly int: bool (and other int subclasses) are no order numbers
+    return type(value) is int and 0 <= value <= MAX_ID
 
 
 def order_id(order: dict[str, Any]) -> int:
