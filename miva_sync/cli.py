@@ -7,7 +7,6 @@ instant for cron.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -114,7 +113,7 @@ def shared(ctx: click.Context) -> dict[str, Any]:
 @contextmanager
 def reporting(ctx: click.Context) -> Iterator[None]:
     """Route the library's log records to stderr (-v, -vv, --log-format) for a command."""
-    import logging
+    from miva_sync.stderr_log import route_to_stderr
 
     opts = shared(ctx)
     fmt = log_format(opts)
@@ -122,18 +121,11 @@ def reporting(ctx: click.Context) -> Iterator[None]:
         from miva_sync import ui
 
         ui.set_log_format(fmt)
-    logger = logging.getLogger("miva_sync")
-    for handler in list(logger.handlers):
-        if isinstance(handler, _StderrHandler):
-            logger.removeHandler(handler)
-    verbose = opts.get("verbose", 0)
-    level = (
-        logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
+    route_to_stderr(
+        verbose=opts.get("verbose", 0),
+        quiet=bool(opts.get("quiet")),
+        json_lines=fmt == "json",
     )
-    if opts.get("quiet"):
-        level = logging.ERROR
-    logger.addHandler(_StderrHandler(json_lines=fmt == "json"))
-    logger.setLevel(level)
     try:
         yield
     finally:
@@ -147,43 +139,6 @@ def log_format(opts: dict[str, Any]) -> str:
     return str(
         opts.get("log_format") or os.environ.get("MIVA_SYNC_LOG_FORMAT") or "text"
     )
-
-
-class _StderrHandler(logging.Handler):
-    """Writes to whatever sys.stderr is at the time (CliRunner swaps it per run)."""
-
-    def __init__(self, *, json_lines: bool) -> None:
-        super().__init__()
-        self.json_lines = json_lines
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            message = record.getMessage()
-            if self.json_lines:
-                line = _json_log_line(
-                    record.levelname.lower(), message, logger=record.name
-                )
-            else:
-                warn = "warning: " if record.levelno >= logging.WARNING else ""
-                line = f"miva-sync: {warn}{message}"
-            sys.stderr.write(line + "\n")
-            sys.stderr.flush()
-        except Exception:  # noqa: BLE001 - logging must never break a run
-            self.handleError(record)
-
-
-def _json_log_line(level: str, message: str, **fields: Any) -> str:
-    import json
-    import time
-
-    record = {
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "level": level,
-        "logger": "miva_sync",
-        "message": message,
-    }
-    record.update(fields)
-    return json.dumps(record, ensure_ascii=False)
 
 
 def settings_from(ctx: click.Context) -> Any:
@@ -1296,7 +1251,9 @@ def _wants_json(argv: list[str]) -> bool:
 
 def _fail(message: str, code: int) -> None:
     if _json_errors:
-        click.echo(_json_log_line("error", message, exit_code=code), err=True)
+        from miva_sync.stderr_log import json_log_line
+
+        click.echo(json_log_line("error", message, exit_code=code), err=True)
     else:
         click.echo(f"miva-sync: error: {message}", err=True)
     sys.exit(code)

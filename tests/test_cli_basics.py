@@ -11,7 +11,14 @@ import responses
 
 from tests.conftest import KEY, STORE_URL, TOKEN
 
-HEAVY = ("requests", "rich", "miva_sync.sandbox", "miva_sync.client", "orjson")
+HEAVY = (
+    "requests",
+    "rich",
+    "miva_sync.sandbox",
+    "miva_sync.client",
+    "orjson",
+    "logging",
+)
 
 
 @pytest.mark.parametrize(

@@ -15,9 +15,13 @@ keeps them) and are not written again.
 Windows: ``[b0, b1-1], [b1, b2-1], …, [bk, hi]``. Values are whole numbers, so
 the windows partition the range: an order (and a tie group sharing one second)
 belongs to exactly one window. The boundaries are the cursor values found at
-offsets ``span, 2*span, …`` of the sorted range, probed (one ``Count=1``
-request per window) by a thread of its own a few windows ahead of the workers,
-so no worker waits for a boundary. They are only hints
+successive offsets of the sorted range, probed (one ``Count=1`` request per
+window) by a thread of its own a few windows ahead of the workers, so no worker
+waits for a boundary. A window is a whole number of pages less a few orders,
+so its last page is short (no extra empty request ends it) yet nearly full;
+once the range's end is near, windows shrink to the remaining orders' share
+per worker, so the workers finish together instead of one paging a last big
+window alone. They are only hints
 for an even split: if orders move while we page (updated mode), every order
 still falls into some window, and one updated during the run shows up again
 with its newer version, as it does in a serial pull.
@@ -39,6 +43,7 @@ from miva_sync.sync.orders import cursor_value
 from miva_sync.sync.pager import Chunk, iter_chunks
 
 PAGES_PER_WINDOW = 8  # a window is ~8 pages: ~1/8 more (cheap, Count=1) requests
+MIN_PAGES_PER_WINDOW = 2  # near the end: smaller windows, but the probes keep up
 AHEAD_PER_WORKER = 2  # windows a worker may run ahead of the oldest unfinished one
 _POLL = 0.2  # seconds between checks of the stop flag while blocked
 SWITCH_INTERVAL = 0.0005  # seconds; CPython's default is 0.005
@@ -67,7 +72,7 @@ class _Splitter:
     column: str  # the cursor field
     lo: int
     hi: int | None
-    span: int
+    workers: int
     limit: int  # windows made beyond the oldest unfinished one
     windows: list[_Window] = field(default_factory=list)
     exhausted: bool = False  # the last window has been made
@@ -140,7 +145,7 @@ class _Splitter:
     def _next_boundary(self, start: int) -> int | None:
         """The first cursor value above ``start`` at or after the next offset step."""
         while True:
-            self._offset += self.span
+            self._offset += self._step()
             query = self.base.where(Condition(self.column, "GE", self.lo))
             if self.hi is not None:
                 query = query.where(Condition(self.column, "LE", self.hi))
@@ -157,6 +162,15 @@ class _Splitter:
             if value > start:
                 return value
             # one tie group (or an id below start) spans the step: probe further
+
+    def _step(self) -> int:
+        """Orders in the next window: whole pages less a margin for ties."""
+        size = self.base.count
+        pages = PAGES_PER_WINDOW
+        if self.total is not None:
+            share = -(-(self.total - self._offset) // (self.workers * size))
+            pages = max(MIN_PAGES_PER_WINDOW, min(PAGES_PER_WINDOW, share))
+        return max(1, pages * size - max(1, size // 10))
 
 
 class ParallelPager:
@@ -187,11 +201,14 @@ class ParallelPager:
         self._base = base
         self._field = field
         self._total = total
-        # a window whose size is not a whole number of pages ends on a short
-        # page, so finishing it costs no extra empty request
-        span = max(1, base.count * PAGES_PER_WINDOW - base.count // 2)
         self._splitter = _Splitter(
-            probe, base, field, lo, hi, span, limit=self.workers * AHEAD_PER_WORKER
+            probe,
+            base,
+            field,
+            lo,
+            hi,
+            self.workers,
+            limit=self.workers * AHEAD_PER_WORKER,
         )
         # at most about one page per worker waits for the writer
         self._results: queue.Queue[tuple[str, _Window | None, Any]] = queue.Queue(
