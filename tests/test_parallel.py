@@ -203,6 +203,41 @@ def test_parallel_pager_bound_never_passes_an_unfinished_window(seed: int) -> No
     assert pager.requests > 0
 
 
+def test_parallel_pager_windows_are_page_aligned_and_shrink_near_the_end() -> None:
+    """Windows of whole pages less a margin (the last page is short but nearly
+    full), until the rest is less than a full window per worker: then about a
+    worker's share of it, at least two pages, so the workers finish together."""
+    orders = [{"id": oid, "orderdate": 1000 + oid} for oid in range(1, 4001)]
+    store = FakeStore(orders, 1)
+    pager = ParallelPager(
+        make_client=lambda: FakeClient(store),  # type: ignore[arg-type,return-value]
+        fetch_with=lambda client, query: client.list_orders(query),
+        probe=FakeClient(store).list_orders,
+        base=ListQuery(count=50),
+        field="orderdate",
+        lo=1001,
+        hi=None,
+        workers=4,
+    )
+    seen = [o["id"] for chunk in pager for o in chunk.orders]
+    assert sorted(seen) == [o["id"] for o in orders]  # each order exactly once
+    windows = pager._splitter.windows
+    sizes = [w.hi - w.lo + 1 for w in windows[:-1]]  # the last is open-ended
+    assert sizes[:3] == [8 * 50 - 8 - 5] * 3  # 8 pages less a margin
+    assert sizes == sorted(sizes, reverse=True)
+    assert min(sizes) == 2 * 50 - 2 - 5
+
+    def requests_for(orders: int) -> int:
+        """Pages the keyset pager reads for a window (a full page goes on from
+        its last value, reading that row again)."""
+        return 1 if orders < 50 else (orders - 50) // 49 + 2
+
+    # every window ends on its short last page: no extra (empty) request
+    assert all(requests_for(size) == -(-size // 50) for size in sizes)
+    last = len(orders) - sum(sizes)
+    assert pager.requests == sum(requests_for(size) for size in [*sizes, last])
+
+
 def test_parallel_pager_hands_a_worker_error_to_the_writer() -> None:
     class Broken(FakeClient):
         def list_orders(self, query: ListQuery) -> Page:

@@ -164,13 +164,18 @@ class _Splitter:
             # one tie group (or an id below start) spans the step: probe further
 
     def _step(self) -> int:
-        """Orders in the next window: whole pages less a margin for ties."""
+        """Orders in the next window: whole pages less a margin.
+
+        The margin covers the row each page of a time cursor reads again (the
+        pager goes on from the page's last value, ``>=``) and a few ties, so
+        the window's last page comes back short, ending the window, not empty.
+        """
         size = self.base.count
         pages = PAGES_PER_WINDOW
         if self.total is not None:
             share = -(-(self.total - self._offset) // (self.workers * size))
             pages = max(MIN_PAGES_PER_WINDOW, min(PAGES_PER_WINDOW, share))
-        return max(1, pages * size - max(1, size // 10))
+        return max(1, pages * size - pages - max(1, size // 10))
 
 
 class ParallelPager:
