@@ -34,13 +34,13 @@ BUSY_TIMEOUT_MS = 30_000
 # ids per "id IN (…)" lookup: far below SQLite's variable limit, old builds too
 LOOKUP_BATCH = 500
 
-# Every column an order row sets, in one fixed order: the upsert statement is
-# built once, and a page of rows goes to SQLite in one executemany.
+# Every column an order row sets, in one fixed order. Rows go to SQLite many per
+# statement: the statements are these heads, a "(?, …)" per row, and the tail.
 _ROW_COLUMNS = (
     "id", "orderdate", "dt_updated", *QUERY_COLUMNS,
     "order_json", "first_seen", "last_seen", "source",
 )  # fmt: skip
-_UPSERT_HEAD = f"INSERT INTO orders ({', '.join(_ROW_COLUMNS)}) VALUES "  # noqa: S608
+_UPSERT_HEAD = f"INSERT INTO orders ({', '.join(_ROW_COLUMNS)}) VALUES "  # noqa: S608 - names are ours
 _UPSERT_TAIL = " ON CONFLICT (id) DO UPDATE SET " + ", ".join(
     f"{c} = excluded.{c}" for c in _ROW_COLUMNS if c not in ("id", "first_seen")
 )
@@ -48,7 +48,7 @@ _INSERT_ITEM_HEAD = (
     "INSERT OR REPLACE INTO order_items "
     "(order_id, line_id, code, sku, name, quantity, price, total) VALUES "
 )
-MAX_ROWS_PER_STATEMENT = 100
+MAX_ROWS_PER_STATEMENT = 100  # and never more ? marks than this SQLite allows
 
 _V1 = f"""
 CREATE TABLE orders (

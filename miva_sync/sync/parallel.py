@@ -17,14 +17,15 @@ the windows partition the range: an order (and a tie group sharing one second)
 belongs to exactly one window. The boundaries are the cursor values found at
 successive offsets of the sorted range, probed (one ``Count=1`` request per
 window) by a thread of its own a few windows ahead of the workers, so no worker
-waits for a boundary. A window is a whole number of pages less a few orders,
-so its last page is short (no extra empty request ends it) yet nearly full;
-once the range's end is near, windows shrink to the remaining orders' share
-per worker, so the workers finish together instead of one paging a last big
-window alone. They are only hints
-for an even split: if orders move while we page (updated mode), every order
-still falls into some window, and one updated during the run shows up again
-with its newer version, as it does in a serial pull.
+waits for a boundary. The boundaries are only hints for an even split: if
+orders move while we page (updated mode), every order still falls into some
+window, and one updated during the run shows up again with its newer version,
+as it does in a serial pull.
+
+A window is a whole number of pages less a few orders, so its last page is
+short (no extra empty request ends it) yet nearly full; once the range's end
+is near, windows shrink to the remaining orders' share per worker, so the
+workers finish together instead of one paging a last big window alone.
 """
 
 from __future__ import annotations
