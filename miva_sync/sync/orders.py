@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Any
+from typing import Any, TypeGuard
 
 from miva_sync.errors import ApiError
 
@@ -59,7 +59,7 @@ def cursor_value(order: dict[str, Any], field: str) -> int | None:
     return timestamp(order.get(field))
 
 
-def _is_id(value: Any) -> bool:
+def _is_id(value: Any) -> TypeGuard[int]:
     # exactly int: bool (and other int subclasses) are no order numbers
     return type(value) is int and 0 <= value <= MAX_ID
 
