@@ -41,6 +41,7 @@ BACKOFF_CAP = 8.0
 RETRY_AFTER_CAP = 30.0
 DEFAULT_MAX_ATTEMPTS = 8
 EXCERPT_LENGTH = 160
+EXCERPT_SOURCE = 4000  # bytes of an error body read for its excerpt
 CHUNK_SIZE = 64 * 1024
 MAX_RESPONSE_BYTES = 128 * 1024 * 1024  # a page of 1000 full orders is ~5 MB
 _DIGESTS = {"sha256": hashlib.sha256, "sha1": hashlib.sha1}
@@ -398,29 +399,27 @@ class MivaClient:
         )
 
     def _api_error(self, answer: dict[str, Any]) -> ApiError:
-        # clipped to one short line each: the store's text ends up on stderr
-        code = _clip(str(answer.get("error_code") or "unknown"))
-        message = _clip(str(answer.get("error_message") or "no message"))
+        # one short line each, secrets out: the store's text ends up on stderr
+        shown = self._shown
+        code = shown(answer.get("error_code") or "unknown")
+        message = shown(answer.get("error_message") or "no message")
         fields: list[tuple[str, str]] = []
         listed = answer.get("error_fields")
         for item in listed if isinstance(listed, list) else []:
             if isinstance(item, dict):
                 fields.append(
-                    (
-                        _clip(str(item.get("error_field"))),
-                        _clip(str(item.get("error_message"))),
-                    )
+                    (shown(item.get("error_field")), shown(item.get("error_message")))
                 )
         if not fields and answer.get("error_field"):
             fields.append(
                 (
-                    _clip(str(answer["error_field"])),
-                    _clip(str(answer.get("error_field_message") or "")),
+                    shown(answer["error_field"]),
+                    shown(answer.get("error_field_message") or ""),
                 )
             )
         detail = "".join(f"; {name}: {msg}" for name, msg in fields)
-        text = self._scrub(f"the store refused the request: {code}: {message}{detail}")
-        return ApiError(text, code=code, field_errors=fields, response=answer)
+        text = f"the store refused the request: {code}: {message}{detail}"
+        return ApiError(text, code=code, field_errors=fields)
 
     def _auth_message(self, status: int, content: bytes) -> str:
         answer = _json_object(content) or {}
@@ -445,7 +444,7 @@ class MivaClient:
                 "MIVA_API_TOKEN or MIVA_SIGNING_KEY, the token's IP allow-list, "
                 "or this machine's clock"
             )
-        store_said = f": {self._scrub(_clip(said))}" if said else ""
+        store_said = f": {self._shown(said)}" if said else ""
         return f"the store refused authentication (HTTP {status}{store_said}); likely cause: {cause}"
 
     # -- helpers -----------------------------------------------------------------
@@ -471,18 +470,34 @@ class MivaClient:
             text = text.replace(secret, "[redacted]")
         return text
 
+    def _shown(self, value: object) -> str:
+        """A value from the store as one short line: secrets out first, then
+        clipped (clipping first could cut a secret so it no longer matches)."""
+        return _clip(self._scrub(str(value)))
+
     def _excerpt(self, content: bytes) -> str:
         if not content:
             return "(empty body)"
-        text = content[:2000].decode("utf-8", "replace")
-        text = html.unescape(re.sub(r"<[^>]*>", " ", text))
-        return self._scrub(_clip(text))
+        text = content[:EXCERPT_SOURCE].decode("utf-8", "replace")
+        text = self._scrub(html.unescape(re.sub(r"<[^>]*>", " ", text)))
+        if len(content) > EXCERPT_SOURCE:
+            for secret in self._secrets:
+                text = _without_partial(text, secret)  # one cut in two by the limit
+        return _clip(text)
 
     def _redacted_headers(self, headers: dict[str, str]) -> dict[str, str]:
         shown = dict(headers)
         kind = shown[AUTH_HEADER].split(" ", 1)[0]
         shown[AUTH_HEADER] = f"{kind} [redacted]"
         return shown
+
+
+def _without_partial(text: str, secret: str) -> str:
+    """``text`` without a trailing beginning of ``secret`` (a cut-off copy)."""
+    for length in range(len(secret) - 1, 0, -1):
+        if text.endswith(secret[:length]):
+            return text[:-length]
+    return text
 
 
 def _clip(text: str) -> str:

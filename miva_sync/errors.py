@@ -6,8 +6,6 @@ the exit code. Messages never contain a token, signing key or passphrase.
 
 from __future__ import annotations
 
-from typing import Any
-
 
 class MivaSyncError(Exception):
     """Base of every error miva-sync raises on purpose."""
@@ -49,13 +47,11 @@ class ApiError(MivaSyncError):
         code: str | None = None,
         http_status: int | None = None,
         field_errors: list[tuple[str, str]] | None = None,
-        response: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.http_status = http_status
         self.field_errors = field_errors or []
-        self.response = response
 
 
 class AckError(ApiError):

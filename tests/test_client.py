@@ -466,6 +466,28 @@ def test_client_never_shows_secrets(
     assert TOKEN not in shown and KEY not in shown
 
 
+@pytest.mark.parametrize("before", [140, 150, 158, 3990, 3995])
+def test_client_never_shows_part_of_a_secret_cut_by_the_excerpt(
+    api: responses.RequestsMock, make_client: Any, before: int
+) -> None:
+    """Found in review: the store's text was clipped to one line before the
+    secrets were replaced, so a token near the cut survived in part."""
+    padding = "x" * before
+    api.post(
+        STORE_URL,
+        json={"success": 0, "error_code": "E", "error_message": padding + TOKEN},
+    )
+    api.post(
+        STORE_URL, status=401, json={"success": 0, "error_message": padding + TOKEN}
+    )
+    api.post(STORE_URL, status=500, body=padding + TOKEN + "y" * 5000)
+    client = make_client(max_attempts=1)
+    for error in (ApiError, AuthError, TransientError):
+        with pytest.raises(error) as info:
+            client.list_orders(ListQuery())
+        assert TOKEN[:6] not in str(info.value), str(info.value)[-60:]
+
+
 def test_settings_repr_hides_secrets() -> None:
     from miva_sync.config import load_settings
 
