@@ -197,6 +197,9 @@ def write_atomically(path: Path, text: str) -> None:
 
 def describe(settings: Settings) -> dict[str, Any]:
     """The effective settings for ``config show``: values (secrets masked) and sources."""
+    from miva_sync.sinks import is_postgres
+    from miva_sync.sinks.postgres import redact
+
     shown: dict[str, Any] = {}
     for name in (
         "url",
@@ -224,5 +227,11 @@ def describe(settings: Settings) -> dict[str, Any]:
         "state_file": str(settings.state_path()),
         "store_key": settings.store_key if settings.profile or settings.url else None,
         "settings": shown,
-        "defaults": dict(settings.defaults),
+        "defaults": {
+            # a PostgreSQL output URL may carry the database password
+            name: redact(value)
+            if name == "output" and is_postgres(str(value))
+            else value
+            for name, value in settings.defaults.items()
+        },
     }

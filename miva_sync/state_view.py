@@ -67,7 +67,9 @@ def _target(ref: StoreRef) -> Iterator[Any]:
 
 
 def _is_database(target: str) -> bool:
-    if target.startswith(("postgresql://", "postgres://")):
+    from miva_sync.sinks import is_postgres
+
+    if is_postgres(target):
         return True
     if target.startswith("sqlite:///"):
         from miva_sync.sinks.sqlite import sqlite_path

@@ -194,6 +194,19 @@ def test_config_show_masks_secrets_and_names_sources(
     assert "profile shop" in text.stdout
 
 
+def test_config_show_hides_the_password_in_a_default_output(
+    run: Any, isolated_home: Path
+) -> None:
+    """Found in review: a profile's default -o printed with its password."""
+    url = "postgresql://miva:pw-in-url@db.example/orders?sslpassword=key-pass"
+    write_config(isolated_home, SHOP + f'output = "{url}"\n')
+    for args in (["config", "show"], ["config", "show", "--json"]):
+        result = run(args)
+        assert result.exit_code == 0, result.stderr
+        assert "postgresql://miva:***@db.example/orders" in result.stdout
+        assert "pw-in-url" not in result.stdout and "key-pass" not in result.stdout
+
+
 def test_config_path_prints_the_file(run: Any, isolated_home: Path) -> None:
     assert run(["config", "path"]).stdout == f"{isolated_home / 'config.toml'}\n"
     assert (

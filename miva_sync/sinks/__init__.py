@@ -12,6 +12,12 @@ if TYPE_CHECKING:
     from miva_sync.sinks.jsonl import FileSink, StdoutSink
 
 FORMATS = ("jsonl", "singer")
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres(target: str) -> bool:
+    """Is ``-o`` a PostgreSQL URL?"""
+    return target.startswith(POSTGRES_SCHEMES)
 
 
 def open_sink(
@@ -37,7 +43,7 @@ def open_sink(
 
         _stream_only(fmt, "a SQLite database")
         return SqliteSink(sqlite_path(target), source=source)
-    if target.startswith(("postgresql://", "postgres://")):
+    if is_postgres(target):
         from miva_sync.sinks.postgres import PostgresSink
 
         _stream_only(fmt, "a PostgreSQL database")

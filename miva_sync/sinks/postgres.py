@@ -52,7 +52,6 @@ from miva_sync.sync.orders import cursor_value, order_id
 if TYPE_CHECKING:
     import psycopg
 
-SCHEMES = ("postgresql://", "postgres://")
 CONNECT_TIMEOUT = 10  # seconds; a cron run should fail fast when the database is down
 # The server probes a silent client this often, so the store lock of a worker
 # whose host died (no FIN ever comes) is freed in about a minute, not hours.
@@ -150,11 +149,6 @@ _INSERT_ITEM = (
 )
 
 
-def is_postgres_target(target: str) -> bool:
-    """Is ``-o`` a PostgreSQL URL?"""
-    return target.startswith(SCHEMES)
-
-
 def split_target(target: str) -> tuple[str, str | None]:
     """The libpq URL without miva-sync's own ``schema`` parameter, and that schema."""
     parts = urlsplit(target)
@@ -166,14 +160,19 @@ def split_target(target: str) -> tuple[str, str | None]:
     return urlunsplit(parts._replace(query=rest)), (schemas[0] if schemas else None)
 
 
+# libpq URL parameters that hold a secret (the key file's passphrase too)
+SECRET_PARAMS = frozenset({"password", "sslpassword"})
+
+
 def redact(target: str) -> str:
-    """The URL with any password (user info or ``?password=``) replaced, for messages."""
+    """The URL with any password (user info, ``?password=``, ``?sslpassword=``)
+    replaced, for messages and the state file."""
     parts = urlsplit(target)
     netloc = parts.netloc
     if parts.password is not None:
         netloc = f"{parts.username or ''}:***@{netloc.rsplit('@', 1)[1]}"
     params = [
-        (n, "***" if n == "password" else v)
+        (n, "***" if n in SECRET_PARAMS else v)
         for n, v in parse_qsl(parts.query, keep_blank_values=True)
     ]
     query = urlencode(params, quote_via=quote, safe="*") if params else parts.query
@@ -183,7 +182,7 @@ def redact(target: str) -> str:
 def _passwords(target: str) -> list[str]:
     parts = urlsplit(target)
     found = [unquote(parts.password)] if parts.password else []
-    found += [v for n, v in parse_qsl(parts.query) if n == "password" and v]
+    found += [v for n, v in parse_qsl(parts.query) if n in SECRET_PARAMS and v]
     return found
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 from miva_sync.errors import OutputError, UsageError
+from miva_sync.sinks import is_postgres
 from miva_sync.sync.orders import cursor_value
 
 _ORDER_FILE = re.compile(r"^\d+\.json$")
@@ -94,7 +95,7 @@ def check_target(target: str) -> str:
             "stdout cannot be read back: verify the file, folder or database the "
             "orders went to (-o orders.jsonl, -o orders/, -o sqlite:///orders.db)"
         )
-    if target.startswith(("postgresql://", "postgres://")):
+    if is_postgres(target):
         return "postgres"
     if target.startswith("sqlite:///"):
         from miva_sync.sinks.sqlite import sqlite_path
