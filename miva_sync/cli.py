@@ -875,10 +875,11 @@ def pull(ctx: click.Context, /, **options: Any) -> None:
     options.pop("jobs")
     from miva_sync.runner import run_pull
 
-    options["passphrase"] = _payment_data_passphrase(options.get("columns"))
     with reporting(ctx):
         if not options["use_sandbox"]:
             _apply_profile_defaults(ctx, options, settings_from(ctx))
+        # after the defaults: a profile's columns may ask for payment_data
+        options["passphrase"] = _payment_data_passphrase(options.get("columns"))
         run_pull(shared(ctx), options)
 
 
@@ -1004,11 +1005,11 @@ def _forwarded_args(ctx: click.Context) -> list[str]:
 
 def _pull_all_profiles(ctx: click.Context, options: dict[str, Any]) -> None:
     from miva_sync import multi, ui
-    from miva_sync.config import load_settings, profile_names
+    from miva_sync.config import home_from, load_settings, profile_names
     from miva_sync.errors import ConfigError
 
-    home = settings_from(ctx).home
-    names = profile_names(home)
+    # not the default profile's settings: one broken profile must not stop the rest
+    names = profile_names(home_from())
     if not names:
         raise ConfigError(
             "--all-profiles: the config file has no profiles; add one with "

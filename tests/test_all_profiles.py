@@ -121,6 +121,22 @@ def test_all_profiles_all_good_is_exit_0_and_resumes(
     assert read_jsonl(tmp_path / "b.jsonl")
 
 
+def test_all_profiles_a_broken_default_profile_does_not_stop_the_others(
+    run: Any, shop: Sandbox, isolated_home: Path, tmp_path: Path
+) -> None:
+    """Found in review: the default profile was loaded whole just to find the
+    home folder, so its unset env: reference stopped every profile with exit 3."""
+    (isolated_home / "config.toml").write_text(
+        'default_profile = "broken"\n'
+        + profile("broken", shop, tmp_path / "x.jsonl", api_token="env:UNSET_TOKEN")
+        + profile("good", shop, tmp_path / "good.jsonl", api_token=shop.api_token)
+    )
+    result = run(["pull", "--all-profiles", "--since", "30d"])
+    assert result.exit_code == 3, result.stderr  # the broken profile's own code
+    assert "[good] miva-sync:" in result.stderr and "orders emitted" in result.stderr
+    assert read_jsonl(tmp_path / "good.jsonl")
+
+
 def test_all_profiles_refuses_interleaved_stdout(
     run: Any, shop: Sandbox, isolated_home: Path
 ) -> None:

@@ -107,6 +107,26 @@ def test_payment_data_needs_an_explicit_ask_and_the_passphrase(tmp_path: Path) -
         )
 
 
+def test_payment_data_from_a_profiles_columns_takes_the_passphrase(
+    tmp_path: Path,
+) -> None:
+    """Found in review: the passphrase was looked up before the profile's
+    defaults applied, so a profile's columns asking for payment_data exited 2
+    even with MIVA_SYNC_PASSPHRASE set."""
+    home = tmp_path / "shop-home"
+    home.mkdir()
+    config = home / "config.toml"
+    config.write_text(
+        'default_profile = "shop"\n[profiles.shop]\ncolumns = "default,payment_data"\n'
+    )
+    config.chmod(0o600)
+    with Sandbox(orders=10, seed=84) as sb:
+        env = {**cli_env(sb, home), "MIVA_SYNC_PASSPHRASE": PASSPHRASE}
+        run_cli("pull", "--since", "90d", "-o", str(tmp_path / "card.jsonl"), env=env)
+        sent = [b for b in (e.body for e in sb.requests) if b and "Passphrase" in b]
+        assert sent and all(b["Passphrase"] == PASSPHRASE for b in sent)
+
+
 def test_listen_binds_to_loopback_by_default() -> None:
     from miva_sync import cli
 
