@@ -113,3 +113,28 @@ def test_stdout_sink_commit_fails_when_the_reader_leaves_unread_data() -> None:
     with pytest.raises(BrokenPipeOutputError):
         sink.commit("k", None)
     reader.wait(10)
+
+
+def test_replayed_lines_are_made_durable_before_the_state_vouches_for_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found in review: a killed run's page went into the dedupe window (saved
+    next in the state file) without an fsync of the file it was read from."""
+    from miva_sync.sinks import receipts
+    from miva_sync.sinks.jsonl import FileSink
+
+    path = tmp_path / "o.jsonl"
+    sink = FileSink(path)
+    sink.write([{"id": 1, "dt_updated": 1}])
+    sink.commit("k", None)
+    saved = receipts.receipt(sink)
+    sink.write([{"id": 2, "dt_updated": 2}, {"id": 3, "dt_updated": 3}])  # no commit
+    synced: list[int] = []
+    monkeypatch.setattr(receipts.os, "fsync", lambda fd: synced.append(fd))
+    replayed = receipts.uncommitted(sink, saved)
+    assert [o["id"] for o in replayed] == [2, 3]
+    assert len(synced) == 1
+    synced.clear()
+    assert receipts.uncommitted(sink, receipts.receipt(sink)) == []
+    assert synced == []  # nothing past the receipt: nothing to make durable
+    sink.close()

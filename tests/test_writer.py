@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from miva_sync.errors import OutputError
-from miva_sync.sync.writer import BackgroundWriter
+from miva_sync.sync.writer import BackgroundWriter, InlineWriter
 from tests.test_perf import ORDERS, make_run
 
 
@@ -43,6 +43,52 @@ def test_background_writer_runs_nothing_after_a_failure_and_raises_it() -> None:
         writer.submit(lambda: ran.append(4))
     writer.close()
     assert ran == [1]
+
+
+def test_inline_writer_keeps_the_same_rule() -> None:
+    ran: list[int] = []
+    writer = InlineWriter()
+    with pytest.raises(KeyboardInterrupt):
+        writer.submit(lambda: (ran.append(1), (_ for _ in ()).throw(KeyboardInterrupt)))
+    with pytest.raises(KeyboardInterrupt):
+        writer.submit(lambda: ran.append(2))  # a commit after it is refused
+    assert ran == [1]
+
+
+@pytest.mark.parametrize("behind", [False, True])
+@pytest.mark.parametrize("where", ["in the write", "after the write"])
+def test_pull_cut_off_mid_page_commits_nothing_more(
+    behind: bool, where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found in review: Ctrl-C as a page reached the file (before its orders
+    were all in the dedupe window) was followed by the error path's commit of
+    the grouped pages, moving the file's receipt past a page the dedupe window
+    did not hold: the next run would have emitted it again."""
+    from miva_sync.sync.dedupe import DedupeWindow
+
+    run, sink, _state, log = make_run(0.05)  # a slow disk: commits are grouped
+    if behind:
+        background(sink)
+    write, add = sink.write, DedupeWindow.add
+
+    def write_then_cut(orders: list[dict[str, Any]]) -> None:
+        write(orders)
+        if log.count("write") == 5 and where == "in the write":
+            raise KeyboardInterrupt
+
+    def add_then_cut(self: DedupeWindow, order: dict[str, Any]) -> None:
+        add(self, order)
+        if log.count("write") == 5 and where == "after the write":
+            raise KeyboardInterrupt
+
+    sink.write = write_then_cut
+    monkeypatch.setattr(DedupeWindow, "add", add_then_cut)
+    with pytest.raises(KeyboardInterrupt):
+        run.run()
+    fifth = [n for n, entry in enumerate(log) if entry == "write"][4]
+    assert "commit" in log[:fifth]  # grouping left pages uncommitted ...
+    assert log[fifth - 1] == "write"  # (the page before is not committed yet)
+    assert "commit" not in log[fifth:]  # ... and nothing committed after the cut
 
 
 def test_background_writer_keeps_at_most_a_few_jobs_waiting() -> None:

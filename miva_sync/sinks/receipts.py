@@ -11,9 +11,10 @@ at-least-once across a crash.
 
 from __future__ import annotations
 
-import json
+import os
 from typing import Any
 
+from miva_sync import jsonio
 from miva_sync.sinks.base import Sink
 
 
@@ -45,9 +46,14 @@ def uncommitted(sink: Sink, saved: Any) -> list[dict[str, Any]]:
         reader.seek(offset)
         for line in reader.read().splitlines():
             try:
-                order = json.loads(line)
-            except ValueError:
+                order = jsonio.loads(line)
+            except (ValueError, UnicodeDecodeError):
                 continue  # a partial line: repaired before the next append
             if isinstance(order, dict) and isinstance(order.get("id"), int):
                 orders.append(order)
+        if orders:
+            # they go into the dedupe window (and queue mode's acknowledgement
+            # journal), which the state file saves next: durable first, or a
+            # power loss could leave the state vouching for lines that are gone
+            os.fsync(reader.fileno())
     return orders

@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from miva_sync.client import MivaClient, Page
-from miva_sync.errors import ApiError, OutputError
+from miva_sync.errors import ApiError
 from miva_sync.query import Condition, ListQuery
 from miva_sync.sinks import identity
 from miva_sync.sinks.base import Sink
@@ -89,6 +89,7 @@ class PullRun:
         default_factory=InlineWriter, init=False, repr=False
     )
     _commit_seconds: float = field(default=0.0, init=False, repr=False)
+    _emitting: bool = field(default=False, init=False, repr=False)
     _commit_not_before: float = field(default=0.0, init=False, repr=False)
     _uncommitted: bool = field(default=False, init=False, repr=False)
     _uncommitted_wrote: bool = field(default=False, init=False, repr=False)
@@ -204,16 +205,15 @@ class PullRun:
                     result.watermark, dedupe, held, signpost, bool(fresh), grouped=True
                 )
                 self.reporter.progress(result.emitted + result.unchanged, total)
-        except BaseException as exc:
+        except BaseException:
             # pages written but not yet committed (a slow disk groups commits):
-            # commit them now, as the per-page commit would have; not when the
-            # output itself failed, which cannot take a commit
-            if self._uncommitted and not isinstance(exc, OutputError):
+            # commit them now, as the per-page commit would have. Not when a page
+            # was cut off half-way (written, not yet in the dedupe window: the
+            # next run replays it from the file), nor after the output failed
+            # (the writer then refuses every later job).
+            if self._uncommitted and not self._emitting:
                 with contextlib.suppress(Exception):
                     self._flush(result.watermark, dedupe, held, signpost)
-            # the pages and commits already handed to the writer still complete
-            with contextlib.suppress(Exception):
-                self._writer.drain()
             raise
         self._flush(result.watermark, dedupe, held, signpost)
         self._writer.drain()
@@ -232,10 +232,12 @@ class PullRun:
     def _emit(
         self, orders: list[dict[str, Any]], dedupe: DedupeWindow, result: PullResult
     ) -> None:
+        self._emitting = True  # until the page is written and in the dedupe window
         if orders:
             self._writer.submit(partial(self.sink.write, orders))
         for order in orders:
             dedupe.add(order)
+        self._emitting = False
         result.emitted += len(orders)
 
     # -- steps -----------------------------------------------------------------

@@ -12,7 +12,7 @@ waits for it (measured in benchmarks/README.md). The contract does not move:
   page or two more is held in memory;
 * after a job fails no later job runs: a failed write is never followed by a
   commit of its cursor. The failure is raised in the pull's thread by the next
-  :meth:`submit` or by :meth:`drain`.
+  :meth:`submit` or by :meth:`drain`. The inline writer keeps the same rule.
 
 Files (JSONL, a folder, stdout) keep writing inline: a write there is a copy
 into the page cache and an fsync, and overlapping it would cost a second page
@@ -31,10 +31,19 @@ DEPTH = 2  # jobs waiting behind the one running: about a page and its commit
 
 
 class InlineWriter:
-    """Runs each job at once, in the caller's thread."""
+    """Runs each job at once, in the caller's thread; none after one failed."""
+
+    def __init__(self) -> None:
+        self._failure: BaseException | None = None
 
     def submit(self, job: Job) -> None:
-        job()
+        if self._failure is not None:
+            raise self._failure
+        try:
+            job()
+        except BaseException as exc:
+            self._failure = exc
+            raise
 
     def drain(self) -> None:
         return None
