@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
+from miva_sync import jsonio
 from miva_sync.errors import ConfigError, MivaSyncError
 from miva_sync.sinks.base import Sink
 from miva_sync.state import StateStore
@@ -104,7 +105,7 @@ def _as_id(value: Any) -> int | None:
 @dataclass
 class Outcome:
     order_id: int
-    result: str  # written | unchanged | older
+    result: str  # written | unchanged | older | held
 
 
 class Holds:
@@ -156,18 +157,15 @@ class OrderWriter:
             known = self._versions.get(oid)
             if known is not None and _not_newer(version, known):
                 return Outcome(oid, "unchanged" if version == known else "older")
-            if self.holds is not None:
-                was_held = str(oid) in self.holds.orders.entries
-                if not self.holds.orders.admit(order, int(time.time())):
-                    if not was_held:
-                        self._save_holds()  # durable before the 2xx
-                    return Outcome(oid, "held")
+            holds = self.holds.orders if self.holds is not None else None
+            was_held = holds is not None and str(oid) in holds.entries
+            if holds is not None and not holds.admit(order, int(time.time())):
+                if not was_held:
+                    self._save_holds()  # durable before the 2xx
+                return Outcome(oid, "held")
             self._write([order])
-            self._versions[oid] = version
-            self._versions.move_to_end(oid)
-            while len(self._versions) > REMEMBERED_VERSIONS:
-                self._versions.popitem(last=False)
-            if self.holds is not None:
+            self._remember(oid, version)
+            if was_held:
                 self._save_holds()  # after the write: a release never loses the order
         return Outcome(oid, "written")
 
@@ -182,11 +180,18 @@ class OrderWriter:
             if ready:
                 self._write(ready)
                 for order in ready:
-                    self._versions[order["id"]] = version_key(order)
+                    self._remember(order["id"], version_key(order))
             self._save_holds()
             warnings = list(self.holds.orders.warnings)
             self.holds.orders.warnings.clear()
         return warnings
+
+    def _remember(self, oid: int, version: int | str) -> None:
+        """The newest version written, for the last REMEMBERED_VERSIONS orders."""
+        self._versions[oid] = version
+        self._versions.move_to_end(oid)
+        while len(self._versions) > REMEMBERED_VERSIONS:
+            self._versions.popitem(last=False)
 
     def close(self) -> None:
         with self._lock:  # let a background re-check finish its write first
@@ -303,8 +308,9 @@ class WebhookApp:
         except OSError:  # the socket timeout: fewer bytes came than announced
             raise Rejected(400, "the body did not arrive (Content-Length)") from None
         try:
-            payload = json.loads(raw)
-        except (ValueError, UnicodeDecodeError, RecursionError):
+            # the same parse as a pulled page: NaN and big numbers kept as sent
+            payload = jsonio.loads(raw)
+        except (ValueError, UnicodeDecodeError):
             raise Rejected(400, "the body is not JSON") from None
         found = find_order(payload)
         if found is None:
@@ -316,8 +322,8 @@ class WebhookApp:
         for value in params.values():  # an order passed as a JSON parameter
             if value.startswith("{"):
                 try:
-                    found = find_order(json.loads(value))
-                except (ValueError, RecursionError):
+                    found = find_order(jsonio.loads(value.encode()))
+                except (ValueError, UnicodeDecodeError):
                     continue
                 if found is not None:
                     return found

@@ -359,3 +359,34 @@ def test_webhook_finds_orders_in_wrappers() -> None:
     assert find_order({"order_id": "12"}) == 12
     assert find_order({"hello": 1}) is None
     assert find_order({"id": 5}) == 5  # an id and nothing order-like: fetch it
+
+
+def test_webhook_saves_held_orders_only_when_they_change(tmp_path: Path) -> None:
+    """Found in review: with --require-payment every delivery rewrote (and
+    fsynced) the whole state file; only a hold or a release changes it."""
+    from miva_sync.sinks.jsonl import FileSink
+    from miva_sync.state import StateStore
+    from miva_sync.webhook import Holds, OrderWriter
+    from tests.helpers import read_jsonl
+
+    state = StateStore(tmp_path / "state.json")
+    saved: list[dict[str, Any]] = []
+    put = state.put
+    state.put = lambda key, record: (
+        saved.append(dict(record["held"])),
+        put(key, record),
+    )  # type: ignore[method-assign]
+    sink = FileSink(tmp_path / "o.jsonl")
+    writer = OrderWriter(sink, None, holds=Holds(state, "k", 3600))
+    paid = {"id": 1, "dt_updated": 10, "pay_status": 3, "payments": [{"id": 9}]}
+    unpaid = {"id": 2, "dt_updated": 10, "pay_status": 0}
+    assert writer.accept(paid).result == "written"
+    assert saved == []  # nothing held, nothing released: the state file untouched
+    assert writer.accept(unpaid).result == "held"
+    assert list(saved[-1]) == ["2"]  # the hold is durable before the 2xx
+    assert writer.accept({**unpaid, "dt_updated": 11}).result == "held"
+    assert len(saved) == 1  # still held: unchanged
+    assert writer.accept({**paid, "id": 2, "dt_updated": 12}).result == "written"
+    assert saved[-1] == {} and len(saved) == 2  # the release, after the write
+    writer.close()
+    assert [o["id"] for o in read_jsonl(tmp_path / "o.jsonl")] == [1, 2]
