@@ -2,9 +2,39 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from pathlib import Path
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Every byte of ``data``: one ``write`` may take fewer (a nearly full disk)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def replace_durably(path: Path, data: bytes, *, sync_folder: bool = True) -> None:
+    """Write ``path`` whole or not at all: a temp file (0600) with every byte,
+    fsynced, renamed over it; then the folder synced (unless the caller syncs
+    it once for many files). Raises OSError, with no temp file left behind."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)  # whatever the umask, and an old temp file's mode
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        tmp.replace(path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    if sync_folder:
+        fsync_dir(path.parent)
 
 
 def fsync_dir(folder: Path) -> None:

@@ -8,8 +8,6 @@ The file is written atomically with mode 0600, because it may hold API tokens.
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ from miva_sync.config import (
     validate_defaults,
 )
 from miva_sync.errors import ConfigError, UsageError
-from miva_sync.fsio import fsync_dir
+from miva_sync.fsio import replace_durably
 
 # the order keys are written in, so files read the same from one init to the next
 KEY_ORDER = (
@@ -176,22 +174,11 @@ def _string(text: str) -> str:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Temp file (0600), fsync, rename, fsync of the folder: never a torn config."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    """Never a torn config (see :func:`~miva_sync.fsio.replace_durably`)."""
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.fchmod(fd, 0o600)  # whatever the umask, and an old tmp file's mode
-            os.write(fd, text.encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        tmp.replace(path)
-        fsync_dir(path.parent)
+        replace_durably(path, text.encode("utf-8"))
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         raise ConfigError(f"cannot write config file {path}: {exc.strerror}") from None
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from miva_sync import jsonio
 from miva_sync.errors import ConfigError, LockedError
-from miva_sync.fsio import fsync_dir
+from miva_sync.fsio import fsync_dir, replace_durably
 
 STATE_VERSION = 1
 MODES = ("date", "updated", "number", "queue", "webhook")  # webhook: listen's holds
@@ -139,19 +139,9 @@ class StateStore:
         document = {"version": STATE_VERSION, "stores": stores}
         # read and written on every commit: orjson, not the standard library
         data = jsonio.dumps_document(document) + b"\n"
-        tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            tmp.replace(self.path)
-            fsync_dir(self.path.parent)
+            replace_durably(self.path, data)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
             raise ConfigError(
                 f"cannot write state file {self.path}: {exc.strerror}"
             ) from None

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from miva_sync.errors import OutputError
-from miva_sync.fsio import WriteLock, fsync_dir
+from miva_sync.fsio import WriteLock, fsync_dir, replace_durably
 from miva_sync.sinks.jsonl import encode_lines
 from miva_sync.sync.orders import cursor_value, order_id
 
@@ -69,14 +69,8 @@ class DirectorySink:
         target = self.path_of(oid)
         if _is_newer(target, cursor_value(order, "dt_updated")):
             return
-        tmp = self.folder / f".{oid}.json.tmp-{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, encode_lines([order]))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        tmp.replace(target)
+        # the folder is synced once per page, in commit
+        replace_durably(target, encode_lines([order]), sync_folder=False)
 
 
 def _is_newer(path: Path, updated: int | None) -> bool:

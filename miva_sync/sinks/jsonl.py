@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from miva_sync.errors import BrokenPipeOutputError, OutputError
-from miva_sync.fsio import WriteLock
+from miva_sync.fsio import WriteLock, write_all
 from miva_sync.jsonio import dumps
 
 
@@ -115,10 +115,7 @@ class FileSink:
         if self._lock.acquire():
             self._repair_tail()  # another writer may have been killed mid-line
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
+            write_all(self._fd, data)
         except OSError as exc:
             self._repair_tail()  # never leave half a line behind a failed write
             self._lock.release()
