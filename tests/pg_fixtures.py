@@ -63,6 +63,14 @@ def _unavailable(reason: str) -> NoReturn:
     pytest.skip(f"PostgreSQL tests skipped: {reason}")
 
 
+def require_psycopg() -> None:
+    """psycopg, or a skip (a failure under CI: the test extra brings it)."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        _unavailable("psycopg is not installed")
+
+
 def find_binaries() -> Path | None:
     """The folder holding initdb and pg_ctl: PATH first, then Debian's layout."""
     initdb = shutil.which("initdb")
@@ -119,7 +127,7 @@ def _run(command: list[str], what: str) -> None:
 @contextlib.contextmanager
 def running_server() -> Iterator[PostgresServer]:
     """initdb, start, yield, stop (immediate) and remove everything."""
-    pytest.importorskip("psycopg", reason="psycopg is not installed")
+    require_psycopg()
     binaries = find_binaries()
     if binaries is None:
         _unavailable(

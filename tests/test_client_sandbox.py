@@ -344,8 +344,8 @@ def test_client_sends_through_the_environments_proxy(
     proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ForwardProxy)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     try:
-        for name in ("NO_PROXY", "no_proxy"):
-            monkeypatch.delenv(name, raising=False)
+        for name in ("NO_PROXY", "no_proxy", "http_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(name, raising=False)  # (lower case would win)
         monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
         with client_for(sandbox) as client:
             assert client.list_orders(ListQuery(count=5)).orders

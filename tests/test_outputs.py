@@ -272,10 +272,17 @@ def test_outputs_sqlite_never_replaces_newer_with_older(tmp_path: Path) -> None:
     assert db_items(tmp_path / "o.db")[5] == [(1, None, "B", None, 2, 1.0, 2.0)]
 
 
-def test_outputs_sqlite_page_larger_than_one_statement(tmp_path: Path) -> None:
+@pytest.mark.parametrize("per_statement", [100, 4])
+def test_outputs_sqlite_page_larger_than_one_statement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, per_statement: int
+) -> None:
     """Rows go to SQLite many per statement: a page of 250 orders and 750 items
-    spans several statements, an order twice in a page keeps its newer copy, and
-    a new version replaces the stored items (line 3 dropped)."""
+    spans several statements, an order twice in a page keeps its newer copy
+    (in other statements, and in one), and a new version replaces the stored
+    items (line 3 dropped)."""
+    from miva_sync.sinks import sqlite as sqlite_sink
+
+    monkeypatch.setattr(sqlite_sink, "MAX_ROWS_PER_STATEMENT", per_statement)
 
     def order(oid: int, updated: int, lines: int, sku: str) -> dict[str, Any]:
         items = [
@@ -288,6 +295,7 @@ def test_outputs_sqlite_page_larger_than_one_statement(tmp_path: Path) -> None:
     sink.write([order(i, 100, 3, "A") for i in range(1, 251)])
     sink.commit("k", None)
     page = [order(i, 200, 2, "B") for i in range(1, 151)]
+    page.insert(3, order(3, 250, 1, "E"))  # a newer copy in the same statement
     page.append(order(7, 300, 1, "C"))  # the same order again, newer, in one page
     page.append(order(8, 150, 1, "D"))  # the same order again, older than its copy
     sink.write(page)
@@ -301,8 +309,9 @@ def test_outputs_sqlite_page_larger_than_one_statement(tmp_path: Path) -> None:
         (1, None, "C", None, 1, 1.0, 1.0)
     ]
     assert stored[8]["dt_updated"] == 200
+    assert stored[3]["dt_updated"] == 250 and [r[2] for r in items[3]] == ["E"]
     assert [row[2] for row in items[8]] == ["B", "B"]
-    assert all(len(items[i]) == 2 for i in range(1, 151) if i != 7)
+    assert all(len(items[i]) == 2 for i in range(1, 151) if i not in (3, 7))
     assert all(len(items[i]) == 3 for i in range(151, 251))
 
 

@@ -502,7 +502,7 @@ def test_postgres_stores_text_postgres_cannot_hold(pg_url: str) -> None:
 
 
 def test_postgres_password_never_in_messages() -> None:
-    pytest.importorskip("psycopg")
+    pg_fixtures.require_psycopg()
     url = (
         "postgresql://miva:s3cr3t-pw@127.0.0.1:1/orders?password=s3cr3t-pw"
         "&sslpassword=s3cr3t-key"
@@ -516,7 +516,7 @@ def test_postgres_password_never_in_messages() -> None:
 
 
 def test_postgres_bad_url_is_a_usage_error() -> None:
-    pytest.importorskip("psycopg")
+    pg_fixtures.require_psycopg()
     with pytest.raises(UsageError, match="schema"):
         PostgresSink("postgresql://u@h/db?schema=")
     with pytest.raises(UsageError) as info:
