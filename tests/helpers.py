@@ -46,3 +46,25 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         except ValueError:
             continue
     return out
+
+
+def kill_part_way(
+    args: list[str], env: dict[str, str], out: Path, lines: int, after: float = 0.0
+) -> int:
+    """Run ``miva-sync ARGS`` and ``kill -9`` it once ``out`` holds ``lines``
+    more lines than at the start (then ``after`` seconds more: somewhere inside
+    the next page). Returns the exit status: -9 when the kill landed mid-run,
+    which tests assert, so a run that finished first cannot pass as a crash test."""
+    import time
+
+    def count() -> int:
+        return out.read_bytes().count(b"\n") if out.exists() else 0
+
+    target = count() + lines
+    proc = subprocess.Popen([*CLI, *args], env=env, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and count() < target and time.monotonic() < deadline:
+        time.sleep(0.005)
+    time.sleep(after)
+    proc.kill()
+    return proc.wait(10)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from miva_sync.query import ListQuery
 from miva_sync.sandbox import Sandbox
 from miva_sync.sync.pager import Chunk
 from miva_sync.sync.parallel import ParallelPager
-from tests.helpers import CLI, cli_env, read_jsonl, run_cli
+from tests.helpers import cli_env, kill_part_way, read_jsonl, run_cli
 
 PAGE = "10"  # windows of ~75 orders: the sandbox's bursts (160 and 40 orders
 # sharing one second) straddle window boundaries and fill whole pages
@@ -276,10 +275,10 @@ def test_parallel_pull_killed_mid_way_resumes_without_gaps(tmp_path: Path) -> No
             args = ["pull", "--page-size", PAGE, "--workers", "4", "-o", str(out)]
             if attempt == 0:
                 args += ["--since", str(since)]
-            proc = subprocess.Popen([*CLI, *args], env=env, stderr=subprocess.DEVNULL)
-            time.sleep(rng.uniform(0.8, 1.6))
-            proc.kill()
-            proc.wait(10)
+            status = kill_part_way(
+                args, env, out, lines=rng.randint(50, 250), after=rng.uniform(0, 0.05)
+            )
+            assert status == -9, f"attempt {attempt} finished before the kill"
             received |= {o["id"] for o in read_jsonl(out)}
         final = tmp_path / "final.jsonl"
         run_cli("pull", "--page-size", "50", "-o", str(final), env=env)

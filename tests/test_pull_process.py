@@ -14,7 +14,7 @@ import pytest
 
 from miva_sync.sandbox import Sandbox
 from miva_sync.state import StateStore
-from tests.helpers import CLI, cli_env, read_jsonl, run_cli
+from tests.helpers import CLI, cli_env, kill_part_way, read_jsonl, run_cli
 
 
 @pytest.fixture
@@ -48,10 +48,11 @@ def test_pull_survives_kill_9_at_random_points(
         args = ["pull", "--page-size", "20", "-o", str(out)]
         if attempt == 0:
             args += ["--since", str(since)]
-        proc = subprocess.Popen([*CLI, *args], env=env, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(0.2, 1.2))
-        proc.kill()
-        proc.wait(10)
+        # after a page or two, at a random point of the next one
+        status = kill_part_way(
+            args, env, out, lines=rng.randint(1, 30), after=rng.uniform(0, 0.06)
+        )
+        assert status == -9, f"attempt {attempt} finished before the kill"
         received |= {o["id"] for o in read_jsonl(out)}
         assert_state_valid(home)
         if attempt == 2:  # the store moves on between runs
