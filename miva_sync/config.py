@@ -89,13 +89,6 @@ class Settings:
     refs: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
-    def secrets(self) -> tuple[str, ...]:
-        """Every secret value, so messages and logs can be scrubbed of them."""
-        return tuple(
-            s for s in (self.api_token, self.signing_key, self.webhook_secret) if s
-        )
-
-    @property
     def store_key(self) -> str:
         """The key of this store's state record (design.md §4.2)."""
         if self.profile:
@@ -254,16 +247,19 @@ def resolve_ref(
 
 def validate_defaults(values: Mapping[str, Any], *, where: str) -> dict[str, Any]:
     """Check a profile's pull/listen defaults; return them normalised."""
+    from miva_sync.query import MAX_PAGE_SIZE
     from miva_sync.timespec import parse_span
 
     out: dict[str, Any] = {}
     for key, value in values.items():
         if key == "page_size":
             if not isinstance(value, int) or isinstance(value, bool):
-                raise ConfigError(f"{where}: page_size must be an integer 1..1000")
-            if not 1 <= value <= 1000:
                 raise ConfigError(
-                    f"{where}: page_size must be 1..1000 (never 0, which Miva reads "
+                    f"{where}: page_size must be an integer 1..{MAX_PAGE_SIZE}"
+                )
+            if not 1 <= value <= MAX_PAGE_SIZE:
+                raise ConfigError(
+                    f"{where}: page_size must be 1..{MAX_PAGE_SIZE} (never 0, which Miva reads "
                     f"as 'everything'), not {value}"
                 )
             out[key] = value

@@ -53,13 +53,14 @@ def run_resend(shared: dict[str, Any], options: dict[str, Any]) -> None:
     from miva_sync.runner import base_query_from, connection, reporter_from
     from miva_sync.sinks import open_sink
     from miva_sync.sync.held import fetcher
+    from miva_sync.sync.orders import order_id
 
     ids = requested_ids(options)
     reporter = reporter_from(shared, options)
     base = base_query_from(options)
     with connection(shared, options["use_sandbox"]) as (settings, key):
         with MivaClient.from_settings(settings) as client:
-            found = {o["id"]: o for o in fetcher(client, base)(ids)}
+            found = {order_id(o): o for o in fetcher(client, base)(ids)}
         orders = [found[i] for i in ids if i in found]
         sink = open_sink(options["output"], source="pull", fmt=options["fmt"])
         try:

@@ -51,6 +51,7 @@ class StderrHandler(logging.Handler):
 
 
 def json_log_line(level: str, message: str, **fields: Any) -> str:
+    """One JSON log line: time (UTC ISO), level, logger, message, extra fields."""
     record = {
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "level": level,

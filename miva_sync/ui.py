@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import time
 from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -29,14 +27,6 @@ def set_log_format(fmt: str) -> None:
 
 def json_logs() -> bool:
     return _log_format == "json"
-
-
-def json_line(level: str, message: str, **fields: Any) -> str:
-    """One JSON log line: time (UTC ISO), level, logger, message, extra fields."""
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    record = {"time": stamp, "level": level, "logger": "miva_sync", "message": message}
-    record.update(fields)
-    return json.dumps(record, ensure_ascii=False)
 
 
 def stderr_console() -> Console:
@@ -151,7 +141,9 @@ class ConsoleReporter:
 
 
 def _write_json(level: str, message: str, **fields: Any) -> None:
-    sys.stderr.write(json_line(level, message, **fields) + "\n")
+    from miva_sync.stderr_log import json_log_line
+
+    sys.stderr.write(json_log_line(level, message, **fields) + "\n")
     sys.stderr.flush()
 
 

@@ -248,3 +248,20 @@ def test_resend_bad_ids_are_usage_errors(
     result = run(["pull", *bad], env=sandbox.env())
     assert result.exit_code == 2
     assert "--ids" in result.stderr
+
+
+def test_resend_an_answer_without_ids_is_exit_5_not_a_traceback(
+    run: Any, api: Any, store_env: dict[str, str]
+) -> None:
+    """Found in review: --ids indexed the store's answer with o["id"]."""
+    from tests.conftest import STORE_URL
+
+    api.post(
+        STORE_URL,
+        json={"success": 1, "data": {"total_count": 1, "start_offset": 0,
+                                     "data": [{"order_id": 5, "dt_updated": 1}]}},
+    )  # fmt: skip
+    result = run(["pull", "--ids", "5", "-o", "-"])
+    assert result.exit_code == 5, result.stderr
+    assert "id is not a number" in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""

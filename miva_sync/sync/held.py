@@ -56,7 +56,6 @@ class HeldOrders:
     require_payment: bool
     hold_for: int = DEFAULT_HOLD_FOR
     released: int = 0
-    newly_held: int = 0
     warnings: list[str] = field(default_factory=list)
 
     @classmethod
@@ -84,7 +83,6 @@ class HeldOrders:
                 "since": now,
                 "orderdate": cursor_value(order, "orderdate"),
             }
-            self.newly_held += 1
             return False
         if now - entry["since"] >= self.hold_for:
             self._release(key)

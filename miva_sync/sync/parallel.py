@@ -198,7 +198,6 @@ class ParallelPager:
         lo: int,
         hi: int | None,
         workers: int,
-        total: int | None = None,
     ) -> None:
         self.workers = max(1, workers)
         self.requests = 0
@@ -206,7 +205,6 @@ class ParallelPager:
         self._fetch_with = fetch_with
         self._base = base
         self._field = field
-        self._total = total
         self._splitter = _Splitter(
             probe,
             base,
@@ -252,7 +250,7 @@ class ParallelPager:
                     raise payload
                 assert window is not None  # noqa: S101 - chunks and ends name a window
                 # the range's total (from the first probe) goes with the first chunk
-                total = None if sent_total else (self._total or splitter.total)
+                total = None if sent_total else splitter.total
                 sent_total = True
                 if kind == "chunk":
                     chunk: Chunk = payload
