@@ -90,6 +90,10 @@ class PullRun:
     )
     _commit_seconds: float = field(default=0.0, init=False, repr=False)
     _emitting: bool = field(default=False, init=False, repr=False)
+    # set by run(): the run's dedupe window, held orders and signpost
+    _dedupe: DedupeWindow = field(init=False, repr=False)
+    _held: HeldOrders = field(init=False, repr=False)
+    _signpost: int = field(default=0, init=False, repr=False)
     _commit_not_before: float = field(default=0.0, init=False, repr=False)
     _uncommitted: bool = field(default=False, init=False, repr=False)
     _uncommitted_wrote: bool = field(default=False, init=False, repr=False)
@@ -145,15 +149,15 @@ class PullRun:
         started = time.monotonic()
         requests_before = self.client.requests_sent
         plan = self.plan
-        signpost = int(self.clock())
+        signpost = self._signpost = int(self.clock())
         lo = self.lower_bound(signpost)
         result = PullResult(plan.mode, plan.field, lo, watermark=plan.watermark)
-        dedupe = DedupeWindow(plan.record.get("dedupe"))
+        dedupe = self._dedupe = DedupeWindow(plan.record.get("dedupe"))
         if self.state is not None:
             # a page a killed run wrote to this same file but never checkpointed
             for order in uncommitted(self.sink, plan.record.get("output")):
                 dedupe.add(order)
-        held = HeldOrders.from_record(
+        held = self._held = HeldOrders.from_record(
             plan.record, require_payment=self.require_payment, hold_for=self.hold_for
         )
         if self.state is not None:
@@ -169,8 +173,8 @@ class PullRun:
         if self.state is not None and len(held):
             # orders held by earlier runs: emit those paid (or expired) since
             ready = held.recheck(fetcher(self.client, self.base_query), signpost)
-            self._emit(ready, dedupe, result)
-            self._checkpoint(result.watermark, dedupe, held, signpost, bool(ready))
+            self._emit(ready, result)
+            self._checkpoint(result.watermark, bool(ready))
         watermark_before = plan.watermark
         window = (watermark_before - lo) if watermark_before is not None else 0
         total: int | None = None
@@ -191,19 +195,13 @@ class PullRun:
                     if not self.emit_unchanged and order in dedupe:
                         result.unchanged += 1
                         continue
-                    self._check_order(
-                        order, dedupe, watermark_before, window, signpost, result
-                    )
+                    self._check_order(order, watermark_before, window, result)
                     # a held order is tracked by id, so it never holds back the watermark
                     if held.admit(order, signpost):
                         fresh.append(order)
-                self._emit(fresh, dedupe, result)
-                result.watermark = self._advance(
-                    result.watermark, chunk.complete_below, signpost
-                )
-                self._checkpoint(
-                    result.watermark, dedupe, held, signpost, bool(fresh), grouped=True
-                )
+                self._emit(fresh, result)
+                result.watermark = self._advance(result.watermark, chunk.complete_below)
+                self._checkpoint(result.watermark, bool(fresh), grouped=True)
                 self.reporter.progress(result.emitted + result.unchanged, total)
         except BaseException:
             # pages written but not yet committed (a slow disk groups commits):
@@ -213,9 +211,9 @@ class PullRun:
             # (the writer then refuses every later job).
             if self._uncommitted and not self._emitting:
                 with contextlib.suppress(Exception):
-                    self._flush(result.watermark, dedupe, held, signpost)
+                    self._flush(result.watermark)
             raise
-        self._flush(result.watermark, dedupe, held, signpost)
+        self._flush(result.watermark)
         self._writer.drain()
 
         result.held, result.released = len(held), held.released
@@ -229,14 +227,12 @@ class PullRun:
             self.state.put(self.store_key, plan.record)
         return result
 
-    def _emit(
-        self, orders: list[dict[str, Any]], dedupe: DedupeWindow, result: PullResult
-    ) -> None:
+    def _emit(self, orders: list[dict[str, Any]], result: PullResult) -> None:
         self._emitting = True  # until the page is written and in the dedupe window
         if orders:
             self._writer.submit(partial(self.sink.write, orders))
         for order in orders:
-            dedupe.add(order)
+            self._dedupe.add(order)
         self._emitting = False
         result.emitted += len(orders)
 
@@ -275,25 +271,22 @@ class PullRun:
                 ) from None
             raise
 
-    def _advance(
-        self, watermark: int | None, bound: int | None, signpost: int
-    ) -> int | None:
+    def _advance(self, watermark: int | None, bound: int | None) -> int | None:
         if bound is None:
             return watermark
         if self.plan.mode != "number":
-            bound = min(bound, signpost)
+            bound = min(bound, self._signpost)
         return bound if watermark is None else max(watermark, bound)
 
     def _check_order(
         self,
         order: dict[str, Any],
-        dedupe: DedupeWindow,
         watermark_before: int | None,
         window: int,
-        signpost: int,
         result: PullResult,
     ) -> None:
         plan = self.plan
+        signpost = self._signpost
         value = cursor_value(order, plan.field)
         oid = order_id(order)
         if value is None:
@@ -314,7 +307,7 @@ class PullRun:
             watermark_before is not None
             and window > 0
             and value < watermark_before
-            and not dedupe.knows(oid)
+            and not self._dedupe.knows(oid)
         )
         if late and watermark_before - value >= LATE_FRACTION * window:
             behind = (
@@ -336,59 +329,41 @@ class PullRun:
     def _checkpoint(
         self,
         watermark: int | None,
-        dedupe: DedupeWindow,
-        held: HeldOrders,
-        signpost: int,
         wrote: bool,
         *,
         grouped: bool = False,
     ) -> None:
-        while held.warnings:
-            self.reporter.warn(held.warnings.pop(0))
+        while self._held.warnings:
+            self.reporter.warn(self._held.warnings.pop(0))
         if grouped and self.monotonic() < self._commit_not_before:
             # a slow disk: this page is written; the next commit covers it
             self._uncommitted = True
             self._uncommitted_wrote = self._uncommitted_wrote or wrote
             return
-        self._commit(
-            watermark, dedupe, held, signpost, wrote or self._uncommitted_wrote
-        )
+        self._commit(watermark, wrote or self._uncommitted_wrote)
         self._uncommitted = self._uncommitted_wrote = False
         # the last commit that finished (this one, unless the writer is behind)
         took = self._commit_seconds
         gap = min(took * COMMIT_GROUPING, MAX_COMMIT_GAP) if took >= SLOW_COMMIT else 0
         self._commit_not_before = self.monotonic() + gap
 
-    def _flush(
-        self,
-        watermark: int | None,
-        dedupe: DedupeWindow,
-        held: HeldOrders,
-        signpost: int,
-    ) -> None:
+    def _flush(self, watermark: int | None) -> None:
         """Commit pages that a grouped commit has not covered yet."""
         if self._uncommitted:
-            self._checkpoint(watermark, dedupe, held, signpost, False)
+            self._checkpoint(watermark, False)
 
-    def _commit(
-        self,
-        watermark: int | None,
-        dedupe: DedupeWindow,
-        held: HeldOrders,
-        signpost: int,
-        wrote: bool,
-    ) -> None:
+    def _commit(self, watermark: int | None, wrote: bool) -> None:
         if self.state is None:  # bounded re-pull: output only
             if wrote:
                 self._writer.submit(partial(self._commit_job, None))
             return
         plan = self.plan
         if watermark is not None:
-            dedupe.prune(self._keep(watermark, signpost))
+            self._dedupe.prune(self._keep(watermark))
         record = plan.record
         record["cursors"][plan.mode]["watermark"] = watermark
-        record["dedupe"] = dedupe.entries
-        record["held"] = held.entries
+        record["dedupe"] = self._dedupe.entries
+        record["held"] = self._held.entries
         record["updated_at"] = iso(self.clock())
         # a copy: this thread goes on changing the record while the writer saves it
         self._writer.submit(partial(self._commit_job, snapshot(record)))
@@ -404,7 +379,7 @@ class PullRun:
             self.state.put(self.store_key, record)
         self._commit_seconds = self.monotonic() - started
 
-    def _keep(self, watermark: int, signpost: int) -> Callable[[int, list[Any]], bool]:
+    def _keep(self, watermark: int) -> Callable[[int, list[Any]], bool]:
         plan = self.plan
         if plan.mode != "number":
             return keep_from(plan.field, watermark - plan.lookback)
@@ -412,7 +387,7 @@ class PullRun:
         if span is None:
             return keep_from("id", watermark - int(plan.overlap))
         by_id = keep_from("id", self.lower_bound_floor)
-        by_date = keep_from("orderdate", signpost - 2 * span)
+        by_date = keep_from("orderdate", self._signpost - 2 * span)
         return lambda oid, entry: by_id(oid, entry) or by_date(oid, entry)
 
     @property
