@@ -14,7 +14,9 @@ orjson would change a value, the standard library handles that document:
   parse them (the standard library accepts them), and ``orjson.dumps`` would
   write ``null``; such floats come back as :class:`NonFinite`, which orjson
   refuses to write, so the standard library writes them as before.
-* lone surrogates: orjson refuses them both ways; the standard library decides.
+* lone surrogates (a store sending ``"\ud800"``): orjson refuses them both
+  ways; the standard library reads them, and writes them back as the escapes
+  they came as (that one document then all-ASCII, escapes for the rest).
 
 The one visible difference: floats below 1e-4 in magnitude are written in
 plain notation by orjson (``0.00001``) and in exponent notation by the
@@ -83,7 +85,15 @@ def loads_std(data: bytes | str) -> Any:
 
 def dumps_std(value: Any) -> bytes:
     """Compact UTF-8 JSON from the standard library, key order kept."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _std_bytes(value, separators=(",", ":"))
+
+
+def _std_bytes(value: Any, **options: Any) -> bytes:
+    try:
+        return json.dumps(value, ensure_ascii=False, **options).encode("utf-8")
+    except UnicodeEncodeError:
+        # a lone surrogate cannot be UTF-8: keep it as the escape it came as
+        return json.dumps(value, ensure_ascii=True, **options).encode("ascii")
 
 
 def loads(data: bytes) -> Any:
@@ -152,5 +162,4 @@ def dumps_document(value: Any) -> bytes:
             )
         except TypeError:
             pass
-    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
-    return text.encode("utf-8")
+    return _std_bytes(value, indent=2, sort_keys=True)

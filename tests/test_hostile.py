@@ -189,3 +189,43 @@ def test_regression_nul_in_a_profile_path_is_a_config_error(tmp_path: Any) -> No
     )
     with pytest.raises(ConfigError, match="NUL"):
         load_settings({}, env={"MIVA_SYNC_HOME": str(tmp_path)})
+
+
+@pytest.mark.parametrize("target", ["jsonl", "sqlite"])
+def test_regression_lone_surrogate_in_an_order_is_written_not_a_crash(
+    run: Any, api: Any, store_env: dict[str, str], tmp_path: Any, target: str
+) -> None:
+    """Found in review: a store sending "\\ud800" (valid JSON, no character)
+    ended the pull with exit 1 (internal error): UTF-8 cannot hold it. The line
+    keeps it as the escape it came as; a database column gets U+FFFD."""
+    import sqlite3
+
+    order = {"id": 5, "orderdate": 1_700_000_000, "dt_updated": 1_700_000_000,
+             "bill_fname": "A\ud800B", "ship_city": "Köln 😀"}  # fmt: skip
+    body = json.dumps({"success": 1, "data": {"total_count": 1, "start_offset": 0,
+                                              "data": [order]}})  # fmt: skip
+    api.post(STORE_URL, body=body, content_type="application/json")
+    out = tmp_path / "o.jsonl" if target == "jsonl" else tmp_path / "o.db"
+    where = str(out) if target == "jsonl" else f"sqlite:///{out}"
+    result = run(["pull", "--since", "1700000000", "-o", where])
+    assert result.exit_code == 0, result.stderr
+    if target == "jsonl":
+        line = out.read_bytes()
+        assert b'"bill_fname":"A\\ud800B"' in line
+        assert json.loads(line) == order  # the same value as the store sent
+    else:
+        with sqlite3.connect(out) as conn:
+            name, city, text = conn.execute(
+                "SELECT bill_fname, ship_city, order_json FROM orders"
+            ).fetchone()
+        assert (name, city) == ("A\ufffdB", "Köln 😀")
+        assert json.loads(text) == order
+
+
+def test_jsonio_writes_lone_surrogates_back_as_escapes() -> None:
+    value = {"a": "x\udc00", "b": "é😀"}
+    for dumps in (jsonio.dumps, jsonio.dumps_document):
+        data = dumps(value)
+        assert data.isascii() and b"\\udc00" in data
+        assert json.loads(data) == value
+    assert jsonio.dumps({"b": "é😀"}) == '{"b":"é😀"}'.encode()  # UTF-8 otherwise

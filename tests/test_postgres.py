@@ -485,18 +485,20 @@ def test_postgres_stores_text_postgres_cannot_hold(pg_url: str) -> None:
         "dt_updated": 1,
         "bill_fname": "A\0B",
         "note": "x\0",
+        "ship_city": "C\ud800D",  # a lone surrogate (review): no character either
         "total": 19.99,
     }
     sink = PostgresSink(pg_url)
     sink.write([order])
     sink.commit("k", None)
     sink.close()
-    rows = query(pg_url, "SELECT bill_fname, total, order_json FROM orders")
+    rows = query(pg_url, "SELECT bill_fname, ship_city, total, order_json FROM orders")
     assert rows == [
         (
             "A\ufffdB",
+            "C\ufffdD",
             Decimal("19.99"),
-            dict(order, bill_fname="A\ufffdB", note="x\ufffd"),
+            dict(order, bill_fname="A\ufffdB", note="x\ufffd", ship_city="C\ufffdD"),
         )
     ]
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from pathlib import Path
 from typing import Any
 
+from miva_sync import jsonio
 from miva_sync.errors import OutputError
 from miva_sync.fsio import WriteLock, fsync_dir, replace_durably
 from miva_sync.sinks.jsonl import encode_lines
@@ -78,8 +78,8 @@ def _is_newer(path: Path, updated: int | None) -> bool:
     if updated is None:
         return False
     try:
-        existing = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+        existing = jsonio.loads(path.read_bytes())
+    except (OSError, ValueError, UnicodeDecodeError):
         return False
     theirs = (
         cursor_value(existing, "dt_updated") if isinstance(existing, dict) else None

@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
+import re
 import time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
+from miva_sync import jsonio
 from miva_sync.errors import ConfigError, LockedError, OutputError, UsageError
 from miva_sync.sinks.rows import (
     INTEGER_COLUMNS,
@@ -45,6 +46,7 @@ from miva_sync.sinks.rows import (
     TEXT_COLUMNS,
     order_columns,
     order_item_rows,
+    storable,
 )
 from miva_sync.state import validate_record
 from miva_sync.sync.orders import cursor_value, order_id
@@ -487,11 +489,16 @@ def _connect_defaults(dsn: str) -> dict[str, Any]:
     return defaults
 
 
+# a lone surrogate, as jsonio writes it back: "\ud800" .. "\udfff"
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def _dumps_jsonb(value: Any) -> str:
-    text = json.dumps(value)
-    if "\\u0000" in text:  # rare: only then pay for a cleaned copy
-        text = json.dumps(_without_nul(value))
-    return text
+    data = jsonio.dumps(value)
+    if b"\\u0000" in data or _SURROGATE_ESCAPE.search(data):
+        # rare: only then pay for a cleaned copy
+        data = jsonio.dumps(_without_nul(value))
+    return data.decode("utf-8")
 
 
 def _decimal(value: Any) -> Decimal | None:
@@ -501,11 +508,13 @@ def _decimal(value: Any) -> Decimal | None:
 
 
 def _without_nul(value: Any) -> Any:
-    """PostgreSQL text and JSONB cannot hold U+0000: store U+FFFD in its place.
+    """PostgreSQL text and JSONB cannot hold U+0000 or a lone surrogate: store
+    U+FFFD in their place.
 
     Left in, one such character would fail every later run at the same order.
     """
     if isinstance(value, str):
+        value = storable(value)
         return value.replace("\0", "\ufffd") if "\0" in value else value
     if isinstance(value, dict):
         return {_without_nul(k): _without_nul(v) for k, v in value.items()}

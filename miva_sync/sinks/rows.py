@@ -43,9 +43,8 @@ def order_columns(order: dict[str, Any]) -> dict[str, Any]:
 def order_column_values(order: dict[str, Any]) -> tuple[Any, ...]:
     """:func:`order_columns`' values in :data:`QUERY_COLUMNS` order (the hot path)."""
     get = order.get
-    texts = [get(name) for name in TEXT_COLUMNS]
     return (
-        *[v if isinstance(v, str) else None for v in texts],
+        *[as_text(get(name)) for name in TEXT_COLUMNS],
         *[as_integer(get(name)) for name in INTEGER_COLUMNS],
         *[as_real(get(name)) for name in REAL_COLUMNS],
     )
@@ -102,5 +101,17 @@ def as_real(value: Any) -> float | None:
 
 
 def as_text(value: Any) -> str | None:
-    """A text column value: strings only."""
-    return value if isinstance(value, str) else None
+    """A text column value: strings only, and only text a database can hold."""
+    return storable(value) if isinstance(value, str) else None
+
+
+def storable(text: str) -> str:
+    """``text`` with U+FFFD for each lone surrogate (a store sending ``"\ud800"``):
+    no character, so no database text can hold it."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+    return text

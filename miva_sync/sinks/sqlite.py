@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from miva_sync import jsonio
 from miva_sync.errors import ConfigError, OutputError
 from miva_sync.sinks.jsonl import encode_line
 from miva_sync.sinks.rows import (
@@ -144,7 +145,8 @@ class SqliteSink:
                     "updated_at = excluded.updated_at",
                     (
                         store_key,
-                        json.dumps(checkpoint, sort_keys=True),
+                        # every commit: orjson (the dedupe window can be large)
+                        jsonio.dumps(checkpoint).decode("utf-8"),
                         int(time.time()),
                     ),
                 )
