@@ -134,8 +134,9 @@ def _may_hold_long_int(data: bytes) -> bool:
     return False
 
 
-def dumps(value: Any) -> bytes:
-    """Compact UTF-8 JSON (separators ``,`` and ``:``, no ASCII escaping), key order kept.
+def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
+    """Compact UTF-8 JSON (separators ``,`` and ``:``, no ASCII escaping), key
+    order kept (or sorted: ``sort_keys``).
 
     The same bytes as :func:`dumps_std` except for floats below 1e-4 (see the
     module docstring); used for request bodies, which are signed as they are
@@ -143,10 +144,10 @@ def dumps(value: Any) -> bytes:
     """
     if orjson is not None:
         try:
-            return orjson.dumps(value)
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
         except TypeError:  # JSONEncodeError: a >64-bit int, a NonFinite, a surrogate
             pass
-    return dumps_std(value)
+    return _std_bytes(value, separators=(",", ":"), sort_keys=sort_keys)
 
 
 def dumps_document(value: Any) -> bytes:

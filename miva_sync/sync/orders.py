@@ -79,11 +79,19 @@ def version_key(order: dict[str, Any]) -> int | str:
     updated = cursor_value(order, "dt_updated")
     if updated is not None:
         return updated
+    # saved in state files: this exact serialisation, so hashes stay the same
+    canonical = json.dumps(
+        stable_content(order), sort_keys=True, separators=(",", ":"), default=str
+    )
+    return "h" + hashlib.sha256(canonical.encode()).hexdigest()[:24]
+
+
+def stable_content(order: dict[str, Any]) -> dict[str, Any]:
+    """The order without the customer fields that change on their own."""
     content = dict(order)
     customer = content.get("customer")
     if isinstance(customer, dict):
         content["customer"] = {
             k: v for k, v in customer.items() if k not in VOLATILE_CUSTOMER_FIELDS
         }
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
-    return "h" + hashlib.sha256(canonical.encode()).hexdigest()[:24]
+    return content
