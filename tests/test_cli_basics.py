@@ -305,3 +305,22 @@ def test_ui_colours_without_no_color(
     reporter = ui.ConsoleReporter(progress=False)
     reporter.warn("careful")
     assert "\x1b[" in capsys.readouterr().err
+
+
+def test_cli_internal_error_is_one_line_exit_1_and_debug_shows_it(
+    run: Any, monkeypatch: pytest.MonkeyPatch, store_env: dict[str, str]
+) -> None:
+    """design.md §4.3: a bug is exit 1 and one line, never a traceback."""
+    import miva_sync.runner
+
+    def bug(*args: Any) -> None:
+        raise RuntimeError(f"boom with {TOKEN}")
+
+    monkeypatch.setattr(miva_sync.runner, "run_pull", bug)
+    result = run(["pull", "--since", "1d", "-o", "-"])
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1
+    assert "internal error (RuntimeError)" in result.stderr
+    assert "Traceback" not in result.stderr and TOKEN not in result.stderr
+    with pytest.raises(RuntimeError, match="boom"):
+        run(["--debug", "pull", "--since", "1d", "-o", "-"])

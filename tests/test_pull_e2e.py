@@ -267,6 +267,20 @@ def test_pull_bounded_repull_leaves_state_alone(
     assert (isolated_home / "state.json").read_bytes() == before
 
 
+def test_pull_dry_run_and_bounded_repull_take_no_run_lock(
+    puller: Puller, sandbox: Sandbox, isolated_home: Path
+) -> None:
+    """design.md §4.2: only a run that moves the cursor takes the store's lock;
+    a look (--dry-run) and a bounded re-pull (--until) run beside it."""
+    from miva_sync.state import StateStore
+
+    key = f"{sandbox.url}#{sandbox.store_code}"
+    with StateStore(isolated_home / "state.json").run_lock(key):
+        puller("--since", "30d", expect=7)  # moves the cursor: waits its turn
+        puller("--since", "30d", "--dry-run")
+        assert puller("--since", "30d", "--until", str(sandbox.store.now()))
+
+
 def test_pull_dry_run_prints_plan_and_writes_nothing(
     run: Any, sandbox: Sandbox, tmp_path: Path, isolated_home: Path
 ) -> None:

@@ -186,9 +186,11 @@ def test_pull_cron_runs_under_15_percent_faults_exit_0_or_6_and_lose_nothing(
         assert len(kinds) >= 4, kinds  # the faults really were of many kinds
 
 
+@pytest.mark.parametrize("sent", [signal.SIGTERM, signal.SIGINT])
 def test_pull_sigterm_exits_130_with_consistent_state(
-    slow_sandbox: Sandbox, tmp_path: Path
+    slow_sandbox: Sandbox, tmp_path: Path, sent: signal.Signals
 ) -> None:
+    """SIGTERM (cron's timeout, systemd) and SIGINT (Ctrl-C) alike."""
     home = tmp_path / "home"
     env = cli_env(slow_sandbox, home)
     since = slow_sandbox.store.now() - 90 * 86400
@@ -200,7 +202,7 @@ def test_pull_sigterm_exits_130_with_consistent_state(
         text=True,
     )
     time.sleep(1.0)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sent)
     assert proc.wait(20) == 130
     assert proc.stderr is not None
     assert "interrupted" in proc.stderr.read()
