@@ -428,3 +428,27 @@ def test_outputs_a_new_file_target_gets_every_order_of_its_window(
     again = run(["pull", "-o", "b/"], env=env)
     assert again.exit_code == 0, again.stderr
     assert "1 orders emitted" in again.stderr
+
+
+@pytest.mark.parametrize("module", ["sqlite", "postgres"])
+def test_outputs_released_schema_version_1_never_changes(module: str) -> None:
+    """Found in review: version 1's DDL is built from the column lists in
+    sinks/rows.py, so a new query column would silently change a released
+    migration (old files would never get the column). New columns need a new
+    migration; this pins version 1's orders table as released."""
+    import importlib
+    import re
+
+    script = importlib.import_module(f"miva_sync.sinks.{module}").MIGRATIONS[0][1]
+    body = re.search(r"CREATE TABLE orders \((.*?)\n\);", script, re.S)
+    assert body is not None
+    columns = [c.split()[0] for c in body.group(1).replace("\n", " ").split(",")]
+    assert columns == [
+        "id", "orderdate", "dt_updated", "status", "pay_status", "cust_id",
+        "total", "total_ship", "total_tax", "total_auth", "total_capt", "total_rfnd",
+        "cust_login", "bill_fname", "bill_lname", "bill_email", "bill_comp",
+        "bill_city", "bill_state", "bill_cntry", "ship_fname", "ship_lname",
+        "ship_email", "ship_comp", "ship_addr1", "ship_addr2", "ship_city",
+        "ship_state", "ship_zip", "ship_cntry", "ship_method", "payment_module",
+        "order_json", "first_seen", "last_seen", "source",
+    ]  # fmt: skip
