@@ -265,7 +265,8 @@ class MivaClient:
         }
         self._throttle()
         what = _describe(payload)
-        log.debug("POST %s %s %s", self.url, what, self._redacted_headers(headers))
+        if log.isEnabledFor(logging.DEBUG):  # (the headers copy costs every request)
+            log.debug("POST %s %s %s", self.url, what, self._redacted_headers(headers))
         started = self._monotonic()
         self.requests_sent += 1
         try:

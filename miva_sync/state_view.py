@@ -16,9 +16,9 @@ from typing import Any
 
 from miva_sync.config import Settings
 from miva_sync.errors import ConfigError, IncompleteError, UsageError
+from miva_sync.runner import SANDBOX_STORE_KEY
 from miva_sync.timespec import human_span, iso
 
-SANDBOX_STORE_KEY = "sandbox"  # the same key as runner.SANDBOX_STORE_KEY (design §4.2)
 FIELDS = {"date": "orderdate", "updated": "dt_updated", "number": "id", "queue": None}
 
 
