@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from miva_sync.errors import OutputError
+from miva_sync.query import ListQuery
 from miva_sync.sync.writer import BackgroundWriter, InlineWriter
 from tests.test_perf import ORDERS, make_run
 
@@ -215,3 +216,46 @@ def test_cli_sqlite_pull_whose_write_fails_mid_way_exits_8_with_nothing_ahead(
         with sqlite3.connect(db) as conn:
             (count,) = conn.execute("SELECT count(*) FROM orders").fetchone()
         assert count == len(store_dates)
+
+
+def test_pull_with_workers_stops_them_when_the_output_fails() -> None:
+    """Found in review: when the loop ended with an error, the --workers
+    generator stayed open until the traceback was freed: worker threads ran on
+    and the process kept the shortened GIL switch interval."""
+    import sys
+
+    from miva_sync.sync.plan import PullOptions, make_plan
+    from miva_sync.sync.pull import PullRun
+    from tests.test_parallel import FakeClient, FakeStore
+    from tests.test_perf import Clock, Quiet, SlowSink
+
+    store = FakeStore(ORDERS, 3)
+    log: list[Any] = []
+    sink = SlowSink(Clock(), 0.0, log)
+    write = sink.write
+
+    def fails_on_the_third(orders: list[dict[str, Any]]) -> None:
+        if log.count("write") == 2:
+            raise OutputError("disk full")
+        write(orders)
+
+    sink.write = fails_on_the_third  # type: ignore[method-assign]
+    run = PullRun(
+        FakeClient(store),  # type: ignore[arg-type]
+        sink,
+        make_plan(None, PullOptions(since=1000)),
+        "k",
+        None,
+        Quiet(),
+        ListQuery(count=10),
+        workers=3,
+        make_client=lambda: FakeClient(store),  # type: ignore[arg-type,return-value]
+    )
+    interval = sys.getswitchinterval()
+    with pytest.raises(OutputError, match="disk full"):
+        run.run()
+    assert sys.getswitchinterval() == interval
+    workers = [t for t in threading.enumerate() if t.name.startswith("pull-")]
+    for thread in workers:
+        thread.join(5)  # they see the stop flag within one poll
+    assert not [t for t in workers if t.is_alive()]

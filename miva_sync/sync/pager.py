@@ -11,7 +11,7 @@ change while we page cannot shift others out of view.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +43,7 @@ def iter_chunks(
     field: str,
     lo: int,
     hi: int | None = None,
-) -> Iterator[Chunk]:
+) -> Generator[Chunk, None, None]:
     """Walk every order with ``lo <= field [<= hi]`` exactly once per run."""
     unique = field == "id"
     size = base.count

@@ -34,7 +34,7 @@ import contextlib
 import queue
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -222,6 +222,10 @@ class ParallelPager:
         self._count_lock = threading.Lock()
 
     def __iter__(self) -> Iterator[Chunk]:
+        return self.chunks()
+
+    def chunks(self) -> Generator[Chunk, None, None]:
+        """The chunks, as the workers hand them over; close it to stop the workers."""
         threads = [
             threading.Thread(
                 target=self._work, daemon=True, name=f"pull-worker-{n + 1}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
@@ -180,9 +180,9 @@ class PullRun:
         total: int | None = None
 
         parallel = self._parallel_pager(lo)
-        chunks: Iterator[Chunk]
+        chunks: Generator[Chunk, None, None]
         if parallel is not None:
-            chunks = iter(parallel)
+            chunks = parallel.chunks()
         else:
             chunks = iter_chunks(self._fetch, self.base_query, plan.field, lo, plan.hi)
         try:
@@ -213,6 +213,10 @@ class PullRun:
                 with contextlib.suppress(Exception):
                     self._flush(result.watermark)
             raise
+        finally:
+            # --workers' threads stop (and the switch interval comes back) now,
+            # not whenever the traceback holding this frame is freed
+            chunks.close()
         self._flush(result.watermark)
         self._writer.drain()
 
