@@ -444,6 +444,38 @@ def _state_ref(ctx: click.Context, use_sandbox: bool, output: str | None) -> Any
     return store_ref(settings, sandbox=use_sandbox, output=output)
 
 
+class When(click.ParamType):
+    """ISO date/datetime (UTC unless an offset is given), unix seconds, or a span (2h)."""
+
+    name = "WHEN"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        import time
+
+        from miva_sync.timespec import parse_when
+
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_when(str(value), time.time())
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class Span(click.ParamType):
+    name = "SPAN"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        from miva_sync.timespec import parse_span
+
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_span(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 def state_options(func: F) -> F:
     """Which store's state: the settings, or --sandbox; and its database target."""
     func = click.option(
@@ -481,8 +513,7 @@ def state() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object on stdout.")
 @click.option(
     "--max-age",
-    type=None,
-    metavar="SPAN",
+    type=Span(),
     help="Exit 9 when the last successful run is older than SPAN (2h, 1d).",
 )
 @state_options
@@ -491,7 +522,7 @@ def state() -> None:
 def state_show(
     ctx: click.Context,
     as_json: bool,
-    max_age: str | None,
+    max_age: int | None,
     use_sandbox: bool,
     output: str | None,
 ) -> None:
@@ -515,12 +546,7 @@ def state_show(
     import time
 
     from miva_sync.state_view import check_age, load, no_state, render, view
-    from miva_sync.timespec import parse_span
 
-    try:
-        age = parse_span(max_age) if max_age is not None else None
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--max-age'") from None
     with reporting(ctx):
         ref = _state_ref(ctx, use_sandbox, output)
         record, source = load(ref)
@@ -532,8 +558,8 @@ def state_show(
         else:
             for line in render(data):
                 click.echo(line)
-        if age is not None:
-            check_age(data, age)
+        if max_age is not None:
+            check_age(data, max_age)
 
 
 @state.command("reset")
@@ -593,7 +619,7 @@ def state_reset(
 
 @state.command("set")
 @click.option("--order", type=click.IntRange(0), help="Number mode: start at order N.")
-@click.option("--since", type=None, metavar="WHEN", help="Date mode: start at WHEN.")
+@click.option("--since", type=When(), help="Date mode: start at WHEN.")
 @click.option("--updated", is_flag=True, help="With --since: updated mode.")
 @click.option(
     "--forget-seen",
@@ -620,17 +646,9 @@ def state_set(ctx: click.Context, /, **options: Any) -> None:
 
         miva-sync state set --order 1020 --forget-seen
     """
-    import time
-
     from miva_sync.state_view import apply, describe_point, set_cursor
-    from miva_sync.timespec import parse_when
 
-    since = None
-    if options["since"] is not None:
-        try:
-            since = parse_when(options["since"], time.time())
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="'--since'") from None
+    since = options["since"]
     with reporting(ctx):
         ref = _state_ref(ctx, options["use_sandbox"], options["output"])
 
@@ -651,38 +669,6 @@ def state_set(ctx: click.Context, /, **options: Any) -> None:
         + ("; dedupe window cleared" if options["forget_seen"] else ""),
         err=True,
     )
-
-
-class When(click.ParamType):
-    """ISO date/datetime (UTC unless an offset is given), unix seconds, or a span (2h)."""
-
-    name = "WHEN"
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> int:
-        import time
-
-        from miva_sync.timespec import parse_when
-
-        if isinstance(value, int):
-            return value
-        try:
-            return parse_when(str(value), time.time())
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-class Span(click.ParamType):
-    name = "SPAN"
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> int:
-        from miva_sync.timespec import parse_span
-
-        if isinstance(value, int):
-            return value
-        try:
-            return parse_span(str(value))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
 
 
 class Overlap(click.ParamType):
