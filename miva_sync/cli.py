@@ -463,6 +463,8 @@ class When(click.ParamType):
 
 
 class Span(click.ParamType):
+    """A length of time with its unit: 90m, 2h, 7d."""
+
     name = "SPAN"
 
     def convert(self, value: Any, param: Any, ctx: Any) -> int:

@@ -1,4 +1,4 @@
-"""Helpers for tests that run the real CLI in subprocesses."""
+"""Helpers for tests that run the real CLI in subprocesses or serve stand-in stores."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +69,12 @@ def kill_part_way(
     time.sleep(after)
     proc.kill()
     return proc.wait(10)
+
+
+def send_json(handler: BaseHTTPRequestHandler, data: bytes, status: int = 200) -> None:
+    """Answer a stand-in store's request with ``data`` as a JSON body."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)

@@ -13,6 +13,7 @@ from miva_sync.client import MivaClient
 from miva_sync.errors import AckError, ApiError, AuthError, TransientError
 from miva_sync.query import Condition, ListQuery, sub_and, sub_or
 from miva_sync.sandbox import DEFAULT_QUEUE, FAULT_KINDS, Sandbox
+from tests.helpers import send_json
 
 
 @pytest.fixture(scope="module")
@@ -332,11 +333,7 @@ def test_client_sends_through_the_environments_proxy(
             with requests.Session() as direct:
                 direct.trust_env = False  # straight to the sandbox, not back here
                 data = direct.post(self.path, data=body, headers=headers).content
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, data)
 
         def log_message(self, *args: Any) -> None:
             return

@@ -29,7 +29,7 @@ import responses
 
 from miva_sync.sandbox import Sandbox
 from tests.conftest import KEY, STORE_URL, TOKEN
-from tests.helpers import read_jsonl
+from tests.helpers import read_jsonl, send_json
 from tests.test_hostile import assert_clean_failure, assert_clean_success
 
 SEED = 3333
@@ -253,11 +253,7 @@ class Proxy:
                         data = proxy.mutation(json.loads(data))
                         if not isinstance(data, bytes):
                             data = json.dumps(data).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, data, status)
 
             def log_message(self, *args: Any) -> None:
                 return

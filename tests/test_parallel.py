@@ -166,6 +166,22 @@ class FakeClient:
         return None
 
 
+def fake_pager(
+    store: FakeStore, *, count: int, lo: int, workers: int, client: type = FakeClient
+) -> ParallelPager:
+    """A pager over ``store``'s orders by orderdate from ``lo``, open-ended."""
+    return ParallelPager(
+        make_client=lambda: client(store),
+        fetch_with=lambda client, query: client.list_orders(query),
+        probe=FakeClient(store).list_orders,
+        base=ListQuery(count=count),
+        field="orderdate",
+        lo=lo,
+        hi=None,
+        workers=workers,
+    )
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_parallel_pager_bound_never_passes_an_unfinished_window(seed: int) -> None:
     rng = random.Random(seed)
@@ -174,17 +190,7 @@ def test_parallel_pager_bound_never_passes_an_unfinished_window(seed: int) -> No
         when += rng.choice([0, 0, 0, 1, 2, 30])  # many ties, some long gaps
         orders.append({"id": oid, "orderdate": when})
     store = FakeStore(orders, seed)
-    probe_client = FakeClient(store)
-    pager = ParallelPager(
-        make_client=lambda: FakeClient(store),  # type: ignore[arg-type,return-value]
-        fetch_with=lambda client, query: client.list_orders(query),
-        probe=probe_client.list_orders,
-        base=ListQuery(count=7),
-        field="orderdate",
-        lo=1000,
-        hi=None,
-        workers=4,
-    )
+    pager = fake_pager(store, count=7, lo=1000, workers=4)
     seen: set[int] = set()
     bound = None
     for chunk in pager:
@@ -208,16 +214,7 @@ def test_parallel_pager_windows_are_page_aligned_and_shrink_near_the_end() -> No
     worker's share of it, at least two pages, so the workers finish together."""
     orders = [{"id": oid, "orderdate": 1000 + oid} for oid in range(1, 4001)]
     store = FakeStore(orders, 1)
-    pager = ParallelPager(
-        make_client=lambda: FakeClient(store),  # type: ignore[arg-type,return-value]
-        fetch_with=lambda client, query: client.list_orders(query),
-        probe=FakeClient(store).list_orders,
-        base=ListQuery(count=50),
-        field="orderdate",
-        lo=1001,
-        hi=None,
-        workers=4,
-    )
+    pager = fake_pager(store, count=50, lo=1001, workers=4)
     seen = [o["id"] for chunk in pager for o in chunk.orders]
     assert sorted(seen) == [o["id"] for o in orders]  # each order exactly once
     windows = pager._splitter.windows
@@ -243,16 +240,7 @@ def test_parallel_pager_hands_a_worker_error_to_the_writer() -> None:
             raise RuntimeError("store on fire")
 
     store = FakeStore([{"id": i, "orderdate": i} for i in range(1, 100)], 1)
-    pager = ParallelPager(
-        make_client=lambda: Broken(store),  # type: ignore[arg-type,return-value]
-        fetch_with=lambda client, query: client.list_orders(query),
-        probe=FakeClient(store).list_orders,
-        base=ListQuery(count=5),
-        field="orderdate",
-        lo=0,
-        hi=None,
-        workers=2,
-    )
+    pager = fake_pager(store, count=5, lo=0, workers=2, client=Broken)
     with pytest.raises(RuntimeError, match="store on fire"):
         list(pager)
 

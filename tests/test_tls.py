@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import send_json
+
 
 @pytest.fixture
 def self_signed_store(tmp_path: Path) -> Iterator[str]:
@@ -37,11 +39,7 @@ def self_signed_store(tmp_path: Path) -> Iterator[str]:
                     "data": {"total_count": 3, "start_offset": 0, "data": []},
                 }
             ).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            send_json(self, body)
 
         def log_message(self, *args: Any) -> None:
             return
