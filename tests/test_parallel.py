@@ -167,11 +167,12 @@ class FakeClient:
 
 
 def fake_pager(
-    store: FakeStore, *, count: int, lo: int, workers: int, client: type = FakeClient
+    store: FakeStore, *, count: int, lo: int, workers: int, worker: type = FakeClient
 ) -> ParallelPager:
-    """A pager over ``store``'s orders by orderdate from ``lo``, open-ended."""
+    """A pager over ``store``'s orders by orderdate from ``lo``, open-ended; each
+    worker thread pages through a ``worker`` client."""
     return ParallelPager(
-        make_client=lambda: client(store),
+        make_client=lambda: worker(store),
         fetch_with=lambda client, query: client.list_orders(query),
         probe=FakeClient(store).list_orders,
         base=ListQuery(count=count),
@@ -240,7 +241,7 @@ def test_parallel_pager_hands_a_worker_error_to_the_writer() -> None:
             raise RuntimeError("store on fire")
 
     store = FakeStore([{"id": i, "orderdate": i} for i in range(1, 100)], 1)
-    pager = fake_pager(store, count=5, lo=0, workers=2, client=Broken)
+    pager = fake_pager(store, count=5, lo=0, workers=2, worker=Broken)
     with pytest.raises(RuntimeError, match="store on fire"):
         list(pager)
 
