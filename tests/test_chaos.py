@@ -302,6 +302,59 @@ def test_regression_killed_runs_page_emitted_again_into_the_same_file(
         assert lines.count(extra["id"]) == 1  # replayed into dedupe, not emitted again
 
 
+def test_regression_killed_runs_last_line_without_its_newline_is_written_again(
+    run: Any, tmp_path: Path
+) -> None:
+    """A run killed between an order's last byte and its newline: the line
+    parses, but the next append cuts it off as partial, so it must not count as
+    written (it went into the dedupe window, and the order was never emitted)."""
+    with Sandbox(orders=200, seed=73) as sb:
+        out = tmp_path / "o.jsonl"
+        assert (
+            run(["pull", "--since", "90d", "-o", str(out)], env=sb.env()).exit_code == 0
+        )
+        extra = sb.store.add_order()
+        with out.open("ab") as stream:
+            stream.write(json.dumps(extra, separators=(",", ":")).encode())  # no \n
+        for _ in range(2):  # the run that writes next repairs the file's tail
+            result = run(["pull", "-o", str(out)], env=sb.env())
+            assert result.exit_code == 0, result.stderr
+            sb.store.add_order()
+        result = run(["pull", "-o", str(out)], env=sb.env())
+        assert result.exit_code == 0, result.stderr
+        ids = [o["id"] for o in read_jsonl(out)]
+        assert ids.count(extra["id"]) == 1
+        assert sorted(ids) == sorted(sb.store.ids())
+
+
+def test_regression_queue_last_line_without_its_newline_is_not_acknowledged_unwritten(
+    run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from miva_sync.sinks.jsonl import FileSink
+
+    with Sandbox(orders=40, seed=74) as sb:
+        out = tmp_path / "q.jsonl"
+        original = FileSink.commit
+
+        def crash_once(self: Any, *args: Any, **kwargs: Any) -> Any:
+            monkeypatch.setattr(FileSink, "commit", original)
+            raise SimulatedCrash("killed before the first commit")
+
+        monkeypatch.setattr(FileSink, "commit", crash_once)
+        with pytest.raises(SimulatedCrash):
+            run(
+                ["pull", "--queue", QUEUE, "--page-size", "10", "-o", str(out)],
+                env=sb.env(),
+            )
+        data = out.read_bytes()
+        out.write_bytes(data[:-1])  # killed just before the page's last newline
+        result = run(["pull", "-o", str(out)], env=sb.env())
+        assert result.exit_code == 0, result.stderr
+        ids = [o["id"] for o in read_jsonl(out)]
+        assert sorted(ids) == sorted(set(ids)) == sorted(sb.store.ids())
+        assert sb.store.queue_ids(QUEUE) == []
+
+
 def test_regression_queue_page_written_by_a_killed_run_is_emitted_again(
     run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from miva_sync import jsonio
 from miva_sync.sinks.base import Sink
+from miva_sync.sync.orders import cursor_value
 
 
 def receipt(sink: Sink) -> dict[str, Any] | None:
@@ -44,12 +45,15 @@ def uncommitted(sink: Sink, saved: Any) -> list[dict[str, Any]]:
     orders = []
     with open(here["target"], "rb") as reader:  # noqa: PTH123 - seek on raw bytes
         reader.seek(offset)
-        for line in reader.read().splitlines():
+        tail = reader.read()
+        # only whole lines: a last line without its newline (a writer killed
+        # just before it) parses, yet the next append cuts it off as partial
+        for line in tail[: tail.rfind(b"\n") + 1].splitlines():
             try:
                 order = jsonio.loads(line)
-            except (ValueError, UnicodeDecodeError):
-                continue  # a partial line: repaired before the next append
-            if isinstance(order, dict) and isinstance(order.get("id"), int):
+            except ValueError:  # UnicodeDecodeError included
+                continue
+            if isinstance(order, dict) and cursor_value(order, "id") is not None:
                 orders.append(order)
         if orders:
             # they go into the dedupe window (and queue mode's acknowledgement
