@@ -198,12 +198,8 @@ class Store:
         self, order_id: int, dt_updated: int | None = None, **changes: Any
     ) -> Order:
         """Change an order; dt_updated moves to now (or the given time); it re-enters queues."""
-        _check_keys(changes)
         with self._lock:
-            order = copy.deepcopy(self._rows[order_id].order)
-            order.update(changes)
-            if "notes" in changes:
-                order["note_count"] = len(order["notes"])
+            order = self._changed_copy(order_id, changes)
             order["dt_updated"] = self.now() if dt_updated is None else dt_updated
             return self._put(order, "updated")
 
@@ -230,6 +226,15 @@ class Store:
             order["dt_updated"] = now
             return self._put(order, "updated")
 
+    def _changed_copy(self, order_id: int, changes: dict[str, Any]) -> Order:
+        """A copy of the order with ``changes`` applied (note_count follows notes)."""
+        _check_keys(changes)
+        order = copy.deepcopy(self._rows[order_id].order)
+        order.update(changes)
+        if "notes" in changes:
+            order["note_count"] = len(order["notes"])
+        return order
+
     # --- behind a tool's back (how tests force gaps for `verify`) ----------------------------
 
     def hide(self, order_id: int) -> None:
@@ -253,12 +258,8 @@ class Store:
     def set_silently(self, order_id: int, **changes: Any) -> Order:
         """Change an order without the store noticing: dt_updated moves only if
         given, the order enters no queue and no listener (webhook) hears of it."""
-        _check_keys(changes)
         with self._lock:
-            order = copy.deepcopy(self._rows[order_id].order)
-            order.update(changes)
-            if "notes" in changes:
-                order["note_count"] = len(order["notes"])
+            order = self._changed_copy(order_id, changes)
             self._rows[order_id] = self._serialise(order)
             self._changed(orders=True)
             return copy.deepcopy(order)
