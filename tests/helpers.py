@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,63 @@ def kill_part_way(
     time.sleep(after)
     proc.kill()
     return proc.wait(10)
+
+
+def pull_killed_repeatedly(
+    args: list[str],
+    env: dict[str, str],
+    folder: Path,
+    *,
+    since: int,
+    attempts: int,
+    lines: Callable[[], int],
+    after: Callable[[], float],
+    between: Callable[[int], None] = lambda attempt: None,
+) -> set[int]:
+    """``attempts`` pulls (``args``; the first from ``since``, the rest resume),
+    each into a new file and killed part-way (see :func:`kill_part_way`), then
+    one clean resume. ``between(attempt)`` runs after each kill. Returns the ids
+    of every order any of them wrote."""
+    received: set[int] = set()
+    for attempt in range(attempts):
+        out = folder / f"kill{attempt}.jsonl"
+        start = ["--since", str(since)] if attempt == 0 else []
+        status = kill_part_way(
+            [*args, "-o", str(out), *start], env, out, lines(), after()
+        )
+        assert status == -9, f"attempt {attempt} finished before the kill"
+        received |= {o["id"] for o in read_jsonl(out)}
+        between(attempt)
+    final = folder / "final.jsonl"
+    run_cli("pull", "--page-size", "50", "-o", str(final), env=env)
+    return received | {o["id"] for o in read_jsonl(final)}
+
+
+def set_at(document: Any, path: tuple[Any, ...], value: Any) -> None:
+    """Set ``document[p0][p1]…`` to ``value``; the value ``"DELETE"`` removes the key."""
+    for part in path[:-1]:
+        document = document[part]
+    if value == "DELETE":
+        del document[path[-1]]
+    else:
+        document[path[-1]] = value
+
+
+def profile_toml(
+    name: str, sb: Sandbox | None, out: Path | None = None, **extra: str | int
+) -> str:
+    """A ``[profiles.NAME]`` table reaching sandbox ``sb`` (its token unless
+    ``api_token`` is given), writing to ``out``, with ``extra`` settings."""
+    lines = [f"[profiles.{name}]"]
+    settings: dict[str, str | int] = {}
+    if sb is not None:
+        settings.update(url=sb.url, store_code=sb.store_code, api_token=sb.api_token)
+        settings["signing_key"] = sb.signing_key or ""
+    if out is not None:
+        settings["output"] = str(out)
+    settings.update(extra)
+    lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
+    return "\n".join(lines) + "\n"
 
 
 def send_json(handler: BaseHTTPRequestHandler, data: bytes, status: int = 200) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from miva_sync.multi import SEVERITY, worst
 from miva_sync.sandbox import Sandbox
-from tests.helpers import read_jsonl
+from tests.helpers import profile_toml, read_jsonl
 
 
 @pytest.mark.parametrize(
@@ -42,20 +42,6 @@ def shop() -> Iterator[Sandbox]:
         yield sb
 
 
-def profile(name: str, sb: Sandbox | None, out: Path | None, **extra: str) -> str:
-    lines = [f"[profiles.{name}]"]
-    if sb is not None:
-        lines += [
-            f'url = "{sb.url}"',
-            f'store_code = "{sb.store_code}"',
-            f'signing_key = "{sb.signing_key}"',
-        ]
-    if out is not None:
-        lines.append(f'output = "{out}"')
-    lines += [f'{k} = "{v}"' for k, v in extra.items()]
-    return "\n".join(lines) + "\n"
-
-
 def test_all_profiles_runs_each_and_exits_with_the_worst(
     run: Any,
     shop: Sandbox,
@@ -65,8 +51,8 @@ def test_all_profiles_runs_each_and_exits_with_the_worst(
 ) -> None:
     monkeypatch.setenv("GOOD_TOKEN", shop.api_token)
     config = (
-        profile("good", shop, tmp_path / "good.jsonl", api_token="env:GOOD_TOKEN")
-        + profile("badtoken", shop, tmp_path / "bad.jsonl", api_token="0" * 32)
+        profile_toml("good", shop, tmp_path / "good.jsonl", api_token="env:GOOD_TOKEN")
+        + profile_toml("badtoken", shop, tmp_path / "bad.jsonl", api_token="0" * 32)
         + "[profiles.down]\n"
         'url = "http://127.0.0.1:9/mm5/json.mvc"\nstore_code = "X"\n'
         f'api_token = "t"\nretry_budget = 0\noutput = "{tmp_path / "down.jsonl"}"\n'
@@ -105,8 +91,8 @@ def test_all_profiles_all_good_is_exit_0_and_resumes(
 ) -> None:
     with Sandbox(orders=10, seed=9) as other:
         (isolated_home / "config.toml").write_text(
-            profile("a", shop, tmp_path / "a.jsonl", api_token=shop.api_token)
-            + profile("b", other, tmp_path / "b.jsonl", api_token=other.api_token)
+            profile_toml("a", shop, tmp_path / "a.jsonl", api_token=shop.api_token)
+            + profile_toml("b", other, tmp_path / "b.jsonl", api_token=other.api_token)
         )
         first = run(["pull", "--all-profiles", "--since", "30d", "--lookback", "1m"])
         assert first.exit_code == 0, first.stderr
@@ -128,8 +114,10 @@ def test_all_profiles_a_broken_default_profile_does_not_stop_the_others(
     home folder, so its unset env: reference stopped every profile with exit 3."""
     (isolated_home / "config.toml").write_text(
         'default_profile = "broken"\n'
-        + profile("broken", shop, tmp_path / "x.jsonl", api_token="env:UNSET_TOKEN")
-        + profile("good", shop, tmp_path / "good.jsonl", api_token=shop.api_token)
+        + profile_toml(
+            "broken", shop, tmp_path / "x.jsonl", api_token="env:UNSET_TOKEN"
+        )
+        + profile_toml("good", shop, tmp_path / "good.jsonl", api_token=shop.api_token)
     )
     result = run(["pull", "--all-profiles", "--since", "30d"])
     assert result.exit_code == 3, result.stderr  # the broken profile's own code
@@ -141,8 +129,8 @@ def test_all_profiles_refuses_interleaved_stdout(
     run: Any, shop: Sandbox, isolated_home: Path
 ) -> None:
     (isolated_home / "config.toml").write_text(
-        profile("a", shop, None, api_token="t")
-        + profile("b", shop, None, api_token="t")
+        profile_toml("a", shop, None, api_token="t")
+        + profile_toml("b", shop, None, api_token="t")
     )
     result = run(["pull", "--all-profiles", "--since", "1d"])
     assert result.exit_code == 2

@@ -13,6 +13,7 @@ from miva_sync.config import load_settings
 from miva_sync.doctor import run_checks
 from miva_sync.sandbox import Sandbox
 from miva_sync.sandbox.harness import new_signing_key
+from tests.helpers import profile_toml
 
 
 @pytest.fixture
@@ -126,9 +127,7 @@ def test_check_uses_the_profiles_queue(
     run: Any, store: Sandbox, isolated_home: Any
 ) -> None:
     (isolated_home / "config.toml").write_text(
-        f'[profiles.s]\nurl = "{store.url}"\nstore_code = "{store.store_code}"\n'
-        f'api_token = "{store.api_token}"\nsigning_key = "{store.signing_key}"\n'
-        'queue = "new_updated_orders"\n'
+        profile_toml("s", store, queue="new_updated_orders")
     )
     result = run(["--profile", "s", "check", "--json"])
     assert result.exit_code == 0, result.stderr

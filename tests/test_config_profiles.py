@@ -17,6 +17,7 @@ from miva_sync.errors import ConfigError
 from miva_sync.profiles import mask, render
 from miva_sync.sandbox import Sandbox
 from tests.conftest import KEY, STORE_URL, TOKEN
+from tests.helpers import profile_toml
 
 
 def write_config(home: Path, text: str, mode: int = 0o600) -> Path:
@@ -318,9 +319,7 @@ def test_pull_uses_the_profiles_output_and_page_size(
     out = tmp_path / "shop.jsonl"
     write_config(
         isolated_home,
-        f'[profiles.shop]\nurl = "{shop.url}"\nstore_code = "{shop.store_code}"\n'
-        f'api_token = "{shop.api_token}"\nsigning_key = "{shop.signing_key}"\n'
-        f'output = "{out}"\npage_size = 7\n',
+        profile_toml("shop", shop, out, page_size=7),
     )
     result = run(["--profile", "shop", "pull", "--since", "30d", "--no-progress"])
     assert result.exit_code == 0, result.stderr
@@ -335,9 +334,7 @@ def test_pull_flag_beats_the_profiles_output(
     out = tmp_path / "profile.jsonl"
     write_config(
         isolated_home,
-        f'[profiles.shop]\nurl = "{shop.url}"\nstore_code = "{shop.store_code}"\n'
-        f'api_token = "{shop.api_token}"\nsigning_key = "{shop.signing_key}"\n'
-        f'output = "{out}"\n',
+        profile_toml("shop", shop, out),
     )
     result = run(["--profile", "shop", "pull", "--since", "30d", "-o", "-"])
     assert result.exit_code == 0, result.stderr

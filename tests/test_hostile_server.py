@@ -29,7 +29,7 @@ import responses
 
 from miva_sync.sandbox import Sandbox
 from tests.conftest import KEY, STORE_URL, TOKEN
-from tests.helpers import read_jsonl, send_json
+from tests.helpers import read_jsonl, send_json, set_at
 from tests.test_hostile import assert_clean_failure, assert_clean_success
 
 SEED = 3333
@@ -58,13 +58,7 @@ def good_answer() -> dict[str, Any]:
 
 
 def mutated(answer: Any, path: tuple[Any, ...], value: Any) -> bytes:
-    target = answer
-    for part in path[:-1]:
-        target = target[part]
-    if value == "DELETE":
-        del target[path[-1]]
-    else:
-        target[path[-1]] = value
+    set_at(answer, path, value)
     text = json.dumps(answer)
     # NaN/Infinity as JSON tokens, as a broken store would send them
     return text.replace('"NaN"', "NaN").replace('"Infinity"', "Infinity").encode()

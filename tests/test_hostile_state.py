@@ -21,6 +21,7 @@ import pytest
 from miva_sync.config import normalise_url
 from miva_sync.sandbox import Sandbox
 from miva_sync.state import validate_document
+from tests.helpers import set_at
 from tests.test_hostile import assert_clean_failure
 
 SEED = 2222
@@ -105,17 +106,6 @@ def document(env: dict[str, Any], record: dict[str, Any]) -> bytes:
     return json.dumps({"version": 1, "stores": {env["key"]: record}}).encode()
 
 
-def mutate(record: dict[str, Any], path: tuple[Any, ...], value: Any) -> bool:
-    target: Any = record
-    for part in path[:-1]:
-        target = target[part]
-    if value == "DELETE":
-        del target[path[-1]]
-    else:
-        target[path[-1]] = value
-    return True
-
-
 def is_valid(data: bytes) -> bool:
     try:
         validate_document(json.loads(data))
@@ -191,7 +181,7 @@ def test_hostile_state_every_field_every_type(run: Any, env: dict[str, Any]) -> 
     for i, (mode, path, value) in enumerate(combos[:260]):
         record = base_record(env, mode)
         try:
-            mutate(record, path, value)
+            set_at(record, path, value)
         except (KeyError, IndexError, TypeError):
             continue
         data = document(env, record)
@@ -268,7 +258,7 @@ def test_regression_corrupt_cursor_fields_are_quarantined_exit_3(
     # these passed validation, then crashed pull or state show (KeyError, TypeError,
     # ValueError: exit 1), or gave exit 3 without moving the file aside (queue cursor)
     record = base_record(env, mode)
-    mutate(record, path, value)
+    set_at(record, path, value)
     data = document(env, record)
     case = f"{mode}: {path} = {value!r}"
     env["state"].write_bytes(data)

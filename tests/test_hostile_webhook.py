@@ -37,9 +37,7 @@ def receiver(tmp_path: Path) -> Iterator[Receiver]:
     try:
         yield started
     finally:
-        if started.proc.poll() is None:
-            started.proc.kill()
-            started.proc.wait(10)
+        started.kill()
 
 
 def port_of(receiver: Receiver) -> int:
@@ -195,9 +193,7 @@ def patient_receiver(tmp_path: Path) -> Iterator[Receiver]:
     try:
         yield started
     finally:
-        if started.proc.poll() is None:
-            started.proc.kill()
-            started.proc.wait(10)
+        started.kill()
 
 
 def test_hostile_webhook_flood_of_slow_connections_gets_503(

@@ -17,7 +17,10 @@ from miva_sync.query import ListQuery
 from miva_sync.sandbox import Sandbox
 from miva_sync.sync.pager import Chunk
 from miva_sync.sync.parallel import ParallelPager
-from tests.helpers import cli_env, kill_part_way, read_jsonl, run_cli
+from tests.helpers import (
+    cli_env,
+    pull_killed_repeatedly,
+)
 
 PAGE = "10"  # windows of ~75 orders: the sandbox's bursts (160 and 40 orders
 # sharing one second) straddle window boundaries and fill whole pages
@@ -258,18 +261,13 @@ def test_parallel_pull_killed_mid_way_resumes_without_gaps(tmp_path: Path) -> No
             o["id"] for o in sb.store.orders_snapshot() if o["orderdate"] >= since
         }
         rng = random.Random(77)
-        received: set[int] = set()
-        for attempt in range(3):
-            out = tmp_path / f"kill{attempt}.jsonl"
-            args = ["pull", "--page-size", PAGE, "--workers", "4", "-o", str(out)]
-            if attempt == 0:
-                args += ["--since", str(since)]
-            status = kill_part_way(
-                args, env, out, lines=rng.randint(50, 250), after=rng.uniform(0, 0.05)
-            )
-            assert status == -9, f"attempt {attempt} finished before the kill"
-            received |= {o["id"] for o in read_jsonl(out)}
-        final = tmp_path / "final.jsonl"
-        run_cli("pull", "--page-size", "50", "-o", str(final), env=env)
-        received |= {o["id"] for o in read_jsonl(final)}
+        received = pull_killed_repeatedly(
+            ["pull", "--page-size", PAGE, "--workers", "4"],
+            env,
+            tmp_path,
+            since=since,
+            attempts=3,
+            lines=lambda: rng.randint(50, 250),
+            after=lambda: rng.uniform(0, 0.05),
+        )
     assert received >= expected

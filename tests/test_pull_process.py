@@ -14,7 +14,13 @@ import pytest
 
 from miva_sync.sandbox import Sandbox
 from miva_sync.state import StateStore
-from tests.helpers import CLI, cli_env, kill_part_way, read_jsonl, run_cli
+from tests.helpers import (
+    CLI,
+    cli_env,
+    pull_killed_repeatedly,
+    read_jsonl,
+    run_cli,
+)
 
 
 @pytest.fixture
@@ -42,25 +48,24 @@ def test_pull_survives_kill_9_at_random_points(
     env = cli_env(slow_sandbox, home)
     since = slow_sandbox.store.now() - 90 * 86400
     rng = random.Random(1234)
-    received: set[int] = set()
-    for attempt in range(6):
-        out = tmp_path / f"kill{attempt}.jsonl"
-        args = ["pull", "--page-size", "20", "-o", str(out)]
-        if attempt == 0:
-            args += ["--since", str(since)]
-        # after a page or two, at a random point of the next one
-        status = kill_part_way(
-            args, env, out, lines=rng.randint(1, 30), after=rng.uniform(0, 0.06)
-        )
-        assert status == -9, f"attempt {attempt} finished before the kill"
-        received |= {o["id"] for o in read_jsonl(out)}
+
+    def between(attempt: int) -> None:
         assert_state_valid(home)
         if attempt == 2:  # the store moves on between runs
             for _ in range(3):
                 slow_sandbox.store.add_order()
-    final = tmp_path / "final.jsonl"
-    run_cli("pull", "--page-size", "50", "-o", str(final), env=env)
-    received |= {o["id"] for o in read_jsonl(final)}
+
+    received = pull_killed_repeatedly(
+        ["pull", "--page-size", "20"],
+        env,
+        tmp_path,
+        since=since,
+        attempts=6,
+        # after a page or two, at a random point of the next one
+        lines=lambda: rng.randint(1, 30),
+        after=lambda: rng.uniform(0, 0.06),
+        between=between,
+    )
     assert received >= expected_ids(slow_sandbox, since)
 
 

@@ -69,15 +69,19 @@ class Receiver:
         out, err = self.proc.communicate(timeout=20)
         return self.proc.returncode, out, "".join(self.lines) + err
 
+    def kill(self) -> None:
+        """Make sure it is gone (a test's clean-up, whatever the test did)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
 
 @pytest.fixture
 def receivers(tmp_path: Path) -> Iterator[list[Receiver]]:
     started: list[Receiver] = []
     yield started
     for receiver in started:
-        if receiver.proc.poll() is None:
-            receiver.proc.kill()
-            receiver.proc.wait(10)
+        receiver.kill()
 
 
 def targets(tmp_path: Path) -> dict[str, str]:
