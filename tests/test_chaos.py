@@ -327,6 +327,42 @@ def test_regression_killed_runs_last_line_without_its_newline_is_written_again(
         assert sorted(ids) == sorted(sb.store.ids())
 
 
+def test_regression_receipt_ignores_a_partial_line_the_next_write_cuts_off(
+    run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run A killed mid-line; run B saved its receipt past A's partial line,
+    wrote a page (cutting that line off first, so the page began before the
+    receipt) and was killed before its commit; run C replayed from inside B's
+    first line, skipped that order as unreadable, and emitted it a second time."""
+    from miva_sync.sinks.jsonl import FileSink
+
+    with Sandbox(orders=60, seed=75) as sb:
+        out = tmp_path / "o.jsonl"
+        first = run(["pull", "--since", "90d", "-o", str(out)], env=sb.env())
+        assert first.exit_code == 0, first.stderr
+        with out.open("ab") as stream:
+            stream.write(b'{"id":99999,"orderd')  # run A, killed mid-line
+        for _ in range(25):
+            sb.store.add_order()
+        original = FileSink.commit
+        partial_end = out.stat().st_size
+
+        def crash_after_a_write(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if out.stat().st_size == partial_end:  # nothing written yet
+                return original(self, *args, **kwargs)
+            monkeypatch.setattr(FileSink, "commit", original)
+            raise SimulatedCrash("run B killed before committing its first page")
+
+        monkeypatch.setattr(FileSink, "commit", crash_after_a_write)
+        with pytest.raises(SimulatedCrash):
+            run(["pull", "--page-size", "10", "-o", str(out)], env=sb.env())
+        assert b"99999" not in out.read_bytes()  # B's write cut A's line off
+        result = run(["pull", "-o", str(out)], env=sb.env())  # run C
+        assert result.exit_code == 0, result.stderr
+        ids = [o["id"] for o in read_jsonl(out)]
+        assert sorted(ids) == sorted(set(ids)) == sorted(sb.store.ids())
+
+
 def test_regression_queue_last_line_without_its_newline_is_not_acknowledged_unwritten(
     run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -143,12 +143,9 @@ class FileSink:
         """Cut a partial last line (left by a killed writer) back to the last newline."""
         with open(self.path, "rb") as reader:  # noqa: PTH123 - need seek/read on raw bytes
             size = reader.seek(0, os.SEEK_END)
-            if size == 0:
-                return
-            reader.seek(size - 1)
-            if reader.read(1) == b"\n":
-                return
-            keep = _last_newline_end(reader, size)
+            keep = _whole_lines_end(reader, size)
+        if keep == size:
+            return
         try:
             os.truncate(self.path, keep)
         except OSError as exc:
@@ -156,6 +153,22 @@ class FileSink:
                 raise OutputError(
                     f"cannot repair {self.path}: {exc.strerror}"
                 ) from None
+
+
+def whole_lines_length(path: Path) -> int:
+    """How many bytes of the file are whole lines (a killed writer's partial
+    last line, which the next write cuts off, does not count)."""
+    with open(path, "rb") as reader:  # noqa: PTH123 - need seek/read on raw bytes
+        return _whole_lines_end(reader, reader.seek(0, os.SEEK_END))
+
+
+def _whole_lines_end(reader: Any, size: int) -> int:
+    if size == 0:
+        return 0
+    reader.seek(size - 1)
+    if reader.read(1) == b"\n":
+        return size
+    return _last_newline_end(reader, size)
 
 
 def _last_newline_end(reader: Any, size: int) -> int:

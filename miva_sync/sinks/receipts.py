@@ -20,16 +20,22 @@ from miva_sync.sync.orders import cursor_value
 
 
 def receipt(sink: Sink) -> dict[str, Any] | None:
-    """The file's identity and committed length, taken right after a commit."""
-    from miva_sync.sinks.jsonl import FileSink
+    """The file's identity and committed length, taken right after a commit.
+
+    The length counts whole lines only: a partial line a killed writer left is
+    cut off by the next write, so an offset past it would point into that
+    write's first line, which a replay would then skip (and emit it again).
+    """
+    from miva_sync.sinks.jsonl import FileSink, whole_lines_length
 
     if not isinstance(sink, FileSink):  # JSON Lines files only (not Singer, not stdout)
         return None
     try:
         status = sink.path.stat()
+        length = whole_lines_length(sink.path)
     except OSError:
         return None
-    return {"target": str(sink.path), "inode": status.st_ino, "offset": status.st_size}
+    return {"target": str(sink.path), "inode": status.st_ino, "offset": length}
 
 
 def uncommitted(sink: Sink, saved: Any) -> list[dict[str, Any]]:
