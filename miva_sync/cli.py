@@ -260,8 +260,10 @@ def check(
         if error is not None:
             raise error
     if not as_json and not shared(ctx).get("quiet"):
+        from miva_sync.urls import redact_url
+
         click.echo(
-            f"miva-sync: ok: {settings.url} answered; the store holds "
+            f"miva-sync: ok: {redact_url(settings.url or '')} answered; the store holds "
             f"{report.total_count} orders; suggested mode: {report.suggested_mode}",
             err=True,
         )

@@ -31,6 +31,7 @@ from miva_sync import __version__, jsonio
 from miva_sync.config import Settings, decode_signing_key
 from miva_sync.errors import AckError, ApiError, AuthError, ConfigError, TransientError
 from miva_sync.query import ListQuery, chunked
+from miva_sync.urls import redact_url, url_passwords
 
 log = logging.getLogger("miva_sync.client")
 
@@ -104,10 +105,13 @@ class MivaClient:
         if digest not in _DIGESTS:
             raise ConfigError(f"digest must be sha256 or sha1, not {digest!r}")
         self.url = url
+        self.shown_url = redact_url(url)  # a store behind basic auth: user:pass@
         self.store_code = store_code
         self._token = api_token
         self._key = decode_signing_key(signing_key) if signing_key else None
-        self._secrets = tuple(s for s in (api_token, signing_key) if s)
+        self._secrets = tuple(
+            s for s in (api_token, signing_key, *url_passwords(url)) if s
+        )
         self.digest = digest
         self.timeout = (connect_timeout, read_timeout)
         self.retry_budget = retry_budget
@@ -177,9 +181,7 @@ class MivaClient:
 
     def __repr__(self) -> str:
         auth = f"HMAC-{self.digest.upper()}" if self._key else "token"
-        return (
-            f"MivaClient(url={self.url!r}, store_code={self.store_code!r}, auth={auth})"
-        )
+        return f"MivaClient(url={self.shown_url!r}, store_code={self.store_code!r}, auth={auth})"
 
     def __enter__(self) -> MivaClient:
         return self
@@ -266,7 +268,9 @@ class MivaClient:
         self._throttle()
         what = _describe(payload)
         if log.isEnabledFor(logging.DEBUG):  # (the headers copy costs every request)
-            log.debug("POST %s %s %s", self.url, what, self._redacted_headers(headers))
+            log.debug(
+                "POST %s %s %s", self.shown_url, what, self._redacted_headers(headers)
+            )
         started = self._monotonic()
         self.requests_sent += 1
         try:
@@ -300,7 +304,7 @@ class MivaClient:
         self.last_response_at = self._clock()
         log.info(
             "POST %s %s -> HTTP %s in %.0f ms (attempt %d)",
-            self.url,
+            self.shown_url,
             what,
             response.status_code,
             elapsed_ms,

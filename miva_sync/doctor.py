@@ -24,6 +24,7 @@ from miva_sync.errors import (
     TransientError,
     UsageError,
 )
+from miva_sync.urls import redact_url
 
 # A store with timestamp validation refuses a request whose Miva_Request_Timestamp
 # is outside its window (the sandbox's default is 120 s; Miva does not document
@@ -92,7 +93,7 @@ class Report:
         return {
             "ok": self.failure is None,
             "exit_code": self.exit_code,
-            "url": self.settings.url,
+            "url": redact_url(self.settings.url or "") or None,
             "store_code": self.settings.store_code,
             "profile": self.settings.profile,
             "checks": [
@@ -162,7 +163,7 @@ def _connect(report: Report, client: Any) -> bool:
     """Reachability, TLS, authentication and one list query; True when all passed."""
     from miva_sync.query import ListQuery
 
-    url = report.settings.url or ""
+    url = redact_url(report.settings.url or "")  # it goes into the rows
     https = url.lower().startswith("https://")
     try:
         page = client.list_orders(ListQuery(count=1))

@@ -185,7 +185,7 @@ def write_atomically(path: Path, text: str) -> None:
 def describe(settings: Settings) -> dict[str, Any]:
     """The effective settings for ``config show``: values (secrets masked) and sources."""
     from miva_sync.sinks import is_postgres
-    from miva_sync.sinks.postgres import redact
+    from miva_sync.urls import redact_url
 
     shown: dict[str, Any] = {}
     for name in (
@@ -202,6 +202,8 @@ def describe(settings: Settings) -> dict[str, Any]:
         value: Any = getattr(settings, "read_timeout" if name == "timeout" else name)
         if name in SECRET_KEYS:
             value = settings.refs.get(name) or mask(value)
+        elif name == "url" and value:
+            value = redact_url(value)  # a store behind basic auth
         shown[name] = {
             "value": value,
             "source": settings.sources.get(name, "default" if value else "unset"),
@@ -216,7 +218,7 @@ def describe(settings: Settings) -> dict[str, Any]:
         "settings": shown,
         "defaults": {
             # a PostgreSQL output URL may carry the database password
-            name: redact(value)
+            name: redact_url(value)
             if name == "output" and is_postgres(str(value))
             else value
             for name, value in settings.defaults.items()

@@ -21,8 +21,9 @@ import pytest
 from miva_sync.errors import ConfigError, LockedError, OutputError, UsageError
 from miva_sync.sandbox import Sandbox
 from miva_sync.sinks import open_sink
-from miva_sync.sinks.postgres import SCHEMA_VERSION, PostgresSink, redact
+from miva_sync.sinks.postgres import SCHEMA_VERSION, PostgresSink
 from miva_sync.state import validate_record
+from miva_sync.urls import redact_url
 from tests import pg_fixtures
 from tests.test_outputs import db_items, db_orders, expected_items
 
@@ -509,7 +510,7 @@ def test_postgres_password_never_in_messages() -> None:
         "postgresql://miva:s3cr3t-pw@127.0.0.1:1/orders?password=s3cr3t-pw"
         "&sslpassword=s3cr3t-key"
     )
-    assert "s3cr3t" not in redact(url)  # sslpassword: found in review
+    assert "s3cr3t" not in redact_url(url)  # sslpassword: found in review
     with pytest.raises(OutputError) as info:
         PostgresSink(url)
     assert info.value.exit_code == 8

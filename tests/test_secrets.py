@@ -13,6 +13,7 @@ from tests.helpers import cli_env, read_jsonl, run_cli
 
 PASSPHRASE = "correct-horse-battery-staple-42"
 WEBHOOK_SECRET = "hook-secret-value-0123456789"
+URL_PASSWORD = "basic-auth-pass-9876"  # a staging store behind HTTP basic auth
 
 
 def all_text(home: Path, *streams: str, extra: tuple[Path, ...] = ()) -> str:
@@ -30,8 +31,9 @@ def all_text(home: Path, *streams: str, extra: tuple[Path, ...] = ()) -> str:
 def test_secrets_never_appear_anywhere(tmp_path: Path, verbosity: list[str]) -> None:
     with Sandbox(orders=30, seed=81) as sb:
         home = tmp_path / "home"
+        url = sb.url.replace("http://", f"http://stage:{URL_PASSWORD}@")
         env = cli_env(sb, home, MIVA_SYNC_PASSPHRASE=PASSPHRASE,
-                      MIVA_SYNC_WEBHOOK_SECRET=WEBHOOK_SECRET)  # fmt: skip
+                      MIVA_SYNC_WEBHOOK_SECRET=WEBHOOK_SECRET, MIVA_URL=url)  # fmt: skip
         out = tmp_path / "o.jsonl"
         runs = [
             run_cli("pull", *verbosity, "--since", "90d", "-o", str(out), env=env),
@@ -47,6 +49,7 @@ def test_secrets_never_appear_anywhere(tmp_path: Path, verbosity: list[str]) -> 
                 env=env,
             ),
             run_cli("check", *verbosity, env=env, expect=None),
+            run_cli("check", "--json", env=env, expect=None),
             run_cli("config", "show", env=env, expect=None),
             run_cli("state", "show", "--json", env=env, expect=None),
             # a failing run: the wrong token is reported without being shown
@@ -60,6 +63,7 @@ def test_secrets_never_appear_anywhere(tmp_path: Path, verbosity: list[str]) -> 
             sb.signing_key,
             PASSPHRASE,
             WEBHOOK_SECRET,
+            URL_PASSWORD,
             "f" * 32,
         ):
             assert secret and secret not in text, f"a secret leaked ({secret[:4]}…)"

@@ -35,7 +35,7 @@ import re
 import time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from miva_sync import jsonio
 from miva_sync.errors import ConfigError, LockedError, OutputError, UsageError
@@ -50,6 +50,7 @@ from miva_sync.sinks.rows import (
 )
 from miva_sync.state import validate_record
 from miva_sync.sync.orders import cursor_value, order_id
+from miva_sync.urls import redact_url, url_passwords
 
 if TYPE_CHECKING:
     import psycopg
@@ -162,32 +163,6 @@ def split_target(target: str) -> tuple[str, str | None]:
     return urlunsplit(parts._replace(query=rest)), (schemas[0] if schemas else None)
 
 
-# libpq URL parameters that hold a secret (the key file's passphrase too)
-SECRET_PARAMS = frozenset({"password", "sslpassword"})
-
-
-def redact(target: str) -> str:
-    """The URL with any password (user info, ``?password=``, ``?sslpassword=``)
-    replaced, for messages and the state file."""
-    parts = urlsplit(target)
-    netloc = parts.netloc
-    if parts.password is not None:
-        netloc = f"{parts.username or ''}:***@{netloc.rsplit('@', 1)[1]}"
-    params = [
-        (n, "***" if n in SECRET_PARAMS else v)
-        for n, v in parse_qsl(parts.query, keep_blank_values=True)
-    ]
-    query = urlencode(params, quote_via=quote, safe="*") if params else parts.query
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
-
-
-def _passwords(target: str) -> list[str]:
-    parts = urlsplit(target)
-    found = [unquote(parts.password)] if parts.password else []
-    found += [v for n, v in parse_qsl(parts.query) if n in SECRET_PARAMS and v]
-    return found
-
-
 def lock_key(namespace: str, *parts: str) -> int:
     """A stable signed 64-bit advisory-lock key (the same on every host and release)."""
     digest = hashlib.sha256("\0".join((namespace, *parts)).encode()).digest()
@@ -211,10 +186,10 @@ class PostgresSink:
         self._psycopg = psycopg
         self.source = source
         self.wait = wait
-        self.description = redact(target)
+        self.description = redact_url(target)
         self.keeps_checkpoint = True
         self.write_behind = True  # round trips overlap the next fetch
-        self._secrets = _passwords(target)
+        self._secrets = url_passwords(target)
         dsn, self.schema_name = split_target(target)
         self._claimed: set[str] = set()
         try:

@@ -199,20 +199,16 @@ def _read_postgres(target: str, store_key: str) -> TargetContents:
         raise ConfigError(
             "PostgreSQL targets need psycopg: pip install 'miva-sync[postgres]'"
         ) from None
-    from miva_sync.sinks.postgres import (
-        _connect_defaults,
-        _passwords,
-        redact,
-        split_target,
-    )
+    from miva_sync.sinks.postgres import _connect_defaults, split_target
+    from miva_sync.urls import redact_url, url_passwords
 
-    description = redact(target)
+    description = redact_url(target)
     contents = TargetContents(description)
     dsn, schema = split_target(target)
 
     def why(exc: Exception) -> str:
         text = " ".join(str(exc).split()) or type(exc).__name__
-        for secret in _passwords(target):
+        for secret in url_passwords(target):
             text = text.replace(secret, "***")
         return text
 
