@@ -34,6 +34,20 @@ def test_readback_jsonl_newest_version_wins_and_a_partial_line_is_ignored(
     assert contents.unreadable == 1 and contents.fmt == "jsonl"
 
 
+def test_readback_hostile_lines_and_files_count_as_unreadable(tmp_path: Path) -> None:
+    # the standard library's parser raised RecursionError here: a traceback
+    deep = b"[" * 100_000 + b"]" * 100_000
+    path = tmp_path / "o.jsonl"
+    path.write_bytes(line(1, 50).encode() + deep + b"\n" + b"\xff\xfe\n")
+    contents = read_target(str(path), "key")
+    assert contents.orders == {1: Stored(100, 50)} and contents.unreadable == 2
+    folder = tmp_path / "orders"
+    folder.mkdir()
+    (folder / "5.json").write_bytes(deep)
+    contents = read_target(f"{folder}/", "key")
+    assert contents.orders == {} and contents.unreadable == 1
+
+
 def test_readback_singer_file_reads_records(tmp_path: Path) -> None:
     path = tmp_path / "o.singer"
     messages = [

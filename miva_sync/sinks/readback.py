@@ -15,7 +15,6 @@ per order plus their own copy of the cursor (whose ``held`` set verify needs).
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import sqlite3
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from miva_sync import jsonio
 from miva_sync.errors import OutputError, UsageError
 from miva_sync.sinks import is_postgres
 from miva_sync.sync.orders import cursor_value
@@ -132,7 +132,7 @@ def _take_line(contents: TargetContents, line: bytes) -> None:
     if not line.strip():
         return
     try:
-        message = json.loads(line)
+        message = jsonio.loads(line)
     except ValueError:
         contents.unreadable += 1
         return
@@ -153,7 +153,7 @@ def _read_folder(folder: Path) -> TargetContents:
         raise OutputError(f"cannot read folder {folder}: {exc.strerror}") from None
     for name in names:
         try:
-            order = json.loads((folder / name).read_bytes())
+            order = jsonio.loads((folder / name).read_bytes())
         except (OSError, ValueError):
             contents.unreadable += 1  # a damaged file holds no order: it is missing
             continue
@@ -185,7 +185,7 @@ def _read_sqlite(path: Path, store_key: str) -> TargetContents:
     contents.orders = {oid: Stored(od, up) for oid, od, up in rows}
     if state is not None:
         with contextlib.suppress(ValueError):
-            contents.checkpoint = json.loads(state[0])
+            contents.checkpoint = jsonio.loads(state[0].encode())
     return contents
 
 

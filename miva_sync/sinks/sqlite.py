@@ -10,7 +10,6 @@ release open an older file.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import time
@@ -163,7 +162,7 @@ class SqliteSink:
         if row is None:
             return None
         try:
-            record = json.loads(row[0])
+            record = jsonio.loads(row[0].encode())
             validate_record(record, where="the database's cursor")
         except ValueError as exc:
             raise ConfigError(
