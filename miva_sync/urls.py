@@ -6,6 +6,7 @@ put passwords into URLs, and URLs end up in messages, logs and ``config show``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 # URL parameters that hold a secret (libpq's, the key file's passphrase too)
@@ -36,3 +37,12 @@ def url_passwords(url: str) -> list[str]:
     found = [unquote(parts.password)] if parts.password else []
     found += [v for n, v in parse_qsl(parts.query) if n in SECRET_PARAMS and v]
     return found
+
+
+def one_line_without(exc: BaseException, secrets: Iterable[str]) -> str:
+    """An error's message on one line, every secret in it replaced by ``***``
+    (a database driver may quote the connection string back)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text

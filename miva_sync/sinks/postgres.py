@@ -50,7 +50,7 @@ from miva_sync.sinks.rows import (
 )
 from miva_sync.state import validate_record
 from miva_sync.sync.orders import cursor_value, order_id
-from miva_sync.urls import redact_url, url_passwords
+from miva_sync.urls import one_line_without, redact_url, url_passwords
 
 if TYPE_CHECKING:
     import psycopg
@@ -402,11 +402,7 @@ class PostgresSink:
                 conn.execute(
                     sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema_id)
                 )
-                # a session setting, committed below with the migration
-                conn.execute(
-                    "SELECT set_config('search_path', %s, false)",
-                    (schema_id.as_string(conn),),
-                )
+                use_schema(conn, self.schema_name)  # committed with the migration
             row = conn.execute("SELECT current_schema()").fetchone()
             schema = row[0] if row else None
             if schema is None:
@@ -445,10 +441,17 @@ class PostgresSink:
 
     def _why(self, exc: Exception) -> str:
         """psycopg's message on one line, never with the password in it."""
-        text = " ".join(str(exc).split()) or type(exc).__name__
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return one_line_without(exc, self._secrets)
+
+
+def use_schema(conn: psycopg.Connection[Any], schema: str) -> None:
+    """Point the session's search_path at ``schema`` (a session setting)."""
+    from psycopg import sql
+
+    conn.execute(
+        "SELECT set_config('search_path', %s, false)",
+        (sql.Identifier(schema).as_string(conn),),
+    )
 
 
 def _connect_defaults(dsn: str) -> dict[str, Any]:

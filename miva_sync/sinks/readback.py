@@ -192,25 +192,18 @@ def _read_sqlite(path: Path, store_key: str) -> TargetContents:
 def _read_postgres(target: str, store_key: str) -> TargetContents:
     try:
         import psycopg
-        from psycopg import sql
     except ImportError:
         from miva_sync.errors import ConfigError
 
         raise ConfigError(
             "PostgreSQL targets need psycopg: pip install 'miva-sync[postgres]'"
         ) from None
-    from miva_sync.sinks.postgres import _connect_defaults, split_target
-    from miva_sync.urls import redact_url, url_passwords
+    from miva_sync.sinks.postgres import _connect_defaults, split_target, use_schema
+    from miva_sync.urls import one_line_without, redact_url, url_passwords
 
     description = redact_url(target)
     contents = TargetContents(description)
     dsn, schema = split_target(target)
-
-    def why(exc: Exception) -> str:
-        text = " ".join(str(exc).split()) or type(exc).__name__
-        for secret in url_passwords(target):
-            text = text.replace(secret, "***")
-        return text
 
     try:
         defaults = _connect_defaults(dsn)
@@ -219,9 +212,7 @@ def _read_postgres(target: str, store_key: str) -> TargetContents:
     try:
         with psycopg.connect(dsn, autocommit=True, **defaults) as conn:
             if schema is not None:
-                conn.execute("SELECT set_config('search_path', %s, false)", (
-                    sql.Identifier(schema).as_string(conn),
-                ))  # fmt: skip
+                use_schema(conn, schema)
             found = conn.execute("SELECT to_regclass('orders')").fetchone()
             if not found or found[0] is None:
                 where = f"schema {schema}" if schema else "the default schema"
@@ -236,7 +227,8 @@ def _read_postgres(target: str, store_key: str) -> TargetContents:
                 "SELECT record FROM sync_state WHERE store_key = %s", (store_key,)
             ).fetchone()
     except psycopg.Error as exc:
-        raise OutputError(f"cannot read {description}: {why(exc)}") from None
+        reason = one_line_without(exc, url_passwords(target))
+        raise OutputError(f"cannot read {description}: {reason}") from None
     contents.orders = {oid: Stored(od, up) for oid, od, up in rows}
     if state is not None and isinstance(state[0], dict):
         contents.checkpoint = state[0]
