@@ -292,7 +292,7 @@ def repair(
     client: MivaClient,
     sink: Sink,
     ids: list[int],
-    columns: tuple[str, ...],
+    base: ListQuery,
     store_key: str,
 ) -> list[int]:
     """Re-read ``ids`` and write them into ``sink``; the ids written.
@@ -300,7 +300,7 @@ def repair(
     One commit per 100, with no checkpoint: the cursor is not touched, and
     what is repaired stays repaired if a later batch fails.
     """
-    fetch = fetcher(client, ListQuery(columns=columns))
+    fetch = fetcher(client, base)  # the columns a pull asks for
     written: list[int] = []
     for batch in chunked(sorted(ids)):
         orders = fetch(batch)
@@ -329,7 +329,8 @@ def run_verify(shared: dict[str, Any], options: dict[str, Any]) -> Report:
     )
     target = options["output"]
     check_target(target)  # a typo fails before any request is sent
-    columns = base_query_from({"columns": options.get("columns"), "page_size": 1})
+    # parsed (a typo refused) before any request; only a repair uses it
+    base = base_query_from({"columns": options.get("columns"), "page_size": 1})
     reporter = reporter_from(shared, {"progress": False})
     repair = bool(options.get("repair"))
     # only a repair writes, so only a repair takes the run lock
@@ -344,9 +345,7 @@ def run_verify(shared: dict[str, Any], options: dict[str, Any]) -> Report:
         if not repair:
             report = check(client, target, rng, key, held)
         else:
-            report = _check_and_repair(
-                client, target, rng, key, held, columns.columns, options
-            )
+            report = _check_and_repair(client, target, rng, key, held, base, options)
     render(report, reporter, table=not options.get("as_json"))
     return report
 
@@ -357,7 +356,7 @@ def _check_and_repair(
     rng: Range,
     key: str,
     held: list[int],
-    columns: tuple[str, ...],
+    base: ListQuery,
     options: dict[str, Any],
 ) -> Report:
     from miva_sync.sinks import open_sink
@@ -371,7 +370,7 @@ def _check_and_repair(
             target, source="pull", fmt=first.fmt, wait=options.get("wait", False)
         )
         try:
-            repaired = repair(client, sink, wanted, columns, key)
+            repaired = repair(client, sink, wanted, base, key)
         finally:
             sink.close()
     report = check(client, target, rng, key, held)
