@@ -320,7 +320,7 @@ def config_init(ctx: click.Context, /, **options: Any) -> None:
             --store-code PS --api-token env:SHOP_TOKEN --signing-key env:SHOP_KEY \\
             -o sqlite:///shop.db
     """
-    from miva_sync.config import DEFAULT_KEYS, home_from
+    from miva_sync.config import CONNECTION_KEYS, DEFAULT_KEYS, home_from
     from miva_sync.profiles import check_profile_name, save_profile
 
     with reporting(ctx):
@@ -359,7 +359,7 @@ def config_init(ctx: click.Context, /, **options: Any) -> None:
             raise click.UsageError(
                 f"no terminal to prompt on: pass {', '.join(missing)}"
             ) from None
-        for key in ("digest", "timeout", "retry_budget", "max_rps", "state_file"):
+        for key in CONNECTION_KEYS:
             if opts.get(key) is not None:
                 values[key] = opts[key]
         # the profile's pull defaults, and the receiver's secret
@@ -955,17 +955,15 @@ def _forwarded_args(ctx: click.Context) -> list[str]:
             f"--all-profiles takes each store's settings from its profile; "
             f"drop {', '.join(clash)}"
         )
+    from miva_sync.config import CONNECTION_KEYS
+
     args: list[str] = []
-    for key in (
-        "digest",
-        "state_file",
-        "timeout",
-        "retry_budget",
-        "max_rps",
-        "log_format",
-    ):
-        if opts.get(key) is not None:
-            args.append(f"--{key.replace('_', '-')}={opts[key]}")
+    for key in (*CONNECTION_KEYS, "log_format"):
+        flag, value = f"--{key.replace('_', '-')}", opts.get(key)
+        if value is True:
+            args.append(flag)  # --insecure
+        elif value is not None and value is not False:
+            args.append(f"{flag}={value}")
     args += ["-v"] * int(opts.get("verbose") or 0)
     args += ["-q"] if opts.get("quiet") else []
     args += ["--debug"] if opts.get("debug") else []

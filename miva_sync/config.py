@@ -47,6 +47,17 @@ ENV_VARS = {
     "insecure": "MIVA_SYNC_INSECURE",
     "webhook_secret": "MIVA_SYNC_WEBHOOK_SECRET",
 }
+# how to talk to a store, beyond which store and its credentials: a global flag,
+# an environment variable or a profile key each (config init saves the flags,
+# --all-profiles hands them to every store's run)
+CONNECTION_KEYS = (
+    "digest",
+    "state_file",
+    "timeout",
+    "retry_budget",
+    "max_rps",
+    "insecure",
+)
 # Pull/listen defaults a profile may hold; a flag on the command line wins.
 DEFAULT_KEYS = frozenset(
     {"output", "overlap", "lookback", "page_size", "queue", "columns"}

@@ -198,6 +198,7 @@ def describe(settings: Settings) -> dict[str, Any]:
         "timeout",
         "retry_budget",
         "max_rps",
+        "insecure",
     ):
         value: Any = getattr(settings, "read_timeout" if name == "timeout" else name)
         if name in SECRET_KEYS:

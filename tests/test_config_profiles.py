@@ -238,6 +238,28 @@ def test_config_init_with_flags_writes_a_private_loadable_profile(
     assert settings.defaults == {"output": "sqlite:///shop.db", "page_size": 200}
 
 
+def test_config_init_saves_the_global_connection_flags(
+    run: Any, isolated_home: Path
+) -> None:
+    result = run(
+        [
+            "--insecure", "--timeout", "30", "--max-rps", "4",
+            "config", "init", "--profile", "stage", "--url", STORE_URL,
+            "--store-code", "PS", "--api-token", TOKEN, "--signing-key", "",
+        ]
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    saved = tomllib.loads((isolated_home / "config.toml").read_text())
+    profile = saved["profiles"]["stage"]
+    assert (profile["insecure"], profile["timeout"], profile["max_rps"]) == (
+        True,
+        30.0,
+        4.0,
+    )
+    shown = json.loads(run(["config", "show", "--json"]).stdout)["settings"]
+    assert shown["insecure"]["value"] is True  # (config show had no insecure row)
+
+
 def test_config_init_refuses_to_overwrite_without_force(
     run: Any, isolated_home: Path
 ) -> None:

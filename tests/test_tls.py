@@ -110,3 +110,19 @@ def test_tls_ca_bundle_variable_is_honoured(
         },
     )
     assert curl.exit_code == 0, curl.stderr
+
+
+def test_tls_insecure_reaches_every_store_of_all_profiles(
+    run: Any, self_signed_store: str, isolated_home: Path, tmp_path: Path
+) -> None:
+    config = isolated_home / "config.toml"
+    config.write_text(
+        f'[profiles.stage]\nurl = "{self_signed_store}"\nstore_code = "PS"\n'
+        f'api_token = "{"t" * 32}"\noutput = "{tmp_path / "o.jsonl"}"\n'
+        "retry_budget = 0\n"
+    )
+    config.chmod(0o600)
+    refused = run(["pull", "--all-profiles", "--since", "1d"])
+    assert refused.exit_code == 6, refused.stderr
+    result = run(["--insecure", "pull", "--all-profiles", "--since", "1d"])
+    assert result.exit_code == 0, result.stderr  # (the flag was not handed on)
