@@ -220,7 +220,14 @@ def _connect(report: Report, client: Any) -> bool:
 
 
 def _tls(report: Report, https: bool) -> None:
-    if https:
+    if https and report.settings.insecure:
+        report.add(
+            "TLS",
+            WARN,
+            "https, but the certificate is not verified (--insecure): anyone on "
+            "the path can read the token",
+        )
+    elif https:
         report.add("TLS", OK, "https, certificate verified")
     else:
         report.add(

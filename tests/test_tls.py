@@ -89,6 +89,9 @@ def test_regression_insecure_ignored_when_a_ca_bundle_variable_is_set(
            "MIVA_SYNC_RETRY_BUDGET": "0"}  # fmt: skip
     result = run(["check", "-q", "--insecure"], env=env)
     assert result.exit_code == 0, result.stderr
+    report = run(["check", "--json", "--insecure"], env=env)
+    (tls,) = [c for c in json.loads(report.stdout)["checks"] if c["name"] == "TLS"]
+    assert tls["status"] == "warn" and "not verified" in tls["detail"]
 
 
 def test_tls_ca_bundle_variable_is_honoured(
