@@ -396,7 +396,7 @@ class MivaClient:
             # a flag that is there but means nothing: retrying cannot help
             raise ApiError(
                 f"HTTP {status} but the answer's success flag is "
-                f"{_clip(repr(success))}: {self._excerpt(content)}"
+                f"{self._shown(repr(success))}: {self._excerpt(content)}"
             )
         raise TransientError(
             f"HTTP {status} but the answer has no success flag: {self._excerpt(content)}",

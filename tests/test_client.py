@@ -488,6 +488,15 @@ def test_client_never_shows_part_of_a_secret_cut_by_the_excerpt(
         assert TOKEN[:6] not in str(info.value), str(info.value)[-60:]
 
 
+def test_client_never_shows_a_secret_echoed_as_the_success_flag(
+    api: responses.RequestsMock, make_client: Any
+) -> None:
+    api.post(STORE_URL, json={"success": TOKEN, "data": {}})
+    with pytest.raises(ApiError) as info:
+        make_client(max_attempts=1).list_orders(ListQuery())
+    assert "success flag" in str(info.value) and TOKEN[:6] not in str(info.value)
+
+
 def test_settings_repr_hides_secrets() -> None:
     from miva_sync.config import load_settings
 
