@@ -14,6 +14,7 @@ import contextlib
 import hmac
 import json
 import logging
+import math
 import os
 import signal
 import socketserver
@@ -536,23 +537,24 @@ def _store_access(
 
 def _request_timeout() -> float:
     """Seconds a request's socket reads may stall (MIVA_SYNC_WEBHOOK_TIMEOUT, default 30)."""
-    try:
-        value = float(os.environ.get("MIVA_SYNC_WEBHOOK_TIMEOUT") or REQUEST_TIMEOUT)
-    except ValueError:
-        value = -1.0
-    if not 0.1 <= value <= 3600:
-        raise ConfigError("MIVA_SYNC_WEBHOOK_TIMEOUT must be 0.1..3600 seconds")
-    return value
+    return _env_seconds("MIVA_SYNC_WEBHOOK_TIMEOUT", REQUEST_TIMEOUT, 0.1, 3600)
 
 
 def _recheck_interval() -> float:
     """Seconds between re-checks of held orders (MIVA_SYNC_HOLD_RECHECK, default 300)."""
+    return _env_seconds("MIVA_SYNC_HOLD_RECHECK", 300.0, 0.1, 86400)
+
+
+def _env_seconds(name: str, default: float, lo: float, hi: float) -> float:
+    """A number of seconds from the environment, within ``lo..hi`` (NaN and
+    infinity are not: a re-check loop sleeping ``inf`` died of OverflowError)."""
     try:
-        return max(0.1, float(os.environ.get("MIVA_SYNC_HOLD_RECHECK", "300")))
+        value = float(os.environ.get(name) or default)
     except ValueError:
-        raise ConfigError(
-            "MIVA_SYNC_HOLD_RECHECK must be a number of seconds"
-        ) from None
+        value = math.nan
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be {lo:g}..{hi:g} seconds")
+    return value
 
 
 def _start_rechecks(

@@ -128,6 +128,23 @@ def read_target(kind: str, target: str) -> dict[int, dict[str, Any]]:
     return newest
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("MIVA_SYNC_HOLD_RECHECK", "inf"), ("MIVA_SYNC_HOLD_RECHECK", "nan"),
+     ("MIVA_SYNC_WEBHOOK_TIMEOUT", "0"), ("MIVA_SYNC_WEBHOOK_TIMEOUT", "soon")],
+)  # fmt: skip
+def test_webhook_bad_time_settings_are_one_line_and_exit_3(
+    tmp_path: Path, name: str, value: str
+) -> None:
+    # an infinite re-check interval used to pass, then kill the re-check thread
+    with Sandbox(orders=5, seed=3) as sb:
+        env = cli_env(sb, tmp_path / "home", MIVA_SYNC_WEBHOOK_SECRET=SECRET)
+        env[name] = value
+        args = ["listen", "--port", "0", "--require-payment", "-o", "-"]
+        done = run_cli(*args, env=env, expect=3, timeout=30)
+    assert done.stderr.count("\n") == 1 and name in done.stderr, done.stderr
+
+
 @pytest.mark.parametrize("kind", ["jsonl", "dir", "sqlite"])
 def test_webhook_sandbox_deliveries_land_in_their_newest_version(
     kind: str, tmp_path: Path, receivers: list[Receiver]
