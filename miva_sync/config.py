@@ -377,15 +377,37 @@ def _load_profile(
             f"profile {name!r} not found in {path} (profiles: {known}); "
             f"add it with 'miva-sync config init --profile {name}'"
         )
+    check_keys(section, where=f"{path}: profile {name!r}")
+    return str(name), section
+
+
+def check_keys(section: Mapping[str, Any], *, where: str) -> None:
+    """Refuse unknown keys and values of the wrong TOML type in a profile."""
     unknown = sorted(set(section) - PROFILE_KEYS)
     if unknown:
         raise ConfigError(
-            f"{path}: profile {name!r} has unknown keys: {', '.join(unknown)} "
+            f"{where} has unknown keys: {', '.join(unknown)} "
             f"(known: {', '.join(sorted(PROFILE_KEYS))})"
         )
     for key, value in section.items():
-        _check_type(key, value, where=f"{path}: profile {name!r}")
-    return str(name), section
+        _check_type(key, value, where=where)
+
+
+def check_profile(section: Mapping[str, Any], *, where: str) -> None:
+    """Refuse now what :func:`load_settings` would refuse in this profile later
+    (``config init``: exit 3 at once, not at 3 am); ``env:`` references are
+    checked for their form only (their variables may be set elsewhere)."""
+    check_keys(section, where=where)
+    for key in SECRET_KEYS:
+        if _is_ref(section.get(key)) and not _ENV_REF.match(str(section[key])):
+            resolve_ref(str(section[key]), {}, key=key, profile=None)  # says why
+    literal = {
+        k: v for k, v in section.items() if k not in DEFAULT_KEYS and not _is_ref(v)
+    }
+    _build(literal, profile=None, home=None)
+    validate_defaults(
+        {k: v for k, v in section.items() if k in DEFAULT_KEYS}, where=where
+    )
 
 
 # what each kind of profile value may be written as in TOML (the rest: DEFAULT_KEYS,
@@ -424,8 +446,9 @@ def _build(
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(
-                "MIVA_URL must be an http(s) URL of the store's JSON endpoint, "
-                "e.g. https://shop.example.com/mm5/json.mvc"
+                "the store URL (--url, MIVA_URL or a profile's url) must be the "
+                "http(s) URL of its JSON endpoint, e.g. "
+                "https://shop.example.com/mm5/json.mvc"
             )
     signing_key = _text(values.get("signing_key"))
     if signing_key:

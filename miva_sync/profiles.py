@@ -13,17 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from miva_sync.config import (
-    DEFAULT_KEYS,
     ENV_REF_PREFIX,
     ENV_VARS,
-    PROFILE_KEYS,
     PROFILE_NAME,
     SECRET_KEYS,
     Settings,
+    check_profile,
     config_path,
-    decode_signing_key,
     read_config,
-    validate_defaults,
 )
 from miva_sync.errors import ConfigError, UsageError
 from miva_sync.fsio import replace_durably
@@ -71,29 +68,6 @@ def check_profile_name(name: str) -> str:
     return name
 
 
-def validate_profile(values: Mapping[str, Any]) -> None:
-    """Refuse values that ``load_settings`` would refuse later (exit 3 now, not at 3 am)."""
-    from urllib.parse import urlsplit
-
-    unknown = sorted(set(values) - PROFILE_KEYS)
-    if unknown:
-        raise ConfigError(f"unknown profile keys: {', '.join(unknown)}")
-    url = values.get("url")
-    if url:
-        parts = urlsplit(str(url))
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(
-                "the URL must be the store's http(s) JSON endpoint, "
-                "e.g. https://shop.example.com/mm5/json.mvc"
-            )
-    key = values.get("signing_key")
-    if key and not str(key).startswith(ENV_REF_PREFIX):
-        decode_signing_key(str(key))
-    validate_defaults(
-        {k: v for k, v in values.items() if k in DEFAULT_KEYS}, where="profile"
-    )
-
-
 def save_profile(
     home: Path | None,
     name: str,
@@ -108,7 +82,7 @@ def save_profile(
     """
     check_profile_name(name)
     clean = {k: v for k, v in values.items() if v not in (None, "")}
-    validate_profile(clean)
+    check_profile(clean, where=f"profile {name!r}")
     path = config_path(home)
     document = read_config(home) or {}
     profiles: dict[str, Any] = dict(document.get("profiles", {}))

@@ -260,6 +260,32 @@ def test_config_init_saves_the_global_connection_flags(
     assert shown["insecure"]["value"] is True  # (config show had no insecure row)
 
 
+@pytest.mark.parametrize(
+    ("before", "after", "said"),
+    [
+        (["--timeout", "1e9"], [], "timeout must be at most"),
+        (["--max-rps", "0"], [], "max-rps"),
+        (["--retry-budget", "-1"], [], "retry budget"),
+        ([], ["--lookback", "5x"], "is not a span"),
+        ([], ["--webhook-secret", "env:TWO WORDS"], "not a valid reference"),
+    ],
+)
+def test_config_init_refuses_what_loading_the_profile_would_refuse(
+    run: Any, isolated_home: Path, before: list[str], after: list[str], said: str
+) -> None:
+    # config init checked only some values: these profiles were saved, then
+    # every later command refused them
+    result = run(
+        [
+            *before, "config", "init", "--profile", "p", "--url", STORE_URL,
+            "--store-code", "PS", "--api-token", TOKEN, "--signing-key", "", *after,
+        ]
+    )  # fmt: skip
+    assert result.exit_code == 3, result.stderr
+    assert said in result.stderr and result.stderr.count("\n") == 1
+    assert not (isolated_home / "config.toml").exists()
+
+
 def test_config_init_refuses_to_overwrite_without_force(
     run: Any, isolated_home: Path
 ) -> None:
