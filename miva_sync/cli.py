@@ -116,7 +116,7 @@ def reporting(ctx: click.Context) -> Iterator[None]:
     from miva_sync.stderr_log import route_to_stderr
 
     opts = shared(ctx)
-    fmt = log_format(opts)
+    fmt = log_format(opts.get("log_format"))
     if fmt == "json":
         from miva_sync import ui
 
@@ -135,10 +135,19 @@ def reporting(ctx: click.Context) -> Iterator[None]:
             ui.set_log_format("text")  # the process may run another command
 
 
-def log_format(opts: dict[str, Any]) -> str:
-    return str(
-        opts.get("log_format") or os.environ.get("MIVA_SYNC_LOG_FORMAT") or "text"
-    )
+LOG_FORMATS = ("text", "json")
+
+
+def log_format(flag: str | None) -> str:
+    """``--log-format`` if given, else MIVA_SYNC_LOG_FORMAT, else text."""
+    if flag:
+        return flag
+    chosen = os.environ.get("MIVA_SYNC_LOG_FORMAT") or "text"
+    if chosen not in LOG_FORMATS:
+        from miva_sync.errors import ConfigError
+
+        raise ConfigError(f"MIVA_SYNC_LOG_FORMAT must be text or json, not {chosen!r}")
+    return chosen
 
 
 def settings_from(ctx: click.Context) -> Any:
@@ -1228,14 +1237,21 @@ _json_errors = False
 
 
 def _wants_json(argv: list[str]) -> bool:
+    """Before click parses anything: will errors be JSON lines? (the flag wins)"""
+    flag = None
     for i, arg in enumerate(argv):
         if arg == "--":
             break
-        if arg == "--log-format=json" or (
-            arg == "--log-format" and argv[i + 1 : i + 2] == ["json"]
-        ):
-            return True
-    return os.environ.get("MIVA_SYNC_LOG_FORMAT") == "json"
+        if arg.startswith("--log-format="):
+            flag = arg.partition("=")[2]
+        elif arg == "--log-format":
+            flag = next(iter(argv[i + 1 : i + 2]), None)
+    if flag is not None and flag not in LOG_FORMATS:
+        return False  # click refuses it, in text
+    try:
+        return log_format(flag) == "json"
+    except MivaSyncError:
+        return False  # the bad variable is reported, in text
 
 
 def _fail(message: str, code: int) -> None:

@@ -245,6 +245,24 @@ def test_cli_log_format_json_makes_errors_json_lines(run: Any) -> None:
     assert "MIVA_URL" in line["message"]
 
 
+def test_cli_log_format_flag_beats_the_variable_and_a_bad_variable_is_refused(
+    run: Any,
+) -> None:
+    flag_wins = run(
+        ["--log-format", "text", "pull", "--since", "x"],
+        env={"MIVA_SYNC_LOG_FORMAT": "json"},
+    )
+    assert flag_wins.exit_code == 2
+    assert flag_wins.stderr.startswith("miva-sync: error: "), flag_wins.stderr
+    bad = run(
+        ["pull", "--sandbox", "--since", "1d"], env={"MIVA_SYNC_LOG_FORMAT": "xml"}
+    )
+    assert bad.exit_code == 3 and bad.stdout == ""
+    assert bad.stderr == (
+        "miva-sync: error: MIVA_SYNC_LOG_FORMAT must be text or json, not 'xml'\n"
+    )
+
+
 def test_cli_log_format_json_logs_requests_as_json(
     api: responses.RequestsMock, store_env: dict[str, str]
 ) -> None:
