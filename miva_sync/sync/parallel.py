@@ -31,6 +31,7 @@ workers finish together instead of one paging a last big window alone.
 from __future__ import annotations
 
 import contextlib
+import functools
 import queue
 import sys
 import threading
@@ -78,6 +79,7 @@ class _Splitter:
     windows: list[_Window] = field(default_factory=list)
     exhausted: bool = False  # the last window has been made
     head: int = 0  # index of the oldest unfinished window
+    done_bound: int | None = None  # the highest best of the windows before head
     claimed: int = 0  # windows handed to workers
     total: int | None = None  # the range's total_count, from the first probe
     _offset: int = 0
@@ -121,6 +123,7 @@ class _Splitter:
         with self._lock:
             window.done = True
             while self.head < len(self.windows) and self.windows[self.head].done:
+                self.done_bound = _higher(self.done_bound, self.windows[self.head].best)
                 self.head += 1
             self._lock.notify_all()
 
@@ -133,15 +136,13 @@ class _Splitter:
             self._lock.notify_all()
 
     def prefix_bound(self) -> int | None:
-        """``complete_below`` of the contiguous completed prefix (None: nothing yet)."""
-        bound: int | None = None
+        """``complete_below`` of the contiguous completed prefix (None: nothing yet):
+        the finished windows' and the oldest unfinished one's (kept as windows
+        finish, not recomputed from the first window for every chunk)."""
         with self._lock:
-            for window in self.windows:
-                if window.best is not None:
-                    bound = window.best if bound is None else max(bound, window.best)
-                if not window.done:
-                    break
-        return bound
+            if self.head < len(self.windows):
+                return _higher(self.done_bound, self.windows[self.head].best)
+            return self.done_bound
 
     def _next_boundary(self, start: int) -> int | None:
         """The first cursor value above ``start`` at or after the next offset step."""
@@ -244,6 +245,7 @@ class ParallelPager:
             thread.start()
         splitter = self._splitter
         sent_total = False
+        bound: int | None = None  # the last complete_below handed over
         try:
             while not splitter.all_done():
                 try:
@@ -258,16 +260,14 @@ class ParallelPager:
                 sent_total = True
                 if kind == "chunk":
                     chunk: Chunk = payload
-                    if chunk.complete_below is not None:
-                        window.best = (
-                            chunk.complete_below
-                            if window.best is None
-                            else max(window.best, chunk.complete_below)
-                        )
-                    yield Chunk(chunk.orders, splitter.prefix_bound(), total)
+                    window.best = _higher(window.best, chunk.complete_below)
+                    bound = splitter.prefix_bound()
+                    yield Chunk(chunk.orders, bound, total)
                 else:  # "done": the prefix may have grown without new orders
                     splitter.finished(window)
-                    yield Chunk([], splitter.prefix_bound(), total)
+                    if splitter.prefix_bound() != bound:  # else nothing to commit
+                        bound = splitter.prefix_bound()
+                        yield Chunk([], bound, total)
         finally:
             sys.setswitchinterval(interval)
             self._stop.set()
@@ -288,12 +288,12 @@ class ParallelPager:
             self._put(("error", None, exc))
             return
         before = client.requests_sent
+        fetch = functools.partial(self._fetch_with, client)
         try:
             while not self._stop.is_set():
                 window = self._splitter.claim(self._stop)
                 if window is None:
                     return
-                fetch = _bind(self._fetch_with, client)
                 for chunk in iter_chunks(
                     fetch, self._base, self._field, window.lo, window.hi
                 ):
@@ -320,8 +320,8 @@ class ParallelPager:
         return False
 
 
-def _bind(fetch_with: FetchWith, client: MivaClient) -> Callable[[ListQuery], Page]:
-    def fetch(query: ListQuery) -> Page:
-        return fetch_with(client, query)
-
-    return fetch
+def _higher(a: int | None, b: int | None) -> int | None:
+    """The higher of two bounds, either of which may be unknown (None)."""
+    if a is None:
+        return b
+    return a if b is None else max(a, b)
