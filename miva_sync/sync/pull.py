@@ -379,7 +379,6 @@ class PullRun:
         self.sink.commit(self.store_key, record)
         if record is not None and self.state is not None:
             record["output"] = receipt(self.sink)  # where the committed data ends
-            record["target"] = identity(self.sink)
             self.state.put(self.store_key, record)
         self._commit_seconds = self.monotonic() - started
 

@@ -430,7 +430,6 @@ class QueueRun:
         # keeps its own, authoritative copy of the journal and the in-flight mark
         self.sink.commit(self.store_key, record)
         record["output"] = receipt(self.sink)
-        record["target"] = identity(self.sink)
         self.state.put(self.store_key, record)
 
     def _drained(self) -> None:
