@@ -130,12 +130,15 @@ class ListQuery:
             raise ValueError(f"page size must be 1..{MAX_PAGE_SIZE}, not {self.count}")
         if self.offset < 0:
             raise ValueError("offset must not be negative")
-        sensitive = SENSITIVE_COLUMNS.intersection(c.lower() for c in self.columns)
+        sensitive = self._sensitive()
         if sensitive and not self.passphrase:
             raise ValueError(
                 f"{sorted(sensitive)[0]} (decrypted card data) needs the store's "
                 "passphrase: set MIVA_SYNC_PASSPHRASE, or run in a terminal to be asked"
             )
+
+    def _sensitive(self) -> set[str]:
+        return SENSITIVE_COLUMNS.intersection(c.lower() for c in self.columns)
 
     def where(self, *conditions: Condition) -> ListQuery:
         """AND one more group; the conditions inside it are ORed."""
@@ -166,7 +169,9 @@ class ListQuery:
             filters.append({"name": "ondemandcolumns", "value": list(self.columns)})
         filters.extend({"name": n, "value": v} for n, v in self.custom_filters)
         params: dict[str, Any] = {"Count": self.count, "Offset": self.offset}
-        if self.passphrase:
+        if self.passphrase and self._sensitive():
+            # only where card data is asked for: a boundary probe or a re-check
+            # by id without those columns has no use for the secret
             params["Passphrase"] = self.passphrase
         if self.sort:
             params["Sort"] = self.sort

@@ -83,6 +83,8 @@ def test_query_rejects_unknown_operator_and_payment_data_without_passphrase() ->
     assert parse_columns("items,payment_data") == ("items", "payment_data")
     query = ListQuery(columns=("payment_data",), passphrase="pw")
     assert query.to_params()["Passphrase"] == "pw"
+    # a query without card columns (a boundary probe, a re-check) never carries it
+    assert "Passphrase" not in query.with_columns(("items",)).to_params()
     assert "pw" not in repr(query)
 
 
