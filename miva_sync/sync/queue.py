@@ -263,10 +263,8 @@ class QueueRun:
         §6.3); any update after it re-enters the queue. So this one read, after
         the acknowledgement, closes the gap.
         """
-        query = self.base_query.page(max(MAX_IN_LIST, len(batch))).where(
-            Condition("id", "IN", batch)
-        )
-        return [o for o in self.client.list_orders(query).orders if self._changed(o)]
+        fetch = fetcher(self.client, self.base_query)
+        return [o for o in fetch(batch) if self._changed(o)]
 
     # -- without acknowledgement ---------------------------------------------------
 
