@@ -407,23 +407,12 @@ class Store:
         if (
             hint is not None
             and parsed.exact
-            and len(parsed.ranges) == 1
-            and members is None
-        ):
-            # One indexed range is the whole filter: answer from the index alone.
-            keys, ids = self._sorted(hint.field)
-            lo, hi = self._bounds(keys, hint)
-            if hint.field == sort_field:
-                return keys[lo:hi], ids[lo:hi]
-            return self._order(set(ids[lo:hi]), sort_field)
-        if (
-            hint is not None
-            and parsed.exact
             and members is None
             and all(h.field == hint.field for h in parsed.ranges)
         ):
-            # Several ranges on one indexed field (a window: GE lo AND LE hi), as
-            # a database answers it: intersect the bisections, no row scan.
+            # The whole filter is ranges on one indexed field (GE lo, or a
+            # window GE lo AND LE hi): answer from the index alone, as a
+            # database would, intersecting the bisections, no row scan.
             keys, ids = self._sorted(hint.field)
             bounds = [self._bounds(keys, h) for h in parsed.ranges]
             lo = max(b[0] for b in bounds)
