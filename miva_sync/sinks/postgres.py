@@ -471,12 +471,13 @@ def _connect_defaults(dsn: str) -> dict[str, Any]:
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
-def _dumps_jsonb(value: Any) -> str:
+def _dumps_jsonb(value: Any) -> bytes:
+    # bytes: psycopg would encode a str straight back to them
     data = jsonio.dumps(value)
     if b"\\u0000" in data or _SURROGATE_ESCAPE.search(data):
         # rare: only then pay for a cleaned copy
         data = jsonio.dumps(_without_nul(value))
-    return data.decode("utf-8")
+    return data
 
 
 def _decimal(value: Any) -> Decimal | None:
