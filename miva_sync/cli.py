@@ -150,6 +150,21 @@ def log_format(flag: str | None) -> str:
     return chosen
 
 
+def tell(ctx: click.Context, message: str, level: str = "info") -> None:
+    """A command's own line on stderr: nothing under -q (but a warning), a JSON
+    line under --log-format json, else ``miva-sync: MESSAGE``."""
+    opts = shared(ctx)
+    if opts.get("quiet") and level == "info":
+        return
+    if log_format(opts.get("log_format")) == "json":
+        from miva_sync.stderr_log import json_log_line
+
+        click.echo(json_log_line(level, message), err=True)
+    else:
+        prefix = "note: " if level == "warning" else ""
+        click.echo(f"miva-sync: {prefix}{message}", err=True)
+
+
 def settings_from(ctx: click.Context) -> Any:
     from miva_sync.config import load_settings
 
@@ -268,13 +283,13 @@ def check(
         error = report.error()
         if error is not None:
             raise error
-    if not as_json and not shared(ctx).get("quiet"):
+    if not as_json:
         from miva_sync.urls import redact_url
 
-        click.echo(
-            f"miva-sync: ok: {redact_url(settings.url or '')} answered; the store holds "
+        tell(
+            ctx,
+            f"ok: {redact_url(settings.url or '')} answered; the store holds "
             f"{report.total_count} orders; suggested mode: {report.suggested_mode}",
-            err=True,
         )
 
 
@@ -382,10 +397,10 @@ def config_init(ctx: click.Context, /, **options: Any) -> None:
             force=options["force"],
             make_default=options["make_default"],
         )
-    click.echo(
-        f"miva-sync: saved profile {name!r} in {path} (mode 0600); next: "
+    tell(
+        ctx,
+        f"saved profile {name!r} in {path} (mode 0600); next: "
         f"miva-sync --profile {name} check",
-        err=True,
     )
 
 
@@ -612,22 +627,21 @@ def state_reset(
                     "(no terminal to ask on)"
                 ) from None
             if not agreed:
-                click.echo("miva-sync: kept the saved state", err=True)
+                tell(ctx, "kept the saved state")
                 return
         record, note = reset(ref, wait=wait)
     if record is None:
-        click.echo(f"miva-sync: {ref.key} had no saved state", err=True)
+        tell(ctx, f"{ref.key} had no saved state")
     else:
         mode = record.get("mode", "?")
         cursor = record.get("cursors", {}).get(mode)
-        click.echo(
-            f"miva-sync: forgot {ref.key}: {mode} mode at "
-            f"{describe_point(mode, cursor)}; start again with --since, "
-            "--from-order or --queue",
-            err=True,
+        tell(
+            ctx,
+            f"forgot {ref.key}: {mode} mode at {describe_point(mode, cursor)}; "
+            "start again with --since, --from-order or --queue",
         )
     if note:
-        click.echo(f"miva-sync: note: {note}", err=True)
+        tell(ctx, note, "warning")
 
 
 @state.command("set")
@@ -675,12 +689,11 @@ def state_set(ctx: click.Context, /, **options: Any) -> None:
             )
 
         done = apply(ref, change, wait=options["wait"])
-    click.echo(
-        f"miva-sync: {ref.key}: {done.mode} cursor "
-        f"{describe_point(done.mode, done.before)} -> "
+    tell(
+        ctx,
+        f"{ref.key}: {done.mode} cursor {describe_point(done.mode, done.before)} -> "
         f"{describe_point(done.mode, done.after)}; the next pull reads from there"
         + ("; dedupe window cleared" if options["forget_seen"] else ""),
-        err=True,
     )
 
 

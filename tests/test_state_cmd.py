@@ -154,6 +154,20 @@ def test_state_set_since_rewinds_the_active_cursor(
     assert saved["last_run"]["emitted"] == 12
 
 
+def test_state_set_speaks_json_lines_and_keeps_quiet_under_q(
+    run: Any, store: StateStore, key: str
+) -> None:
+    # its closing line was plain text under --log-format json, and shown under -q
+    store.put(key, record())
+    result = run(["--log-format", "json", "state", "set", "--order", "1020"])
+    assert result.exit_code == 0, result.stderr
+    line = json.loads(result.stderr)  # one JSON line, nothing else
+    assert line["level"] == "info" and "#1042 -> #1020" in line["message"]
+    quiet = run(["-q", "state", "set", "--order", "1000"])
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+    assert store.get(key)["cursors"]["number"]["start"] == 1000  # type: ignore[index]
+
+
 def test_state_set_order_switches_to_number_mode_and_can_forget_seen(
     run: Any, store: StateStore, key: str
 ) -> None:
