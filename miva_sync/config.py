@@ -144,9 +144,9 @@ def config_path(home: Path | None) -> Path:
     return config_dir(home) / CONFIG_FILE_NAME
 
 
-def home_from(env: Mapping[str, str] | None = None) -> Path | None:
+def home_from() -> Path | None:
     """``MIVA_SYNC_HOME`` (one folder for config and state), if set."""
-    return _home(os.environ if env is None else env)
+    return _home(os.environ)
 
 
 def state_dir(home: Path | None) -> Path:

@@ -120,12 +120,11 @@ def run_checks(
     queue: str | None = None,
     require: Collection[str] = (),
     clock: Callable[[], float] = time.time,
-    client: Any = None,
 ) -> Report:
     """Check one store, row by row; stop at the first row that makes the rest moot.
 
     ``clock`` is this machine's clock (tests shift it to see skew against the
-    store's real ``Date`` header); ``client`` replaces the MivaClient.
+    store's real ``Date`` header).
     """
     unknown = sorted(set(require) - set(REQUIRABLE))
     if unknown:
@@ -143,11 +142,9 @@ def run_checks(
     auth = f"HMAC-{settings.digest.upper()}" if settings.signing_key else "token only"
     where = f"profile {settings.profile}, " if settings.profile else ""
     report.add("settings", OK, f"{where}store {settings.store_code}, auth {auth}")
-    if client is None:
-        from miva_sync.client import MivaClient
+    from miva_sync.client import MivaClient
 
-        client = MivaClient.from_settings(settings, clock=clock)
-    with client:
+    with MivaClient.from_settings(settings, clock=clock) as client:
         if _connect(report, client):
             _skew(report, client, clock)
             if report.failure is None:

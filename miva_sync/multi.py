@@ -9,7 +9,6 @@ worst of the children's by :data:`SEVERITY`.
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import sys
 import threading
@@ -91,7 +90,7 @@ def run_profiles(
     pull_args: Sequence[str],
     *,
     jobs: int = 3,
-    on_done: Callable[[ProfileResult], None] | None = None,
+    on_done: Callable[[ProfileResult], None],
 ) -> list[ProfileResult]:
     """Run ``pull`` for every profile, ``jobs`` at a time; results in profile order.
 
@@ -109,7 +108,6 @@ def run_profiles(
                 stdin=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 text=True,
-                env=os.environ.copy(),
             )
             running.add(proc)
         try:
@@ -128,8 +126,7 @@ def run_profiles(
             for future in as_completed(futures):
                 result = future.result()
                 results[result.profile] = result
-                if on_done is not None:
-                    on_done(result)
+                on_done(result)
         except KeyboardInterrupt:
             # Stop the children the way systemd would stop one run: SIGTERM, so
             # each ends with consistent state; queued profiles never start.

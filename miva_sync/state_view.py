@@ -17,9 +17,8 @@ from typing import Any
 from miva_sync.config import Settings
 from miva_sync.errors import ConfigError, IncompleteError, UsageError
 from miva_sync.runner import SANDBOX_STORE_KEY
+from miva_sync.sync.plan import FIELDS
 from miva_sync.timespec import human_span, iso
-
-FIELDS = {"date": "orderdate", "updated": "dt_updated", "number": "id", "queue": None}
 
 
 class StaleStateError(IncompleteError):
