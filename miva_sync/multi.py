@@ -99,10 +99,13 @@ def run_profiles(
     """
     running: set[subprocess.Popen[str]] = set()
     lock = threading.Lock()
+    stopping = threading.Event()  # set under the lock: no child starts after it
 
     def one(name: str) -> ProfileResult:
         command = [sys.executable, "-m", "miva_sync", "--profile", name, *pull_args]
         with lock:
+            if stopping.is_set():  # its thread was already on its way when stopped
+                return ProfileResult(name, 130, "not started: interrupted\n")
             proc = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
@@ -133,6 +136,7 @@ def run_profiles(
             for future in futures:
                 future.cancel()
             with lock:
+                stopping.set()
                 for proc in running:
                     with contextlib.suppress(OSError):
                         proc.terminate()

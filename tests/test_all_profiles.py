@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,7 +14,8 @@ import pytest
 
 from miva_sync.multi import SEVERITY, worst
 from miva_sync.sandbox import Sandbox
-from tests.helpers import profile_toml, read_jsonl
+from miva_sync.state import StateStore
+from tests.helpers import CLI, profile_toml, read_jsonl
 
 
 @pytest.mark.parametrize(
@@ -155,3 +160,39 @@ def test_all_profiles_without_profiles_is_exit_3(run: Any) -> None:
     result = run(["pull", "--all-profiles"])
     assert result.exit_code == 3
     assert "config init" in result.stderr
+
+
+def test_all_profiles_sigterm_stops_the_running_store_and_starts_no_other(
+    tmp_path: Path,
+) -> None:
+    """What systemd's stop does: the running child ends consistent (exit 130),
+    a queued profile never starts."""
+    with Sandbox(orders=3000, seed=9, latency_ms=30) as slow:
+        home = tmp_path / "cron-home"
+        home.mkdir()
+        config = home / "config.toml"
+        config.write_text(
+            profile_toml("a", slow, tmp_path / "a.jsonl", page_size=20)
+            + profile_toml("b", slow, tmp_path / "b.jsonl")
+        )
+        config.chmod(0o600)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MIVA_")}
+        env["MIVA_SYNC_HOME"] = str(home)
+        proc = subprocess.Popen(
+            [*CLI, "pull", "--all-profiles", "--jobs", "1", "--since", "400d"],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        while not read_jsonl(tmp_path / "a.jsonl") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert not (tmp_path / "b.jsonl").exists()  # queued: never started
+    written = [o["id"] for o in read_jsonl(tmp_path / "a.jsonl")]
+    assert written and len(written) < 3000  # stopped part-way
+    state = StateStore(home / "state.json")
+    state.all()  # valid, not corrupt
