@@ -1015,11 +1015,13 @@ def _forwarded_args(ctx: click.Context) -> list[str]:
 
 def _pull_all_profiles(ctx: click.Context, options: dict[str, Any]) -> None:
     from miva_sync import multi, ui
-    from miva_sync.config import home_from, load_settings, profile_names
+    from miva_sync.config import home_from, read_config
     from miva_sync.errors import ConfigError
 
-    # not the default profile's settings: one broken profile must not stop the rest
-    names = profile_names(home_from())
+    # the config file as it is, not the default profile's settings: one broken
+    # profile must not stop the rest (its own run reports it)
+    profiles = (read_config(home_from()) or {}).get("profiles", {})
+    names = sorted(profiles)
     if not names:
         raise ConfigError(
             "--all-profiles: the config file has no profiles; add one with "
@@ -1029,14 +1031,12 @@ def _pull_all_profiles(ctx: click.Context, options: dict[str, Any]) -> None:
     if _from_command_line(ctx, "output"):
         to_stdout = names if options["output"] == "-" else []
     else:
-        to_stdout = []
-        for name in names:
-            try:
-                output = load_settings({"profile": name}).defaults.get("output", "-")
-            except ConfigError:
-                continue  # that profile's own run reports it (exit 3)
-            if output == "-":
-                to_stdout.append(name)
+        to_stdout = [
+            name
+            for name in names
+            if isinstance(profiles[name], dict)
+            and profiles[name].get("output", "-") == "-"
+        ]
     if len(to_stdout) > 1:
         raise click.UsageError(
             f"profiles {', '.join(to_stdout)} would all write to stdout, interleaved: "

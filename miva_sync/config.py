@@ -326,12 +326,6 @@ def read_config(home: Path | None) -> dict[str, Any] | None:
     return document
 
 
-def profile_names(home: Path | None) -> list[str]:
-    """Every profile in the config file, sorted."""
-    document = read_config(home) or {}
-    return sorted(document.get("profiles", {}))
-
-
 def _warn_if_exposed(path: Path) -> None:
     # The file may hold API tokens: say so when others can read it (llm/ssh do
     # the same). Once per file version, as a command may load settings twice.
