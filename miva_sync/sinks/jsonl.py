@@ -28,11 +28,6 @@ def encode_lines(orders: list[dict[str, Any]]) -> bytes:
     return b"\n".join(lines)
 
 
-def encode_line(order: dict[str, Any]) -> bytes:
-    """One order's JSON, without the newline (for database columns)."""
-    return dumps(order)
-
-
 class StdoutSink:
     """Standard output. A pipe counts as durable only once its reader has taken the bytes."""
 

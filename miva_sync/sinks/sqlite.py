@@ -18,7 +18,6 @@ from typing import Any
 
 from miva_sync import jsonio
 from miva_sync.errors import ConfigError, OutputError
-from miva_sync.sinks.jsonl import encode_line
 from miva_sync.sinks.rows import (
     INTEGER_COLUMNS,
     QUERY_COLUMNS,
@@ -219,7 +218,7 @@ class SqliteSink:
             rows.append((
                 oid, cursor_value(order, "orderdate"), updated,
                 *order_column_values(order),
-                encode_line(order).decode("utf-8"), now, now, self.source,
+                jsonio.dumps(order).decode("utf-8"), now, now, self.source,
             ))  # fmt: skip
             items[oid] = order_item_rows(oid, order)  # the last version's items
         conn = self._conn
