@@ -471,8 +471,10 @@ def test_client_never_shows_part_of_a_secret_cut_by_the_excerpt(
     api: responses.RequestsMock, make_client: Any, before: int
 ) -> None:
     """Found in review: the store's text was clipped to one line before the
-    secrets were replaced, so a token near the cut survived in part."""
-    padding = "x" * before
+    secrets were replaced, so a token near the cut survived in part. Near the
+    4,000-byte excerpt the padding is blank: it collapses before the line is
+    clipped, so the excerpt's own cut is what shows (x's would clip it away)."""
+    padding = ("x" if before < 1000 else " ") * before
     api.post(
         STORE_URL,
         json={"success": 0, "error_code": "E", "error_message": padding + TOKEN},
@@ -495,6 +497,20 @@ def test_client_never_shows_a_secret_echoed_as_the_success_flag(
     with pytest.raises(ApiError) as info:
         make_client(max_attempts=1).list_orders(ListQuery())
     assert "success flag" in str(info.value) and TOKEN[:6] not in str(info.value)
+
+
+def test_client_never_shows_the_passphrase_a_store_echoes(
+    api: responses.RequestsMock, make_client: Any
+) -> None:
+    passphrase = "correct-horse-battery-42"
+    api.post(
+        STORE_URL,
+        json={"success": 0, "error_code": "PP", "error_message": f"bad {passphrase}"},
+    )
+    query = ListQuery(columns=("payment_data",), passphrase=passphrase)
+    with pytest.raises(ApiError) as info:
+        make_client(max_attempts=1).list_orders(query)
+    assert "[redacted]" in str(info.value) and passphrase not in str(info.value)
 
 
 def test_settings_repr_hides_secrets() -> None:
