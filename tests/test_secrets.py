@@ -131,19 +131,33 @@ def test_payment_data_from_a_profiles_columns_takes_the_passphrase(
         assert sent and all(b["Passphrase"] == PASSPHRASE for b in sent)
 
 
-def test_listen_binds_to_loopback_by_default() -> None:
-    from miva_sync import cli
+def test_listen_binds_to_loopback_by_default(tmp_path: Path) -> None:
+    from tests.test_webhook import Receiver
 
-    listen = cli.cli.commands["listen"]
-    host = next(p for p in listen.params if p.name == "host")
-    assert host.default == "127.0.0.1"
+    receiver = Receiver(str(tmp_path / "hooks.jsonl"), tmp_path / "home")
+    try:
+        port = int(receiver.base.rsplit(":", 1)[1])
+        # the kernel's own table of listening sockets (state 0A): the receiver's
+        # is bound to 127.0.0.1 (0100007F), not to every interface (00000000)
+        listening = [
+            line.split()[1]
+            for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+            if line.split()[3] == "0A" and line.split()[1].endswith(f":{port:04X}")
+        ]
+        assert listening == [f"0100007F:{port:04X}"]
+    finally:
+        receiver.kill()
 
 
 def test_every_sql_statement_is_parameterised() -> None:
     """No SQL built from order data: every f-string SQL interpolates only our names."""
     import re
 
-    for path in Path("miva_sync").rglob("*.py"):
+    import miva_sync
+
+    files = list(Path(miva_sync.__file__).parent.rglob("*.py"))
+    assert len(files) > 20  # the package itself, wherever pytest runs from
+    for path in files:
         text = path.read_text()
         for match in re.finditer(
             r'f"(?:INSERT|UPDATE|DELETE|SELECT)[^"]*\{([^}]*)\}', text
