@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from miva_sync.sandbox import Sandbox
+from miva_sync.sandbox import RECEIVED_QUEUE, Sandbox
 from miva_sync.state import StateStore
 from tests.helpers import read_jsonl
 
@@ -361,6 +361,53 @@ def test_regression_receipt_ignores_a_partial_line_the_next_write_cuts_off(
         assert result.exit_code == 0, result.stderr
         ids = [o["id"] for o in read_jsonl(out)]
         assert sorted(ids) == sorted(set(ids)) == sorted(sb.store.ids())
+
+
+@pytest.mark.parametrize("ack", [True, False])
+def test_queue_pages_a_killed_run_wrote_are_settled_before_any_download(
+    run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ack: bool
+) -> None:
+    """The replayed orders are journalled and acknowledged first (ack), and
+    kept in the dedupe window whatever their age (no-ack: a queue that still
+    holds them delivers them again, unchanged)."""
+    from miva_sync.sinks.jsonl import FileSink
+    from miva_sync.sync import queue_state
+
+    with Sandbox(orders=40, seed=76) as sb:
+        code = QUEUE if ack else "fast"
+        if not ack:
+            sb.store.create_queue("fast", ack=False)
+        flags = ["--queue", code]
+        if not ack:
+            flags += ["--no-ack", "--received-queue", RECEIVED_QUEUE]
+        out = tmp_path / "q.jsonl"
+        original = FileSink.commit
+
+        def crash_after_a_write(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if not out.exists() or not out.stat().st_size:
+                return original(self, *args, **kwargs)
+            monkeypatch.setattr(FileSink, "commit", original)
+            raise SimulatedCrash("killed before committing its first page")
+
+        monkeypatch.setattr(FileSink, "commit", crash_after_a_write)
+        with pytest.raises(SimulatedCrash):
+            run(["pull", *flags, "--page-size", "10", "-o", str(out)], env=sb.env())
+        written_before = {o["id"] for o in read_jsonl(out)}
+        assert len(written_before) == 10
+        # every stored order is far older than the dedupe horizon: only the
+        # replay's own protection keeps their entries
+        monkeypatch.setattr(queue_state, "DEDUPE_HORIZON", 0)
+        mark = len(sb.requests)
+        result = run(["pull", "-o", str(out)], env=sb.env())
+        assert result.exit_code == 0, result.stderr
+        ids = [o["id"] for o in read_jsonl(out)]
+        assert len(ids) == len(set(ids)), "a replayed order was written twice"
+        calls = [e.module_function for e in sb.requests[mark:]]
+        if ack:
+            first_ack = calls.index("OrderList_Acknowledge")
+            assert first_ack < calls.index("QueueOrderList_Load_Query")
+            acked = sb.requests[mark + first_ack].body["Order_Ids"]
+            assert written_before <= set(acked)
 
 
 def test_regression_queue_last_line_without_its_newline_is_not_acknowledged_unwritten(
