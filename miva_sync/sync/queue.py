@@ -143,7 +143,9 @@ class QueueRun:
         before = sum(c.requests_sent for c in clients.values())
         # the mode and queue claim nothing about data: save them at once, with
         # where the output file ends now, so a killed run's pages can be replayed
-        # (replayed orders are saved with it: the receipt never moves past them)
+        # (replayed orders are saved with it: the receipt never moves past them).
+        # The replayed lines were fsynced as they were read back, so this write
+        # also makes their acknowledgement journal durable before any ack.
         self.plan.record["output"] = receipt(self.sink)
         self.plan.record["target"] = identity(self.sink)
         self.plan.record["dedupe"] = self.dedupe.entries
@@ -155,9 +157,6 @@ class QueueRun:
                 ready = self.held.recheck(fetcher(self.client, self.base_query), now)
                 if ready:
                     self._write(ready)
-                self._checkpoint()
-            if self._replayed:
-                # make the replayed lines durable before acknowledging them
                 self._checkpoint()
             if self.plan.pending:
                 self._flush_journal()
