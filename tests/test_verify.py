@@ -325,6 +325,23 @@ def test_verify_held_orders_are_not_missing(
     assert verify(run, sandbox, target, "--repair", expect=0)["repaired"] == []
 
 
+def test_verify_a_database_target_goes_by_its_own_held_orders(
+    run: Any, sandbox: Sandbox, tmp_path: Path, isolated_home: Path
+) -> None:
+    """The database's cursor is authoritative for it (design.md §4.2): an order
+    the state file calls held, but the database never held, is missing."""
+    target = target_of("sqlite", tmp_path)
+    pull(run, sandbox, target, "--since", SINCE, "--require-payment")
+    gone = sorted(target.orders())[3]
+    target.drop(gone)
+    state = StateStore(isolated_home / "state.json")
+    ((key, record),) = state.all().items()
+    record["held"][str(gone)] = {"since": sandbox.store.now(), "orderdate": 0}
+    state.put(key, record)
+    report = verify(run, sandbox, target, expect=9)
+    assert report["missing"] == [gone] and gone not in report["held"]
+
+
 # -- cost, lock, errors -------------------------------------------------------------
 
 
