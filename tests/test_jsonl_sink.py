@@ -138,3 +138,26 @@ def test_replayed_lines_are_made_durable_before_the_state_vouches_for_them(
     assert receipts.uncommitted(sink, receipts.receipt(sink)) == []
     assert synced == []  # nothing past the receipt: nothing to make durable
     sink.close()
+
+
+def test_replay_only_from_the_same_file_and_a_receipt_inside_it(tmp_path: Path) -> None:
+    """A receipt belongs to one file: another path, the same path rotated (a new
+    inode), or an offset past its end replays nothing (those lines are not ours)."""
+    from miva_sync.sinks import receipts
+    from miva_sync.sinks.jsonl import FileSink
+
+    path = tmp_path / "o.jsonl"
+    sink = FileSink(path)
+    sink.write([{"id": 1, "dt_updated": 1}])
+    sink.commit("k", None)
+    saved = receipts.receipt(sink)
+    assert saved is not None
+    sink.write([{"id": 2, "dt_updated": 2}])
+    sink.commit("k", None)
+    assert [o["id"] for o in receipts.uncommitted(sink, saved)] == [2]
+    elsewhere = {**saved, "target": str(tmp_path / "other.jsonl")}
+    assert receipts.uncommitted(sink, elsewhere) == []
+    assert receipts.uncommitted(sink, {**saved, "inode": saved["inode"] + 1}) == []
+    assert receipts.uncommitted(sink, {**saved, "offset": 10**9}) == []
+    assert receipts.uncommitted(sink, {**saved, "offset": "12"}) == []
+    sink.close()
