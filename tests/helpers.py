@@ -102,6 +102,22 @@ def pull_killed_repeatedly(
     return received | {o["id"] for o in read_jsonl(final)}
 
 
+def saved_record(home: Path) -> dict[str, Any]:
+    """The one store record in ``home``'s state file."""
+    (record,) = json.loads((home / "state.json").read_text())["stores"].values()
+    return record  # type: ignore[no-any-return]
+
+
+def assert_state_valid(home: Path) -> None:
+    """The state file (if any) loads, and nothing was quarantined as corrupt."""
+    from miva_sync.state import StateStore
+
+    path = home / "state.json"
+    if path.exists():
+        StateStore(path).all()  # raises on anything corrupt
+    assert not list(home.glob("state.json.corrupt-*"))
+
+
 def set_at(document: Any, path: tuple[Any, ...], value: Any) -> None:
     """Set ``document[p0][p1]…`` to ``value``; the value ``"DELETE"`` removes the key."""
     for part in path[:-1]:

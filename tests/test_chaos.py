@@ -26,6 +26,7 @@ import pytest
 
 from miva_sync.sandbox import RECEIVED_QUEUE, Sandbox
 from miva_sync.state import StateStore
+from tests import helpers
 from tests.helpers import read_jsonl
 
 pytestmark = pytest.mark.chaos
@@ -192,8 +193,7 @@ def saved_state() -> bool:
 
 
 def assert_state_valid() -> None:
-    state_store().all()  # raises on anything corrupt
-    assert not list(Path(os.environ["MIVA_SYNC_HOME"]).glob("*.corrupt-*"))
+    helpers.assert_state_valid(Path(os.environ["MIVA_SYNC_HOME"]))
 
 
 def newest_in_target(

@@ -29,7 +29,7 @@ import responses
 
 from miva_sync.sandbox import Sandbox
 from tests.conftest import KEY, STORE_URL, TOKEN
-from tests.helpers import read_jsonl, send_json, set_at
+from tests.helpers import read_jsonl, saved_record, send_json, set_at
 from tests.test_hostile import assert_clean_failure, assert_clean_success
 
 SEED = 3333
@@ -317,9 +317,7 @@ def test_hostile_server_end_to_end_bad_page_then_resume_loses_nothing(
         first = run(["pull", "--since", "3650d", "-o", str(out), "--page-size", "7"])
         assert proxy.seen >= at, f"{case}: only {proxy.seen} pages"
         assert_clean_failure(first, (5, 6), case)
-        record = next(
-            iter(json.loads((home / "state.json").read_text())["stores"].values())
-        )
+        record = saved_record(home)
         start = record["cursors"]["date"]["start"]
         expected = {
             o["id"] for o in sandbox.store.orders_snapshot() if o["orderdate"] >= start

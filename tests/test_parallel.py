@@ -20,6 +20,7 @@ from miva_sync.sync.parallel import ParallelPager
 from tests.helpers import (
     cli_env,
     pull_killed_repeatedly,
+    saved_record,
 )
 
 PAGE = "10"  # windows of ~75 orders: the sandbox's bursts (160 and 40 orders
@@ -41,12 +42,6 @@ def pull(
     )
     assert result.exit_code == 0, result.stderr
     return [json.loads(line) for line in out.read_text().splitlines()], result.stderr
-
-
-def state_of(home: Path) -> dict[str, Any]:
-    stores = json.loads((home / "state.json").read_text())["stores"]
-    (record,) = stores.values()
-    return record  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize(
@@ -74,8 +69,8 @@ def test_parallel_pull_emits_the_same_orders_as_one_worker(
     assert len(one) > 300
     # the cursor ends where the one-worker pull's does
     mode_name = {"since": "date", "updated": "updated", "id": "number"}[start]
-    one_cursor = state_of(tmp_path / "h1")["cursors"][mode_name]["watermark"]
-    four_cursor = state_of(tmp_path / "h4")["cursors"][mode_name]["watermark"]
+    one_cursor = saved_record(tmp_path / "h1")["cursors"][mode_name]["watermark"]
+    four_cursor = saved_record(tmp_path / "h4")["cursors"][mode_name]["watermark"]
     assert four_cursor == one_cursor is not None
     assert " requests " in err
 

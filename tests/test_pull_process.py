@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from miva_sync.sandbox import Sandbox
-from miva_sync.state import StateStore
 from tests.helpers import (
     CLI,
+    assert_state_valid,
     cli_env,
     pull_killed_repeatedly,
     read_jsonl,
@@ -32,13 +32,6 @@ def slow_sandbox() -> Iterator[Sandbox]:
 
 def expected_ids(sandbox: Sandbox, since: int) -> set[int]:
     return {o["id"] for o in sandbox.store.orders_snapshot() if o["orderdate"] >= since}
-
-
-def assert_state_valid(home: Path) -> None:
-    path = home / "state.json"
-    if path.exists():
-        StateStore(path).all()  # raises on anything corrupt
-    assert not list(home.glob("state.json.corrupt-*"))
 
 
 def test_pull_survives_kill_9_at_random_points(

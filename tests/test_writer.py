@@ -14,6 +14,7 @@ import pytest
 from miva_sync.errors import OutputError
 from miva_sync.query import ListQuery
 from miva_sync.sync.writer import BackgroundWriter, InlineWriter
+from tests.helpers import saved_record
 from tests.test_perf import ORDERS, make_run
 
 
@@ -202,8 +203,7 @@ def test_cli_sqlite_pull_whose_write_fails_mid_way_exits_8_with_nothing_ahead(
             dates = [d for (d,) in conn.execute("SELECT orderdate FROM orders")]
             (record,) = conn.execute("SELECT record FROM sync_state").fetchone()
         watermark = json.loads(record)["cursors"]["date"]["watermark"]
-        state = json.loads((tmp_path / "home" / "state.json").read_text())
-        (saved,) = state["stores"].values()
+        saved = saved_record(tmp_path / "home")
         assert saved["cursors"]["date"]["watermark"] == watermark
         # every order below the cursor is in the file (3 pages of 10, less ties)
         store_dates = sorted(o["orderdate"] for o in sb.store.orders_snapshot())
