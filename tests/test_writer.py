@@ -65,7 +65,12 @@ def test_pull_cut_off_mid_page_commits_nothing_more(
     """Found in review: Ctrl-C as a page reached the file (before its orders
     were all in the dedupe window) was followed by the error path's commit of
     the grouped pages, moving the file's receipt past a page the dedupe window
-    did not hold: the next run would have emitted it again."""
+    did not hold: the next run would have emitted it again.
+
+    "after the write" (the page's orders half into the dedupe window) is the
+    case the pull's _emitting guard is for; "in the write" is cut off inside
+    the sink, where the writer's own refusal after a failure stops the commit.
+    """
     from miva_sync.sync.dedupe import DedupeWindow
 
     run, sink, _state, log = make_run(0.05)  # a slow disk: commits are grouped
