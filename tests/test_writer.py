@@ -67,9 +67,10 @@ def test_pull_cut_off_mid_page_commits_nothing_more(
     the grouped pages, moving the file's receipt past a page the dedupe window
     did not hold: the next run would have emitted it again.
 
-    "after the write" (the page's orders half into the dedupe window) is the
-    case the pull's _emitting guard is for; "in the write" is cut off inside
-    the sink, where the writer's own refusal after a failure stops the commit.
+    "after the write" (the page's orders half into the dedupe window) only the
+    pull's _emitting guard stops; "in the write" (cut off inside the sink) is
+    stopped by that guard and, as well, by the writer refusing every job after
+    a failed one: either alone passes it, removing both fails it.
     """
     from miva_sync.sync.dedupe import DedupeWindow
 
