@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from tests.helpers import (
     pull_killed_repeatedly,
     saved_record,
 )
+from tests.pull_fixtures import FakeClient, FakeStore
 
 PAGE = "10"  # windows of ~75 orders: the sandbox's bursts (160 and 40 orders
 # sharing one second) straddle window boundaries and fill whole pages
@@ -121,47 +120,6 @@ def test_parallel_resume_after_a_first_parallel_pull_finds_only_new_orders(
 
 
 # -- the pager alone: the cursor only covers the contiguous completed prefix ------
-
-
-class FakeStore:
-    """Answers list queries over fixed orders; some windows answer slowly."""
-
-    def __init__(self, orders: list[dict[str, Any]], seed: int) -> None:
-        self.orders = orders
-        self.rng = random.Random(seed)
-        self.lock = threading.Lock()
-
-    def list_orders(self, query: ListQuery) -> Page:
-        rows = self.orders
-        for (cond,) in query.groups:
-            value = int(cond.value)
-            op = {"GE": int.__ge__, "GT": int.__gt__, "LE": int.__le__,
-                  "EQ": int.__eq__}[cond.operator]  # fmt: skip
-            rows = [r for r in rows if op(r[cond.field], value)]
-        field = (query.sort or "id").lstrip("-")
-        with self.lock:
-            shuffled = rows[:]
-            self.rng.shuffle(shuffled)  # ties come back in random order
-            delay = self.rng.choice([0, 0, 0.002, 0.01])
-        rows = sorted(shuffled, key=lambda r: r[field])
-        time.sleep(delay)
-        page = rows[query.offset : query.offset + query.count]
-        return Page(
-            orders=[dict(r) for r in page], total_count=len(rows), start_offset=0
-        )
-
-
-class FakeClient:
-    def __init__(self, store: FakeStore) -> None:
-        self.store = store
-        self.requests_sent = 0
-
-    def list_orders(self, query: ListQuery) -> Page:
-        self.requests_sent += 1
-        return self.store.list_orders(query)
-
-    def close(self) -> None:
-        return None
 
 
 def fake_pager(

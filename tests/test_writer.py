@@ -15,7 +15,15 @@ from miva_sync.errors import OutputError
 from miva_sync.query import ListQuery
 from miva_sync.sync.writer import BackgroundWriter, InlineWriter
 from tests.helpers import saved_record
-from tests.test_perf import ORDERS, make_run
+from tests.pull_fixtures import (
+    ORDERS,
+    Clock,
+    FakeClient,
+    FakeStore,
+    Quiet,
+    SlowSink,
+    make_run,
+)
 
 
 def test_background_writer_runs_jobs_in_order_off_the_callers_thread() -> None:
@@ -232,8 +240,6 @@ def test_pull_with_workers_stops_them_when_the_output_fails() -> None:
 
     from miva_sync.sync.plan import PullOptions, make_plan
     from miva_sync.sync.pull import PullRun
-    from tests.test_parallel import FakeClient, FakeStore
-    from tests.test_perf import Clock, Quiet, SlowSink
 
     store = FakeStore(ORDERS, 3)
     log: list[Any] = []
