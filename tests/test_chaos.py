@@ -281,6 +281,25 @@ def test_chaos_in_process(
         ) from None
 
 
+def crash_first_commit(
+    monkeypatch: pytest.MonkeyPatch, when: Callable[[], bool] = lambda: True
+) -> None:
+    """The first JSON Lines commit for which ``when()`` holds raises
+    SimulatedCrash (a kill after the page's write, before its commit); the
+    commits before it, and every one after, run as usual."""
+    from miva_sync.sinks.jsonl import FileSink
+
+    original = FileSink.commit
+
+    def commit(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not when():
+            return original(self, *args, **kwargs)
+        monkeypatch.setattr(FileSink, "commit", original)
+        raise SimulatedCrash("killed before this commit")
+
+    monkeypatch.setattr(FileSink, "commit", commit)
+
+
 def test_regression_killed_runs_page_emitted_again_into_the_same_file(
     run: Any, tmp_path: Path
 ) -> None:
@@ -334,7 +353,6 @@ def test_regression_receipt_ignores_a_partial_line_the_next_write_cuts_off(
     wrote a page (cutting that line off first, so the page began before the
     receipt) and was killed before its commit; run C replayed from inside B's
     first line, skipped that order as unreadable, and emitted it a second time."""
-    from miva_sync.sinks.jsonl import FileSink
 
     with Sandbox(orders=60, seed=75) as sb:
         out = tmp_path / "o.jsonl"
@@ -344,16 +362,8 @@ def test_regression_receipt_ignores_a_partial_line_the_next_write_cuts_off(
             stream.write(b'{"id":99999,"orderd')  # run A, killed mid-line
         for _ in range(25):
             sb.store.add_order()
-        original = FileSink.commit
-        partial_end = out.stat().st_size
-
-        def crash_after_a_write(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if out.stat().st_size == partial_end:  # nothing written yet
-                return original(self, *args, **kwargs)
-            monkeypatch.setattr(FileSink, "commit", original)
-            raise SimulatedCrash("run B killed before committing its first page")
-
-        monkeypatch.setattr(FileSink, "commit", crash_after_a_write)
+        partial_end = out.stat().st_size  # run B: killed after its first write
+        crash_first_commit(monkeypatch, lambda: out.stat().st_size != partial_end)
         with pytest.raises(SimulatedCrash):
             run(["pull", "--page-size", "10", "-o", str(out)], env=sb.env())
         assert b"99999" not in out.read_bytes()  # B's write cut A's line off
@@ -370,7 +380,6 @@ def test_queue_pages_a_killed_run_wrote_are_settled_before_any_download(
     """The replayed orders are journalled and acknowledged first (ack), and
     kept in the dedupe window whatever their age (no-ack: a queue that still
     holds them delivers them again, unchanged)."""
-    from miva_sync.sinks.jsonl import FileSink
     from miva_sync.sync import queue_state
 
     with Sandbox(orders=40, seed=76) as sb:
@@ -381,15 +390,7 @@ def test_queue_pages_a_killed_run_wrote_are_settled_before_any_download(
         if not ack:
             flags += ["--no-ack", "--received-queue", RECEIVED_QUEUE]
         out = tmp_path / "q.jsonl"
-        original = FileSink.commit
-
-        def crash_after_a_write(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if not out.exists() or not out.stat().st_size:
-                return original(self, *args, **kwargs)
-            monkeypatch.setattr(FileSink, "commit", original)
-            raise SimulatedCrash("killed before committing its first page")
-
-        monkeypatch.setattr(FileSink, "commit", crash_after_a_write)
+        crash_first_commit(monkeypatch, lambda: out.exists() and out.stat().st_size > 0)
         with pytest.raises(SimulatedCrash):
             run(["pull", *flags, "--page-size", "10", "-o", str(out)], env=sb.env())
         written_before = {o["id"] for o in read_jsonl(out)}
@@ -413,17 +414,10 @@ def test_queue_pages_a_killed_run_wrote_are_settled_before_any_download(
 def test_regression_queue_last_line_without_its_newline_is_not_acknowledged_unwritten(
     run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from miva_sync.sinks.jsonl import FileSink
 
     with Sandbox(orders=40, seed=74) as sb:
         out = tmp_path / "q.jsonl"
-        original = FileSink.commit
-
-        def crash_once(self: Any, *args: Any, **kwargs: Any) -> Any:
-            monkeypatch.setattr(FileSink, "commit", original)
-            raise SimulatedCrash("killed before the first commit")
-
-        monkeypatch.setattr(FileSink, "commit", crash_once)
+        crash_first_commit(monkeypatch)
         with pytest.raises(SimulatedCrash):
             run(
                 ["pull", "--queue", QUEUE, "--page-size", "10", "-o", str(out)],
@@ -444,17 +438,10 @@ def test_regression_queue_page_written_by_a_killed_run_is_emitted_again(
     """Found by the chaos suite: a queue page written, then a crash before the
     commit; the next run read those orders back from the queue (old dt_updated,
     so pruned from the dedupe window by age) and wrote them a second time."""
-    from miva_sync.sinks.jsonl import FileSink
 
     with Sandbox(orders=40, seed=72) as sb:
         out = tmp_path / "q.jsonl"
-        original = FileSink.commit
-
-        def crash_once(self: Any, *args: Any, **kwargs: Any) -> Any:
-            monkeypatch.setattr(FileSink, "commit", original)
-            raise SimulatedCrash("killed before the first commit")
-
-        monkeypatch.setattr(FileSink, "commit", crash_once)
+        crash_first_commit(monkeypatch)
         with pytest.raises(SimulatedCrash):
             run(
                 ["pull", "--queue", QUEUE, "--page-size", "10", "-o", str(out)],
