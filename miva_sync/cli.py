@@ -1148,6 +1148,15 @@ def listen(ctx: click.Context, /, **options: Any) -> None:
     is_flag=True,
     help="Deliver webhooks only once an order has a payment record.",
 )
+@click.option(
+    "--quirk",
+    "quirks",
+    metavar="NAME",
+    multiple=True,
+    help="Behave like a less friendly real store: ignore-sort-dt-updated, "
+    "lenient-fields, ack-rewrites-order, unknown-queue-empty, auth-error-200, ... "
+    "(repeatable; docs/sandbox.md).",
+)
 def sandbox(**options: Any) -> None:
     """Run a local Miva store emulator and print the settings to use it.
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from miva_sync.sandbox.auth import Authenticator, AuthFailure
 from miva_sync.sandbox.filters import QueryError
+from miva_sync.sandbox.quirks import NO_QUIRKS, Quirks
 from miva_sync.sandbox.store import Store
 
 MODULE = "orderworkflow"
@@ -42,17 +43,27 @@ def error_body(code: str, message: str, error_field: str | None = None) -> bytes
 class Api:
     """The store's /mm5/json.mvc for one store code and one API token."""
 
-    def __init__(self, store: Store, auth: Authenticator, store_code: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        auth: Authenticator,
+        store_code: str,
+        quirks: Quirks = NO_QUIRKS,
+    ) -> None:
         self.store = store
         self.auth = auth
         self.store_code = store_code
+        # HTTP 401 for a refused request unless the store answers 200 + success 0
+        self.auth_status = 200 if quirks.auth_error_200 else 401
 
     def handle(self, body: bytes, auth_header: str | None) -> Reply:
         """Answer one POST body; never raises for anything a client can send."""
         try:
             self.auth.check_header(auth_header, body)
         except AuthFailure as err:
-            return Reply(401, error_body(err.code, err.message), error_code=err.code)
+            return Reply(
+                self.auth_status, error_body(err.code, err.message), error_code=err.code
+            )
         try:
             payload = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError):
@@ -71,7 +82,9 @@ class Api:
         try:
             self.auth.check_timestamp(payload, self.store.now())
         except AuthFailure as err:
-            return Reply(401, error_body(err.code, err.message), error_code=err.code)
+            return Reply(
+                self.auth_status, error_body(err.code, err.message), error_code=err.code
+            )
         if "Operations" in payload or "Iterations" in payload:
             return _fail(
                 200, "multicall_unsupported", "The sandbox does not emulate multicall"

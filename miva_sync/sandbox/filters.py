@@ -77,8 +77,14 @@ class ParsedFilter:
     ignored: list[str] = field(default_factory=list)
 
 
-def parse_filters(raw: Any, searchable: frozenset[str]) -> ParsedFilter:
-    """Compile a request's Filter array; raise QueryError when the store would refuse it."""
+def parse_filters(
+    raw: Any, searchable: frozenset[str], *, lenient: bool = False
+) -> ParsedFilter:
+    """Compile a request's Filter array; raise QueryError when the store would refuse it.
+
+    ``lenient``: entries on unknown fields are dropped instead of refused (the
+    ``lenient-fields`` quirk: a store that ignores what it does not know).
+    """
     result = ParsedFilter()
     if raw is None:
         return result
@@ -94,10 +100,10 @@ def parse_filters(raw: Any, searchable: frozenset[str]) -> ParsedFilter:
                 raise QueryError(
                     "invalid_filter", "search value must be an array", "Filter"
                 )
-            compiled = _compile_group(value, searchable)
+            compiled = _compile_group(value, searchable, lenient)
             if compiled is not None:
                 predicates.append(compiled)
-            hints = _range_hints(value)
+            hints = [h for h in _range_hints(value) if h.field in searchable]
             result.ranges.extend(hints)
             result.exact = result.exact and len(hints) == _leaf_count(value)
         elif name == "ondemandcolumns":
@@ -121,8 +127,13 @@ def parse_filters(raw: Any, searchable: frozenset[str]) -> ParsedFilter:
     return result
 
 
-def parse_sort(raw: Any, sortable: frozenset[str]) -> tuple[str, bool]:
-    """Return (field, descending); no Sort means id ascending (a sandbox assumption)."""
+def parse_sort(
+    raw: Any, sortable: frozenset[str], *, lenient: bool = False
+) -> tuple[str, bool]:
+    """Return (field, descending); no Sort means id ascending (a sandbox assumption).
+
+    ``lenient``: an unknown sort field is ignored (id ascending) instead of refused.
+    """
     if raw is None or raw == "":
         return "id", False
     if not isinstance(raw, str):
@@ -130,6 +141,8 @@ def parse_sort(raw: Any, sortable: frozenset[str]) -> tuple[str, bool]:
     descending = raw.startswith("-")
     name = raw[1:] if descending else raw
     if name not in sortable:
+        if lenient:
+            return "id", False
         raise QueryError("invalid_sort", f"Invalid sort field '{name}'", "Sort")
     return name, descending
 
@@ -144,7 +157,9 @@ def sort_key(name: str) -> Callable[[Order], Any]:
 # --- search entries -------------------------------------------------------------
 
 
-def _compile_group(entries: list[Any], searchable: frozenset[str]) -> Predicate | None:
+def _compile_group(
+    entries: list[Any], searchable: frozenset[str], lenient: bool = False
+) -> Predicate | None:
     """Fold a value list left to right (the inferred model of miva-api.md §3.4)."""
     acc: Predicate | None = None
     for entry in entries:
@@ -170,11 +185,13 @@ def _compile_group(entries: list[Any], searchable: frozenset[str]) -> Predicate 
                 raise QueryError(
                     "invalid_filter", "SUBWHERE value must be an array", "Filter"
                 )
-            sub = _compile_group(value, searchable)
+            sub = _compile_group(value, searchable, lenient)
             mode = SUBWHERE_FIELDS[name]
             if sub is None:  # an empty group constrains nothing
                 continue
         else:
+            if lenient and isinstance(name, str) and name not in searchable:
+                continue  # an unknown field, silently ignored
             if not isinstance(name, str) or name not in searchable:
                 raise QueryError(
                     "invalid_search_field", f"Invalid search field '{name}'", "Filter"

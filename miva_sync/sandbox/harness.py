@@ -15,6 +15,7 @@ from miva_sync.sandbox.api import Api
 from miva_sync.sandbox.auth import Authenticator
 from miva_sync.sandbox.faults import Fault, Faults
 from miva_sync.sandbox.httpd import RequestLogEntry, SandboxHTTPServer
+from miva_sync.sandbox.quirks import NO_QUIRKS, Quirks
 from miva_sync.sandbox.store import DEFAULT_QUEUE, Store
 from miva_sync.sandbox.webhook import WebhookSender
 
@@ -66,7 +67,9 @@ class Sandbox:
         webhook_url: str | None = None,
         webhook_paid_only: bool = False,
         anchor: float | None = None,
+        quirks: Quirks = NO_QUIRKS,
     ) -> None:
+        self.quirks = quirks
         self.clock: Callable[[], float] = now or time.time
         self.store_code = store_code
         self.api_token = api_token or new_token()
@@ -82,11 +85,12 @@ class Sandbox:
             late_numbers=late_numbers,
             default_queue=default_queue,
             anchor=anchor,
+            quirks=quirks,
         )
         self.auth = Authenticator(
             self.api_token, self.signing_key, require_signature, timestamp_window
         )
-        self.api = Api(self.store, self.auth, store_code)
+        self.api = Api(self.store, self.auth, store_code, quirks)
         self.faults = Faults(rate=fault_rate, seed=seed, latency_ms=latency_ms)
         self.webhook = (
             WebhookSender(webhook_url, paid_only=webhook_paid_only)

@@ -11,6 +11,7 @@ import threading
 from types import FrameType
 
 from miva_sync.sandbox.harness import AUTO, Sandbox
+from miva_sync.sandbox.quirks import Quirks
 
 
 def run_from_cli(
@@ -29,6 +30,7 @@ def run_from_cli(
     no_dt_updated: bool,
     webhook_url: str | None,
     webhook_paid_only: bool = False,
+    quirks: tuple[str, ...] = (),
 ) -> None:
     """Start a sandbox, print ``export`` lines on stdout, serve until told to stop.
 
@@ -49,6 +51,7 @@ def run_from_cli(
         port=port,
         webhook_url=webhook_url,
         webhook_paid_only=webhook_paid_only,
+        quirks=Quirks.from_names(quirks),
     )
     stop = threading.Event()
 
@@ -67,7 +70,8 @@ def run_from_cli(
         sys.stderr.write(
             f"miva-sync sandbox: {len(sandbox.store)} orders for store "
             f"{store_code} at {sandbox.url} (tie order {tie_order}"
-            f"{', token-only auth' if no_signing else ''}); Ctrl-C to stop\n"
+            f"{', token-only auth' if no_signing else ''}"
+            f"{''.join(f', quirk {q}' for q in quirks)}); Ctrl-C to stop\n"
         )
         if not _is_loopback(host):
             sys.stderr.write(

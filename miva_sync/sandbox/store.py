@@ -36,11 +36,13 @@ from miva_sync.sandbox.filters import (
     sort_key,
 )
 from miva_sync.sandbox.generator import OrderFactory, generate_store, shift_dates
+from miva_sync.sandbox.quirks import NO_QUIRKS, Quirks
 
 Order = dict[str, Any]
 Listener = Callable[[str, Order], None]
 TIE_ORDERS = ("id", "id-desc", "random")
 DEFAULT_QUEUE = "new_updated_orders"
+WORKFLOW_MODULE = "orderworkflow"  # the module code of the queue functions
 RECEIVED_QUEUE = "received_orders"
 
 
@@ -91,11 +93,13 @@ class Store:
         late_numbers: int | None = None,
         default_queue: str = DEFAULT_QUEUE,
         anchor: float | None = None,
+        quirks: Quirks = NO_QUIRKS,
     ) -> None:
         if tie_order not in TIE_ORDERS:
             raise ValueError(f"tie_order must be one of {TIE_ORDERS}")
         self.tie_order = tie_order
         self.supports_dt_updated = supports_dt_updated
+        self.quirks = quirks
         self.clock = clock
         self.default_queue = default_queue
         self.searchable = (
@@ -323,8 +327,21 @@ class Store:
                 if queue.feed and queue.ack:
                     queue.ids.difference_update(order_ids)
             self._queues[RECEIVED_QUEUE].ids.update(order_ids)
-            self._changed()
+            if self.quirks.ack_rewrites_order:
+                for order_id in order_ids:
+                    self._write_queue_flags(order_id)
+            self._changed(orders=self.quirks.ack_rewrites_order)
         return 1
+
+    def _write_queue_flags(self, order_id: int) -> None:
+        """The ack-rewrites-order quirk: the workflow module records the order's
+        queue membership in its own custom fields (dt_updated stays, no event)."""
+        order = copy.deepcopy(self._rows[order_id].order)
+        order[CUSTOM_FIELDS][WORKFLOW_MODULE] = {
+            code: "1" if order_id in queue.ids else "0"
+            for code, queue in sorted(self._queues.items())
+        }
+        self._rows[order_id] = self._serialise(order)
 
     # --- the list query -------------------------------------------------------------------
 
@@ -332,13 +349,23 @@ class Store:
         """Answer OrderList_Load_Query (or a queue's) as the response's JSON text."""
         count = _paging(payload, "Count")
         offset = _paging(payload, "Offset")
-        parsed = parse_filters(payload.get("Filter"), self.searchable)
-        sort_field, descending = parse_sort(payload.get("Sort"), self.sortable)
+        lenient = self.quirks.lenient_fields
+        parsed = parse_filters(payload.get("Filter"), self.searchable, lenient=lenient)
+        sort_field, descending = parse_sort(
+            payload.get("Sort"), self.sortable, lenient=lenient
+        )
+        if sort_field in self.quirks.ignore_sort:
+            sort_field, descending = "id", False  # accepted, then ignored
         columns = self._columns(parsed.columns, payload.get("Passphrase"))
         with self._lock:
             queue = None
             if queue_code is not None:
                 queue = self._queues.get(queue_code)
+                if queue is None and self.quirks.unknown_queue_empty:
+                    return (
+                        '{"success":1,"data":{"total_count":0,'
+                        f'"start_offset":{offset},"data":[]}}}}'
+                    )
                 if queue is None:
                     raise QueryError(
                         "invalid_queue", f"Invalid queue code '{queue_code}'"
