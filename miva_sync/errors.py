@@ -54,6 +54,12 @@ class ApiError(MivaSyncError):
         self.field_errors = field_errors or []
 
 
+class UntrustedAnswerError(ApiError):
+    """The store answered, but in a way the mode cannot trust (design.md §5):
+    a page out of the requested order, rows without the cursor field, a
+    ``total_count`` showing rows were skipped. Nothing of that page is used."""
+
+
 class AckError(ApiError):
     """``OrderList_Acknowledge`` answered ``processed: 0`` for some orders."""
 
