@@ -187,12 +187,16 @@ def test_hostile_server_random_mutations(
 def test_regression_unusable_orderdate_is_not_internal_error(
     run: Any, store_env: dict[str, str], isolated_home: Path, value: str
 ) -> None:
-    # int(NaN)/int(inf) raised in timestamp(), iso(2**70) in the future-date warning: exit 1
+    # int(NaN)/int(inf) raised in timestamp(), iso(2**70) in the future-date warning:
+    # exit 1. A row without a usable cursor value now stops the walk (the pager
+    # cannot go on from it): exit 5 naming the field, nothing of the page written.
     body = json.dumps(good_answer()).replace(str(NOW - 3600), value).encode()
-    result, written, _ = pull_once(run, isolated_home, body)
-    assert_clean_success(result, value)
-    assert "has no orderdate" in result.stderr
-    assert {o["id"] for o in written} == {1000, 1001, 1002}
+    result, written, record = pull_once(run, isolated_home, body)
+    assert_clean_failure(result, 5, value)
+    assert "without a usable orderdate" in result.stderr
+    assert written == []
+    cursor = (record or {}).get("cursors", {}).get("date") or {}
+    assert cursor.get("watermark") is None
 
 
 def test_regression_huge_order_id_into_sqlite_is_exit_5_not_overflow(

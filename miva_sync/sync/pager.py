@@ -11,12 +11,13 @@ change while we page cannot shift others out of view.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from miva_sync.client import Page
-from miva_sync.errors import ApiError
+from miva_sync.errors import UntrustedAnswerError
 from miva_sync.query import Condition, ListQuery
 from miva_sync.sync.orders import cursor_value, order_id
 
@@ -44,10 +45,22 @@ def iter_chunks(
     lo: int,
     hi: int | None = None,
 ) -> Generator[Chunk, None, None]:
-    """Walk every order with ``lo <= field [<= hi]`` exactly once per run."""
+    """Walk every order with ``lo <= field [<= hi]`` exactly once per run.
+
+    Every page is verified before anything of it is yielded (design.md §5,
+    "Every page is verified"): sorting and filtering on ``dt_updated`` are not
+    confirmed for every store (docs/miva-api.md §4.3), and a store that ignores
+    the sort would make the pager skip orders without a word. A page that
+    fails raises :class:`UntrustedAnswerError`; nothing of it is yielded.
+    """
     unique = field == "id"
     size = base.count
     lower = Condition(field, "GE", lo)
+    counts = _CountCheck(field, holds=hi is None or field != "dt_updated")
+    # A page's chunk claims every order below its bound; only the next query's
+    # count can show that the store skipped none below it, so each chunk waits
+    # for that check (no extra request: the walk makes that query anyway).
+    pending: Chunk | None = None
     first = True
     while True:
         query = base.where(lower)
@@ -57,29 +70,34 @@ def iter_chunks(
         total = page.total_count if first else None
         first = False
         rows = page.orders
-        values = [cursor_value(r, field) for r in rows]
-        known = [v for v in values if v is not None]
-        _check_progress(known, lower)
-        if len(rows) < size or not known:
-            top = max(known) if known else None
-            yield Chunk(rows, top, total, last=True)
+        values = _verified_values(rows, field, lower, hi, strictly=unique)
+        counts.check(page.total_count, lower)
+        if pending is not None:
+            yield pending
+            pending = None
+        if len(rows) < size:
+            # a short page holds every order left, whatever order it came in
+            yield Chunk(rows, max(values) if values else None, total, last=True)
             return
-        v = max(known)
+        v = values[-1]  # verified non-decreasing: the page's highest value
         if unique:
-            yield Chunk(rows, v, total)
+            pending = Chunk(rows, v, total)
+            counts.emitted(len(rows))
             lower = Condition(field, "GT", v)
             continue
-        below = [
-            r
-            for r, value in zip(rows, values, strict=True)
-            if value is None or value < v
-        ]
+        below = [r for r, value in zip(rows, values, strict=True) if value < v]
         if below:
-            yield Chunk(below, v, total)
+            pending = Chunk(below, v, total)
+            counts.emitted(len(below))
             lower = Condition(field, "GE", v)
             continue
-        # the whole page shares one value: page that tie group by id
-        yield from _tie_group(fetch, base, field, v, total)
+        # the whole page shares one value: page that tie group by id (its
+        # chunks keep the bound at v, so they claim nothing a later check covers)
+        tied = 0
+        for chunk in _tie_group(fetch, base, field, v, total):
+            tied += len(chunk.orders)
+            yield chunk
+        counts.emitted(tied)
         lower = Condition(field, "GT", v)
 
 
@@ -87,29 +105,127 @@ def _tie_group(
     fetch: Fetch, base: ListQuery, field: str, v: int, total: int | None
 ) -> Iterator[Chunk]:
     last_id: int | None = None
+    counts = _CountCheck("id", holds=field != "dt_updated")
     while True:
         query = base.where(Condition(field, "EQ", v))
-        if last_id is not None:
-            query = query.where(Condition("id", "GT", last_id))
-        rows = fetch(query.sorted_by("id")).orders
+        after = Condition("id", "GT", last_id) if last_id is not None else None
+        if after is not None:
+            query = query.where(after)
+        page = fetch(query.sorted_by("id"))
+        rows = page.orders
+        _verify_tie_page(rows, field, v, after)
+        counts.check(page.total_count, after)
         if rows:
-            ids = [order_id(r) for r in rows]
-            if last_id is not None:
-                _check_progress(ids, Condition("id", "GT", last_id))
-            last_id = max(ids)
+            last_id = order_id(rows[-1])  # verified ascending: the highest id
         # rows at v are not complete until the group ends: bound stays at v
         yield Chunk(rows, v, total)
+        counts.emitted(len(rows))
         total = None
         if len(rows) < base.count:
             return
 
 
-def _check_progress(values: list[int], lower: Condition) -> None:
+def _verified_values(
+    rows: list[dict[str, Any]],
+    field: str,
+    lower: Condition,
+    hi: int | None,
+    *,
+    strictly: bool,
+) -> list[int]:
+    """The rows' cursor values, once the page is shown to be what was asked for:
+    every row has a usable value, inside the filter, in the requested order."""
+    values: list[int] = []
+    for row in rows:
+        value = cursor_value(row, field)
+        if value is None:
+            raise UntrustedAnswerError(
+                f"order {_shown_id(row)} came back without a usable {field} "
+                f"(got {str(row.get(field))[:40]!r}), so the walk by {field} "
+                "cannot go on from it"
+            )
+        values.append(value)
+    _check_range(values, lower, hi)
+    for before, after in itertools.pairwise(values):
+        if after < before or (strictly and after == before):
+            raise UntrustedAnswerError(
+                f"a page sorted by {field} came back out of order ({before} "
+                f"before {after}): the store does not sort on {field}, so paging "
+                "by it would skip orders"
+            )
+    return values
+
+
+def _verify_tie_page(
+    rows: list[dict[str, Any]], field: str, v: int, after: Condition | None
+) -> None:
+    """A page of one tie group: every row at ``v``, ids ascending past ``after``."""
+    for row in rows:
+        if cursor_value(row, field) != v:
+            raise UntrustedAnswerError(
+                f"the store returned order {_shown_id(row)} for {field} EQ {v} "
+                f"with {field} {str(row.get(field))[:40]!r}: it does not apply "
+                "the filter, so paging cannot be trusted"
+            )
+    _verified_values(rows, "id", after or Condition("id", "GE", 0), None, strictly=True)
+
+
+def _check_range(values: list[int], lower: Condition, hi: int | None) -> None:
     """Refuse a page that breaks its own filter: paging on it could loop forever."""
     bound = int(lower.value)
-    if any(v < bound or (lower.operator == "GT" and v == bound) for v in values):
-        raise ApiError(
+    outside = [
+        v
+        for v in values
+        if v < bound or (lower.operator == "GT" and v == bound) or (hi and v > hi)
+    ]
+    if outside:
+        upper = f" and <= {hi}" if hi is not None else ""
+        raise UntrustedAnswerError(
             f"the store returned orders outside the requested range ({lower.field} "
-            f"{lower.operator} {bound}); it does not apply the filter, so paging "
-            "cannot be trusted"
+            f"{lower.operator} {bound}{upper}); it does not apply the filter, so "
+            "paging cannot be trusted"
         )
+
+
+class _CountCheck:
+    """``total_count`` along one walk must agree with honest sorting.
+
+    Each query asks for what is left above the last page's bound; the rows the
+    walk emitted below that bound are all the matching rows below it, if the
+    store sorted as asked. So the next count is at least the previous one less
+    those rows (orders only join a range while we page: new, or updated to
+    now). A store that ignores the sort yet happens to return an in-order page
+    breaks this: the rows it never showed drop out of the next count.
+
+    It holds only where no order can leave the range while we page: a range
+    open at the top, or a field that never changes (``orderdate``, ``id``).
+    An update moves an order's ``dt_updated`` up to now, out of a range closed
+    at the top (a tie group, a ``--until`` window), so there the count proves
+    nothing and is not checked; the order checks still run on every page.
+    """
+
+    def __init__(self, sort: str, *, holds: bool) -> None:
+        self.sort = sort
+        self.enabled = holds
+        self.previous: int | None = None
+        self.below = 0
+
+    def emitted(self, rows: int) -> None:
+        self.below += rows
+
+    def check(self, total: int, lower: Condition | None) -> None:
+        if self.enabled and self.previous is not None and lower is not None:
+            least = self.previous - self.below
+            if total < least:
+                raise UntrustedAnswerError(
+                    f"the store counted {total} orders with {lower.field} "
+                    f"{lower.operator} {lower.value} where at least {least} were "
+                    f"left: it skipped orders between pages, so it does not sort "
+                    f"on {self.sort} as asked"
+                )
+        self.previous, self.below = total, 0
+
+
+def _shown_id(row: dict[str, Any]) -> str:
+    value = row.get("id")
+    return str(value)[:20] if value is not None else "(no id)"

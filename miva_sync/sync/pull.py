@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from miva_sync.client import MivaClient, Page
-from miva_sync.errors import ApiError
+from miva_sync.errors import ApiError, UntrustedAnswerError
 from miva_sync.query import Condition, ListQuery
 from miva_sync.sinks import identity
 from miva_sync.sinks.base import Sink
@@ -185,6 +185,7 @@ class PullRun:
             chunks = parallel.chunks()
         else:
             chunks = iter_chunks(self._fetch, self.base_query, plan.field, lo, plan.hi)
+        chunks = explained(chunks, plan.mode)
         try:
             for chunk in chunks:
                 total = chunk.total_count if chunk.total_count is not None else total
@@ -292,14 +293,9 @@ class PullRun:
         plan = self.plan
         signpost = self._signpost
         value = cursor_value(order, plan.field)
-        oid = order_id(order)
-        if value is None:
-            self._warn(
-                result,
-                f"order {oid} has no {plan.field}; emitted, "
-                "but it cannot move the watermark",
-            )
+        if value is None:  # never: the pager refuses a page with such a row
             return
+        oid = order_id(order)
         if plan.mode != "number" and value > signpost + FUTURE_TOLERANCE:
             self._warn(
                 result,
@@ -398,6 +394,34 @@ class PullRun:
         return (
             self.plan.watermark if self.plan.watermark is not None else self.plan.start
         )
+
+
+# Where to go when a store's answers cannot be trusted for a mode (exit 5).
+WAY_OUT = {
+    "updated": "pull by order number (--from-order N) or from a workflow queue "
+    "(--queue CODE) instead; 'miva-sync check' probes what the store supports",
+    "date": "pull by order number (--from-order N) or from a workflow queue "
+    "(--queue CODE) instead",
+    "number": "pull from a workflow queue (--queue CODE) instead",
+}
+
+
+def explained(
+    chunks: Generator[Chunk, None, None], mode: str
+) -> Generator[Chunk, None, None]:
+    """The chunks; a page the pager refused is reported with the mode and the
+    way out (the pager knows only the field it walks)."""
+    try:
+        yield from chunks
+    except UntrustedAnswerError as err:
+        raise UntrustedAnswerError(
+            f"{mode} mode: {err}. Nothing of that page was written and the saved "
+            f"cursor covers only the pages before it; {WAY_OUT[mode]} "
+            "(docs/miva-api.md §4.3)",
+            code=err.code,
+        ) from None
+    finally:
+        chunks.close()
 
 
 def snapshot(record: dict[str, Any]) -> dict[str, Any]:
