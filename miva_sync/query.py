@@ -1,6 +1,6 @@
 """Pure builders for Miva list queries: Filter, Sort, Count, Offset, columns.
 
-No I/O here. The shapes follow the documented semantics only (miva-api.md §3):
+No I/O here. The shapes follow the documented semantics only (docs/miva-api.md §3):
 AND is several top-level ``search`` filters, OR is several entries in one.
 """
 
@@ -35,7 +35,7 @@ MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 MAX_IN_LIST = 100  # keep `id IN` lists short so no store rejects or times out on them
 
-# Every useful on-demand column of an order (miva-api.md §4.4). Never
+# Every useful on-demand column of an order (docs/miva-api.md §4.4). Never
 # `payment_data`: it needs the store's passphrase and holds card data.
 DEFAULT_COLUMNS: tuple[str, ...] = (
     "ship_method",
@@ -65,7 +65,7 @@ class Condition:
 
     A ``SUBWHERE`` entry nests conditions: build it with :func:`sub_and` or
     :func:`sub_or`. How Miva combines nested groups is inferred, not documented
-    (miva-api.md §3.4), so miva-sync's own pulls never depend on it.
+    (docs/miva-api.md §3.4), so miva-sync's own pulls never depend on it.
     """
 
     field: str
@@ -137,7 +137,7 @@ class ListQuery:
                 "passphrase: set MIVA_SYNC_PASSPHRASE, or run in a terminal to be asked"
             )
 
-    def _sensitive(self) -> set[str]:
+    def _sensitive(self) -> frozenset[str]:
         return SENSITIVE_COLUMNS.intersection(c.lower() for c in self.columns)
 
     def where(self, *conditions: Condition) -> ListQuery:
@@ -165,7 +165,7 @@ class ListQuery:
             for group in self.groups
         ]
         if self.columns:
-            # the filter name must be lower-case (miva-api.md §3.2)
+            # the filter name must be lower-case (docs/miva-api.md §3.2)
             filters.append({"name": "ondemandcolumns", "value": list(self.columns)})
         filters.extend({"name": n, "value": v} for n, v in self.custom_filters)
         params: dict[str, Any] = {"Count": self.count, "Offset": self.offset}

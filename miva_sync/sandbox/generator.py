@@ -1,4 +1,4 @@
-"""A deterministic generator of realistic Miva orders (miva-api.md §5, §9).
+"""A deterministic generator of realistic Miva orders (docs/miva-api.md §5, §9).
 
 Same seed, same orders; dates are seeded offsets from ``now`` (the last 90 days),
 so ``--since 30d`` finds them whenever the sandbox runs. Money is kept in cents
@@ -490,7 +490,9 @@ def generate_store(
     )  # fmt: skip
     total = count + hidden_n
 
-    ids, skipped, next_id = [], [], 1000
+    ids: list[int] = []
+    skipped: list[int] = []
+    next_id = 1000
     for i in range(total):
         forced = i == total // 3 and not skipped and total >= 50
         if i and (forced or rng.random() < 0.03):
