@@ -7,6 +7,7 @@ instant for cron.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -37,6 +38,21 @@ def _count(ctx: click.Context, param: click.Parameter, value: int) -> int:
         shared = ctx.find_root().meta.setdefault(_SHARED_KEY, {})
         shared[param.name] = shared.get(param.name, 0) + value
     return value
+
+
+class TimeZone(click.ParamType):
+    """An IANA time zone name (America/Los_Angeles, UTC), checked at once."""
+
+    name = "ZONE"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> str:
+        from miva_sync.timespec import zone_named
+
+        try:
+            zone_named(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        return str(value).strip()
 
 
 def shared_options(func: F) -> F:
@@ -82,6 +98,12 @@ def shared_options(func: F) -> F:
             default=None,
             help="Do not verify the store's TLS certificate (a warning is shown) "
             "[env MIVA_SYNC_INSECURE].",
+        ),
+        click.option(
+            "--timezone",
+            type=TimeZone(),
+            help="The store's IANA time zone: dates without an offset (--since "
+            "2026-12-01, today) are its days (default UTC) [env MIVA_SYNC_TIMEZONE].",
         ),
         click.option(
             "-v", "--verbose", count=True, help="Show requests (secrets redacted)."
@@ -206,6 +228,7 @@ class MivaSyncGroup(click.Group):
                 "report it, with --debug for a traceback",
                 1,
             )
+        _flush_stdout()  # a failure now is still exit 8; at exit it would be 120
         # click returns the exit code of `--help`/`--version` style exits
         sys.exit(result if isinstance(result, int) else 0)
 
@@ -242,7 +265,7 @@ def cli() -> None:
     "--require",
     type=click.Choice(["updated", "queue"]),
     multiple=True,
-    help="Fail (exit 5) unless dt_updated is searchable / the queue works.",
+    help="Fail (exit 5) when a probe shows updated mode / the queue unsupported.",
 )
 @shared_options
 @click.pass_context
@@ -252,11 +275,14 @@ def check(
     """Diagnose the connection to a store, one row per check, on stderr.
 
     Fatal rows: settings (exit 3), reachability and TLS (6), authentication
-    (4), clock skew against the store's Date header (4, over 60 s). Rows for
-    whether dt_updated is searchable and whether the queue functions are
-    granted are informational unless --require names them (exit 5). Ends
-    with a suggested pull mode. Every request reads one order at most;
-    nothing is acknowledged.
+    (4), listing orders (5). The clock row shows the skew against the
+    store's Date header (the store's timestamp window is unknown). Probe
+    rows prove updated mode on this store (dt_updated in rows, its filter
+    honoured, pages sorted both ways) and whether the store knows the queue:
+    each is supported, unsupported or unknown (--json gives the reason), and
+    informational unless --require names it (exit 5). Ends with a suggested
+    pull mode. Every request reads a few orders at most; nothing is
+    acknowledged.
 
     Examples:
 
@@ -344,7 +370,13 @@ def config_init(ctx: click.Context, /, **options: Any) -> None:
             --store-code PS --api-token env:SHOP_TOKEN --signing-key env:SHOP_KEY \\
             -o sqlite:///shop.db
     """
-    from miva_sync.config import CONNECTION_KEYS, DEFAULT_KEYS, home_from
+    from miva_sync.config import (
+        CONNECTION_KEYS,
+        DEFAULT_KEYS,
+        ENV_REF_PREFIX,
+        decode_signing_key,
+        home_from,
+    )
     from miva_sync.profiles import check_profile_name, save_profile
 
     with reporting(ctx):
@@ -390,6 +422,10 @@ def config_init(ctx: click.Context, /, **options: Any) -> None:
         values.update(
             {k: options[k] for k in (*sorted(DEFAULT_KEYS), "webhook_secret")}
         )
+        given_key = opts.get("signing_key")
+        if given_key and not str(given_key).startswith(ENV_REF_PREFIX):
+            # a bad key typed as a flag is named as the flag, not as the profile key
+            decode_signing_key(str(given_key), where="--signing-key")
         path = save_profile(
             home_from(),
             name,
@@ -436,7 +472,11 @@ def config_show(ctx: click.Context, as_json: bool) -> None:
     click.echo(f"{'store key':<15}{data['store_key'] or '-'}")
     for name, item in data["settings"].items():
         value = "-" if item["value"] is None else item["value"]
+        if "set" in item:  # an env:NAME reference: is NAME there for a pull?
+            value = f"{value} ({'set' if item['set'] else 'NOT SET'})"
         click.echo(f"{name:<15}{value!s:<44} {item['source']}")
+        if item.get("problem"):
+            click.echo(f"{'':<15}! {item['problem']}")
     for name, value in data["defaults"].items():
         click.echo(f"{'default ' + name:<15}{value!s:<44} profile")
 
@@ -471,21 +511,46 @@ def _state_ref(ctx: click.Context, use_sandbox: bool, output: str | None) -> Any
 
 
 class When(click.ParamType):
-    """ISO date/datetime (UTC unless an offset is given), unix seconds, or a span (2h)."""
+    """ISO date/datetime (in the store's timezone unless an offset is given),
+    unix seconds, today/yesterday, or a span (2h).
+
+    Options are parsed before the settings that name the store's zone are
+    loaded, so the text is checked now and read later by :func:`read_times`.
+    """
 
     name = "WHEN"
 
-    def convert(self, value: Any, param: Any, ctx: Any) -> int:
-        import time
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        from miva_sync.timespec import WhenText
 
-        from miva_sync.timespec import parse_when
-
-        if isinstance(value, int):
+        if isinstance(value, WhenText):
             return value
         try:
-            return parse_when(str(value), time.time())
+            return WhenText(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+
+
+def read_times(
+    ctx: click.Context, options: dict[str, Any], names: tuple[str, ...]
+) -> None:
+    """Replace the When options ``names`` by unix seconds, reading dates and
+    times without an offset in the store's zone (flag > environment > profile)."""
+    from miva_sync.timespec import WhenText
+
+    typed = {n: options[n] for n in names if isinstance(options.get(n), WhenText)}
+    if not typed:
+        return  # no need to look for a zone (nor to read the config file)
+    from miva_sync.config import load_timezone
+
+    zone = load_timezone(shared(ctx))
+    for name, value in typed.items():
+        try:
+            options[name] = value.resolve(zone)
+        except ValueError as exc:
+            raise click.BadParameter(
+                str(exc), ctx, param_hint=f"'--{name.replace('_', '-')}'"
+            ) from None
 
 
 class Span(click.ParamType):
@@ -542,7 +607,8 @@ def state() -> None:
 @click.option(
     "--max-age",
     type=Span(),
-    help="Exit 9 when the last successful run is older than SPAN (2h, 1d).",
+    help="Exit 9 when the last successful run is older than SPAN (2h, 1d), "
+    "or the active queue has delivered no order for longer.",
 )
 @state_options
 @shared_options
@@ -558,7 +624,10 @@ def state_show(
 
     Cursors show as ISO time and raw value (order numbers for number mode).
     With --max-age, exit 9 when the last successful run finished longer ago:
-    the alarm for a cron job that silently stopped working.
+    the alarm for a cron job that silently stopped working. In queue mode
+    also when the queue has delivered no order for longer (since its first
+    run if it never did): a mistyped queue code may answer like an empty
+    queue, so pick a SPAN longer than the store's quietest stretch.
 
     Examples:
 
@@ -660,9 +729,10 @@ def state_reset(
 def state_set(ctx: click.Context, /, **options: Any) -> None:
     """Move a store's cursor on purpose: the next pull reads from there.
 
-    Makes that mode active and restarts its cursor at the point given, as
-    pull --since/--from-order would, but without pulling (so cron picks it
-    up). Rewinding keeps the dedupe window unless --forget-seen: orders
+    Makes that mode active and restarts its cursor at the point given,
+    without pulling: the next pull (bare, or repeating its --since or
+    --from-order, whose saved cursor wins) reads from there. A time in the
+    future is refused. Rewinding keeps the dedupe window unless --forget-seen: orders
     already emitted unchanged are not emitted again. Prints before -> after.
 
     Examples:
@@ -675,8 +745,10 @@ def state_set(ctx: click.Context, /, **options: Any) -> None:
     """
     from miva_sync.state_view import apply, describe_point, set_cursor
 
-    since = options["since"]
     with reporting(ctx):
+        read_times(ctx, options, ("since",))
+        since = options["since"]
+        _refuse_future_since(since)
         ref = _state_ref(ctx, options["use_sandbox"], options["output"])
 
         def change(record: dict[str, Any] | None) -> Any:
@@ -695,6 +767,16 @@ def state_set(ctx: click.Context, /, **options: Any) -> None:
         f"{describe_point(done.mode, done.after)}; the next pull reads from there"
         + ("; dedupe window cleared" if options["forget_seen"] else ""),
     )
+
+
+def _refuse_future_since(since: int | None) -> None:
+    """A cursor is never saved in the future (exit 2): see plan.refuse_future_since."""
+    import time
+
+    from miva_sync.sync.plan import refuse_future_since
+    from miva_sync.sync.pull import FUTURE_TOLERANCE
+
+    refuse_future_since(since, time.time(), FUTURE_TOLERANCE)
 
 
 class Overlap(click.ParamType):
@@ -775,6 +857,13 @@ def hold_options(func: F) -> F:
     "--to-order",
     type=click.IntRange(0),
     help="Upper id bound: a backfill that leaves the saved cursor alone.",
+)
+@click.option(
+    "--full-refresh",
+    is_flag=True,
+    help="With --since/--from-order: restart that mode's cursor at the start and "
+    "deliver every order since then again (the ack journal and held orders are "
+    "kept). Without it, a saved cursor wins over the start.",
 )
 @click.option(
     "--dry-run",
@@ -861,6 +950,17 @@ def pull(ctx: click.Context, /, **options: Any) -> None:
     Without --since/--from-order/--queue, resume this store's active mode from
     its saved watermark or queue (what cron runs). Messages go to stderr.
 
+    Starts: --since/--from-order is where a mode begins when it has no saved
+    cursor. Once it has one, the saved cursor wins and the run resumes (it
+    says so on stderr), so a crontab may repeat its first command line with
+    no gap and no duplicates. To pull a window again: --until/--to-order
+    (delivers the whole window, leaves the cursor alone) or --full-refresh
+    (restarts the mode at the start and delivers everything since again).
+    Another mode (--updated after date mode, --queue) uses its own cursor. A
+    start in the future is refused (exit 2). A mode becomes the active one
+    with its first durable commit: a run that fails before it (a mistyped
+    --queue, say) leaves the saved mode and cursor as they were.
+
     Queue mode (--queue CODE) reads an order-workflow queue page by page,
     writes each page durably and only then acknowledges its orders; a run that
     dies in between acknowledges them first next time. --no-ack is for queues
@@ -880,8 +980,17 @@ def pull(ctx: click.Context, /, **options: Any) -> None:
 
         miva-sync pull --all-profiles --jobs 4
     """
+    from miva_sync import flag_rules
+
+    # the flags typed on the command line: a profile's defaults are never refused
+    given = {
+        name: value for name, value in options.items() if _from_command_line(ctx, name)
+    }
     if options.pop("all_profiles"):
         with reporting(ctx):
+            # times are still text here (each profile reads them in its zone):
+            # each child checks what needs their values, and its saved mode
+            flag_rules.check(given)
             _pull_all_profiles(ctx, options)
         return
     options.pop("jobs")
@@ -890,6 +999,17 @@ def pull(ctx: click.Context, /, **options: Any) -> None:
     with reporting(ctx):
         if not options["use_sandbox"]:
             _apply_profile_defaults(ctx, options, settings_from(ctx))
+        read_times(ctx, options, ("since", "until"))
+        given.update(
+            {name: options[name] for name in ("since", "until") if name in given}
+        )
+        if options["output"] != "-":
+            given["output"] = options["output"]  # -o x.db from a profile is refused too
+        flag_rules.check(given)
+        options["given"] = given  # the runner checks again in a bare pull's saved mode
+        unknown = flag_rules.unknown_columns(options.get("columns"))
+        if unknown:
+            tell(ctx, flag_rules.column_warning(unknown), "warning")
         # after the defaults: a profile's columns may ask for payment_data
         options["passphrase"] = _payment_data_passphrase(options.get("columns"))
         run_pull(shared(ctx), options)
@@ -1154,7 +1274,7 @@ def listen(ctx: click.Context, /, **options: Any) -> None:
     metavar="NAME",
     multiple=True,
     help="Behave like a less friendly real store: ignore-sort-dt-updated, "
-    "lenient-fields, ack-rewrites-order, unknown-queue-empty, auth-error-200, ... "
+    "lenient-fields, ack-rewrites-order, unknown-queue-empty, auth-error-401, ... "
     "(repeatable; docs/sandbox.md).",
 )
 def sandbox(**options: Any) -> None:
@@ -1241,6 +1361,7 @@ def verify(ctx: click.Context, /, **options: Any) -> None:
     from miva_sync.verify import run_verify
 
     with reporting(ctx):
+        read_times(ctx, options, ("since", "until"))
         report = run_verify(shared(ctx), options)
     if options["as_json"]:
         import json
@@ -1251,6 +1372,11 @@ def verify(ctx: click.Context, /, **options: Any) -> None:
 
 def main() -> None:
     """Console entry point."""
+    from miva_sync.stdio import guard_std_streams
+
+    # first, before any file is opened: closed fds 1/2 must not be reused, a
+    # closed stdout is exit 8, and a closed or full stderr never fails the run
+    guard_std_streams()
     cli.main(prog_name="miva-sync")
 
 
@@ -1277,19 +1403,56 @@ def _wants_json(argv: list[str]) -> bool:
 
 
 def _fail(message: str, code: int) -> None:
-    if _json_errors:
-        from miva_sync.stderr_log import json_log_line
-
-        click.echo(json_log_line("error", message, exit_code=code), err=True)
-    else:
-        click.echo(f"miva-sync: error: {message}", err=True)
+    # Bytes stdout cannot take would fail Python's flush at exit and turn
+    # this code into 120: drop them now (the run has failed anyway).
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except (OSError, ValueError, MivaSyncError):
+        _close_stdout_quietly()
+    line = (
+        _json_error_line(message, code)
+        if _json_errors
+        else f"miva-sync: error: {message}"
+    )
+    # stderr may be closed or full (2>&-, 2>/dev/full): the exit code still
+    # tells cron what happened, so a lost message must not change it
+    with contextlib.suppress(OSError, ValueError):
+        click.echo(line, err=True)
     sys.exit(code)
 
 
+def _json_error_line(message: str, code: int) -> str:
+    from miva_sync.stderr_log import json_log_line
+
+    return json_log_line("error", message, exit_code=code)
+
+
+def _flush_stdout() -> None:
+    """Hand stdout its last bytes while a failure can still be reported (exit 8)."""
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        _close_stdout_quietly()
+        _fail("output closed (broken pipe)", 8)
+    except (OSError, ValueError) as exc:
+        _close_stdout_quietly()
+        reason = getattr(exc, "strerror", None) or str(exc)
+        _fail(f"cannot write to stdout: {reason}", 8)
+    except MivaSyncError as exc:  # miva_sync.stdio.CheckedStdout
+        _close_stdout_quietly()
+        _fail(str(exc), exc.exit_code)
+
+
 def _close_stdout_quietly() -> None:
-    # Point stdout at /dev/null so Python's exit-time flush cannot raise again.
+    # Point fd 1 at /dev/null so Python's exit-time flush cannot raise again.
+    # By number: sys.stdout may be None or a stand-in without a descriptor.
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
     except OSError:
-        pass
+        return
+    with contextlib.suppress(OSError):
+        os.dup2(devnull, 1)
+    if devnull != 1:
+        os.close(devnull)

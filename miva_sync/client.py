@@ -47,6 +47,16 @@ CHUNK_SIZE = 64 * 1024
 MAX_RESPONSE_BYTES = 128 * 1024 * 1024  # a page of 1000 full orders is ~5 MB
 _DIGESTS = {"sha256": hashlib.sha256, "sha1": hashlib.sha1}
 
+# The one list of the store's ``error_code`` values that mean "authentication
+# refused" in a ``success: 0`` answer: exit 4, like HTTP 401/403. Only codes
+# with evidence belong here (docs/miva-api.md §3.7, §3.8): Miva's own json.mvc
+# answers every credential failure (unknown or disabled token, IP not allowed,
+# bad signature, timestamp outside the window) and a function the token may
+# not call with HTTP 200 and ``access_denied``. Every other ``success: 0`` is
+# exit 5 with the store's own code and words: guessing "auth" from a message
+# would send a user to the wrong fix.
+AUTH_ERROR_CODES: frozenset[str] = frozenset({"access_denied"})
+
 
 @dataclass(frozen=True)
 class Page:
@@ -58,7 +68,7 @@ class Page:
 
 
 def sign(body: bytes, key: bytes, digest: str = "sha256") -> str:
-    """Base64 HMAC of the exact body bytes (miva-api.md §2.2)."""
+    """Base64 HMAC of the exact body bytes (docs/miva-api.md §2.2)."""
     mac = hmac.new(key, body, _DIGESTS[digest]).digest()
     return base64.b64encode(mac).decode("ascii")
 
@@ -367,7 +377,12 @@ class MivaClient:
                 "address (https, exact path)"
             )
         if status in (401, 403):
-            raise AuthError(self._auth_message(status, content), http_status=status)
+            code = (_json_object(content) or {}).get("error_code")
+            raise AuthError(
+                self._auth_message(status, content),
+                http_status=status,
+                code=self._shown(code) if code else None,
+            )
         if status == 429 or status >= 500:
             raise TransientError(
                 f"HTTP {status} from the store: {self._excerpt(content)}",
@@ -391,6 +406,13 @@ class MivaClient:
         if success in (1, True, "1"):
             return answer
         if success in (0, False, "0"):
+            code = answer.get("error_code")
+            if isinstance(code, str) and code in AUTH_ERROR_CODES:
+                raise AuthError(
+                    self._auth_message(status, content),
+                    http_status=status,
+                    code=self._shown(code),
+                )
             raise self._api_error(answer)
         if "success" in answer:
             # a flag that is there but means nothing: retrying cannot help
@@ -428,29 +450,44 @@ class MivaClient:
 
     def _auth_message(self, status: int, content: bytes) -> str:
         answer = _json_object(content) or {}
-        said = str(answer.get("error_message") or answer.get("error_code") or "")
-        said_lower = f"{said} {answer.get('error_code', '')}".lower()
-        if "timestamp" in said_lower:
-            cause = (
+        words = [answer.get("error_code"), answer.get("error_message")]
+        said = ": ".join(str(w) for w in words if w)  # the store's code and words
+        said_lower = said.lower()
+        cause = self._auth_cause(said_lower)
+        # HTTP 200 carrying success: 0 says nothing the store's code does not
+        shown = [f"HTTP {status}"] if status != 200 else []
+        shown += [self._shown(said)] if said else []
+        where = f" ({': '.join(shown)})" if shown else ""
+        return f"the store refused authentication{where}; likely cause: {cause}"
+
+    def _auth_cause(self, said: str) -> str:
+        """The likely fix, from the store's (lower-cased) words; Miva's own
+        messages are quoted in docs/miva-api.md §3.7."""
+        if "requires request signature" in said:  # Miva's words, about a signature
+            return "the token requires a signature: set MIVA_SIGNING_KEY"
+        if "timestamp" in said:
+            return (
                 "this machine's clock (Miva_Request_Timestamp is outside the "
                 "store's window): check NTP"
             )
-        elif "signature" in said_lower or "hmac" in said_lower:
-            cause = "the signing key: check MIVA_SIGNING_KEY and the digest"
-        elif "ip" in said_lower.split() or "address" in said_lower:
-            cause = "the token's IP allow-list in the Miva admin"
-        elif self._key is None:
-            cause = (
-                "MIVA_API_TOKEN, or the store requires a signature: "
-                "set MIVA_SIGNING_KEY"
+        if "signature" in said or "hmac" in said:
+            return "the signing key: check MIVA_SIGNING_KEY and the digest"
+        if "disabled" in said:
+            return "the token is disabled in the Miva admin"
+        if "authorization type" in said:
+            return "the signing settings: MIVA_SIGNING_KEY and the digest"
+        if "ip" in said.replace(":", " ").split() or "address" in said:
+            return "the token's IP allow-list in the Miva admin"
+        if self._key is None:
+            return (
+                "MIVA_API_TOKEN or the token's IP allow-list, the store requires "
+                "a signature (set MIVA_SIGNING_KEY), or the token may not call "
+                "this function"
             )
-        else:
-            cause = (
-                "MIVA_API_TOKEN or MIVA_SIGNING_KEY, the token's IP allow-list, "
-                "or this machine's clock"
-            )
-        store_said = f": {self._shown(said)}" if said else ""
-        return f"the store refused authentication (HTTP {status}{store_said}); likely cause: {cause}"
+        return (
+            "MIVA_API_TOKEN, the token's IP allow-list, or the token may not call "
+            "this function (User Management > API Tokens in the Miva admin)"
+        )
 
     # -- helpers -----------------------------------------------------------------
 

@@ -16,6 +16,7 @@ import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,6 +47,7 @@ ENV_VARS = {
     "max_rps": "MIVA_SYNC_MAX_RPS",
     "insecure": "MIVA_SYNC_INSECURE",
     "webhook_secret": "MIVA_SYNC_WEBHOOK_SECRET",
+    "timezone": "MIVA_SYNC_TIMEZONE",
 }
 # how to talk to a store, beyond which store and its credentials: a global flag,
 # an environment variable or a profile key each (config init saves the flags,
@@ -57,6 +59,7 @@ CONNECTION_KEYS = (
     "retry_budget",
     "max_rps",
     "insecure",
+    "timezone",
 )
 # Pull/listen defaults a profile may hold; a flag on the command line wins.
 DEFAULT_KEYS = frozenset(
@@ -92,12 +95,21 @@ class Settings:
     max_rps: float | None = None
     insecure: bool = False  # TLS certificate verification off (never the default)
     webhook_secret: str | None = field(default=None, repr=False)
+    # the store's IANA time zone: bare dates on the command line are its days
+    timezone: str = "UTC"
     # the profile's pull/listen defaults (DEFAULT_KEYS), already validated
     defaults: Mapping[str, Any] = field(default_factory=dict, compare=False)
     # where each setting came from: "flag", "env MIVA_URL", "profile shop", ...
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     # secrets the profile gives as "env:NAME" references (shown instead of values)
     refs: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    # secrets that cannot be used, by setting: an env:NAME reference whose
+    # variable is unset, a signing key that is not base64. Raised only by a
+    # command that uses them (require_connection, require_secrets), so state
+    # show, config show and config path work without the store's secrets.
+    secret_errors: Mapping[str, str] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def store_key(self) -> str:
@@ -110,8 +122,21 @@ class Settings:
     def has_connection(self) -> bool:
         return bool(self.url and self.store_code and self.api_token)
 
+    def origin(self, name: str) -> str:
+        """Where a setting came from, as a person would fix it (see :func:`origin_of`)."""
+        return origin_of(name, self.sources, self.refs, self.profile)
+
+    def require_secrets(self, *names: str) -> None:
+        """Raise the deferred problem of the first of these secrets (default: all)
+        that cannot be used, naming the variable or flag it came from."""
+        for name in names or SECRET_KEYS:
+            problem = self.secret_errors.get(name)
+            if problem:
+                raise ConfigError(problem)
+
     def require_connection(self) -> None:
         """Raise :class:`ConfigError` naming every missing connection setting."""
+        self.require_secrets("api_token", "signing_key")
         missing = [
             ENV_VARS[name]
             for name in ("url", "store_code", "api_token")
@@ -123,6 +148,13 @@ class Settings:
                 "--url/--store-code/--api-token, or save a profile with "
                 "'miva-sync config init' (or try --sandbox)"
             )
+
+    @property
+    def zone(self) -> tzinfo:
+        """:attr:`timezone` as a tzinfo (checked when the settings were built)."""
+        from miva_sync.timespec import zone_named
+
+        return zone_named(self.timezone)
 
     def state_path(self) -> Path:
         """The state file: explicit, else ``state.json`` in the state folder."""
@@ -166,20 +198,46 @@ def normalise_url(url: str) -> str:
     return f"{parts.scheme.lower()}://{host}{parts.path.rstrip('/')}"
 
 
-def decode_signing_key(key: str) -> bytes:
-    """Decode a base64 signing key; Miva shows keys with or without ``=`` padding."""
+def decode_signing_key(key: str, *, where: str = "the signing key") -> bytes:
+    """Decode a base64 signing key; Miva shows keys with or without ``=`` padding.
+
+    ``where`` names where the key came from (``--signing-key``,
+    ``MIVA_SIGNING_KEY``, a profile's reference), so the error says what to fix.
+    """
     text = "".join(key.split())
     text += "=" * (-len(text) % 4)
     try:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise ConfigError(
-            "MIVA_SIGNING_KEY is not valid base64: copy the signing key exactly "
+            f"{where} is not valid base64: copy the signing key exactly "
             "as the Miva admin shows it (the key itself is not shown here)"
         ) from None
     if not raw:
-        raise ConfigError("MIVA_SIGNING_KEY decodes to an empty key")
+        raise ConfigError(f"{where} decodes to an empty key")
     return raw
+
+
+def origin_of(
+    name: str,
+    sources: Mapping[str, str],
+    refs: Mapping[str, str],
+    profile: str | None,
+) -> str:
+    """Where setting ``name`` came from, as a person would fix it: the flag, the
+    environment variable (for a profile's ``env:NAME`` reference, NAME), or the
+    profile's key."""
+    source = sources.get(name, "")
+    if source == "flag":
+        return f"--{name.replace('_', '-')}"
+    if source.startswith("env "):
+        return source.removeprefix("env ")
+    if name in refs:
+        variable = refs[name].removeprefix(ENV_REF_PREFIX)
+        return f"{variable} (profile {profile!r}: {name} = {refs[name]})"
+    if source.startswith("profile "):
+        return f"profile {profile!r}: {name}"
+    return ENV_VARS.get(name, name)
 
 
 def load_settings(
@@ -209,12 +267,29 @@ def load_settings(
             values[key] = value
             sources[key] = "flag"
     # Only a reference that is actually used must resolve: an environment
-    # variable or flag that overrides the profile's secret makes it moot.
+    # variable or flag that overrides the profile's secret makes it moot. And
+    # only a command that uses the secret may fail on it (exit 3 naming the
+    # variable or flag): the problem is kept in secret_errors, not raised.
     refs: dict[str, str] = {}
+    problems: dict[str, str] = {}
     for key in SECRET_KEYS:
         if sources.get(key, "").startswith("profile ") and _is_ref(values.get(key)):
             refs[key] = str(values[key])
-            values[key] = resolve_ref(str(values[key]), env, key=key, profile=name)
+            if not _ENV_REF.match(refs[key]):
+                # not a reference at all: the file is broken, for every command
+                resolve_ref(refs[key], env, key=key, profile=name)
+            try:
+                values[key] = resolve_ref(refs[key], env, key=key, profile=name)
+            except ConfigError as exc:
+                problems[key], values[key] = str(exc), None
+    signing_key = _text(values.get("signing_key"))
+    if signing_key and "signing_key" not in problems:
+        where = origin_of("signing_key", sources, refs, name)
+        try:
+            decode_signing_key(signing_key, where=where)
+        except ConfigError as exc:
+            # never left in place: a bad key must not quietly mean token-only auth
+            problems["signing_key"], values["signing_key"] = str(exc), None
     defaults = validate_defaults(
         {k: v for k, v in section.items() if k in DEFAULT_KEYS},
         where=f"profile {name!r}",
@@ -227,7 +302,12 @@ def load_settings(
         values,
         profile=name,
         home=home,
-        extra={"defaults": defaults, "sources": sources, "refs": refs},
+        extra={
+            "defaults": defaults,
+            "sources": sources,
+            "refs": refs,
+            "secret_errors": problems,
+        },
     )
 
 
@@ -399,6 +479,9 @@ def check_profile(section: Mapping[str, Any], *, where: str) -> None:
         k: v for k, v in section.items() if k not in DEFAULT_KEYS and not _is_ref(v)
     }
     _build(literal, profile=None, home=None)
+    signing_key = _text(literal.get("signing_key"))
+    if signing_key:  # load_settings defers this check; config init must not
+        decode_signing_key(signing_key, where=f"{where}: signing_key")
     validate_defaults(
         {k: v for k, v in section.items() if k in DEFAULT_KEYS}, where=where
     )
@@ -445,8 +528,6 @@ def _build(
                 "https://shop.example.com/mm5/json.mvc"
             )
     signing_key = _text(values.get("signing_key"))
-    if signing_key:
-        decode_signing_key(signing_key)  # fail early, at configuration time
     digest = str(values.get("digest") or "sha256").lower().replace("-", "")
     if digest not in DIGESTS:
         raise ConfigError(f"digest must be one of {', '.join(DIGESTS)}, not {digest!r}")
@@ -454,6 +535,7 @@ def _build(
     timeout = _number(
         values.get("timeout"), "timeout", DEFAULT_READ_TIMEOUT, minimum=0.1
     )
+    timezone = check_timezone(values.get("timezone"))
     if timeout > MAX_TIMEOUT:  # socket and timer waits overflow far beyond this
         raise ConfigError(f"timeout must be at most {MAX_TIMEOUT:g} seconds")
     return Settings(
@@ -473,8 +555,43 @@ def _build(
         max_rps=_number(values.get("max_rps"), "max-rps", None, minimum=0.001),
         insecure=_flag(values.get("insecure"), "insecure"),
         webhook_secret=_text(values.get("webhook_secret")),
+        timezone=timezone,
         **(extra or {}),
     )
+
+
+def check_timezone(value: Any) -> str:
+    """A timezone setting's name, checked (ConfigError, exit 3); UTC if unset."""
+    from miva_sync.timespec import zone_named
+
+    name = _text(value) or "UTC"
+    try:
+        zone_named(name)
+    except ValueError as exc:
+        raise ConfigError(
+            f"timezone (--timezone, MIVA_SYNC_TIMEZONE or a profile's timezone): {exc}"
+        ) from None
+    return name
+
+
+def load_timezone(
+    flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+) -> tzinfo:
+    """The store's time zone alone: flag > environment > profile, default UTC.
+
+    For reading the dates typed on the command line: it does not need (or
+    check) the rest of the settings, so it also serves ``--sandbox``, whose
+    connection settings come from the sandbox.
+    """
+    from miva_sync.timespec import zone_named
+
+    flags = flags or {}
+    env = os.environ if env is None else env
+    name = _text(flags.get("timezone")) or _text(env.get(ENV_VARS["timezone"]))
+    if name is None:
+        profile = _text(flags.get("profile")) or _text(env.get(ENV_VARS["profile"]))
+        name = _text(_load_profile(_home(env), profile)[1].get("timezone"))
+    return zone_named(check_timezone(name))
 
 
 def _flag(value: Any, name: str) -> bool:

@@ -1,15 +1,21 @@
 """``miva-sync check``: a doctor for one store's settings, in rows a person can act on.
 
 Fatal rows (the run cannot work): settings (exit 3), reachability and TLS (6),
-authentication (4), listing orders (5), clock skew (4). Informational rows
-(whether ``dt_updated`` is searchable, whether the queue functions are granted)
-only fail the check when ``require`` names them (exit 5). Every request is a
-``Count: 1`` read; nothing is acknowledged and no queue loses an order.
+authentication (4), listing orders (5). Probe rows prove, on this very store,
+what docs/miva-api.md leaves unconfirmed: whether updated mode can be trusted
+(``dt_updated`` in rows, a ``dt_updated`` filter honoured, pages sorted by
+``dt_updated`` both ways) and whether the store knows the queue. Each probe has
+a machine value (``supported``, ``unsupported``, ``unknown``) and a reason in
+``check --json``; a probe fails the check only when ``--require`` names it
+(exit 5). Every request reads a few orders at most (no on-demand columns);
+nothing is acknowledged and no queue loses an order. Pulls run no probes: the
+pager verifies every page instead.
 """
 
 from __future__ import annotations
 
 import email.utils
+import itertools
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -26,14 +32,28 @@ from miva_sync.errors import (
 )
 from miva_sync.urls import redact_url
 
-# A store with timestamp validation refuses a request whose Miva_Request_Timestamp
-# is outside its window (the sandbox's default is 120 s; Miva does not document
-# its own). Fail well inside that, warn early enough for NTP to be fixed calmly.
-SKEW_FAIL = 60.0
+# Skew worth a warning: Miva does not document its timestamp window
+# (docs/miva-api.md §2.4), so no skew is "safe"; this only keeps NTP honest.
 SKEW_WARN = 10.0
 REQUIRABLE = ("updated", "queue")
 
 OK, WARN, FAIL, INFO, SKIP = "ok", "warn", "fail", "info", "skip"
+SUPPORTED, UNSUPPORTED, UNKNOWN = "supported", "unsupported", "unknown"
+
+# Rows read by each sort probe: enough to see an order, small enough to be free.
+SORT_PROBE_ROWS = 20
+# "Far future" for the filter probe: a year ahead is beyond any honest
+# dt_updated, yet stays inside a signed 32-bit time column for years to come.
+FAR_FUTURE_SECONDS = 366 * 86400
+# A queue code no store has: how the store answers it tells whether a
+# success answer on the real code proves anything (docs/miva-api.md §6.1).
+BOGUS_QUEUE = "miva_sync_check_no_such_queue"
+API_NOTES = "docs/miva-api.md"
+# What a probe counts as the store's "no". Once the first list query passed,
+# the credentials are proven, so a later ``access_denied`` (an AuthError: it
+# is also Miva's answer for a function the token may not call, §3.7) means
+# "not granted", a probe result, not a failed check.
+REFUSALS = (ApiError, AuthError)
 
 _ERRORS: dict[int, type[MivaSyncError]] = {
     2: UsageError,
@@ -54,12 +74,21 @@ class Row:
     exit_code: int = 0
 
 
+@dataclass(frozen=True)
+class Probe:
+    """What one probe proved: ``supported``, ``unsupported`` or ``unknown``, and why."""
+
+    value: str
+    reason: str
+
+
 @dataclass
 class Report:
     """What ``check`` found; ``exit_code`` is the first failing row's."""
 
     settings: Settings
     rows: list[Row] = field(default_factory=list)
+    probes: dict[str, Probe] = field(default_factory=dict)
     total_count: int | None = None
     skew_seconds: float | None = None
     dt_updated: bool | None = None
@@ -78,6 +107,16 @@ class Report:
     def exit_code(self) -> int:
         row = self.failure
         return row.exit_code if row else 0
+
+    @property
+    def updated_mode(self) -> str | None:
+        """``supported`` only when every updated-mode probe proved it."""
+        values = [self.probes[k].value for k in UPDATED_PROBES if k in self.probes]
+        if not values:
+            return None
+        if UNSUPPORTED in values:
+            return UNSUPPORTED
+        return SUPPORTED if all(v == SUPPORTED for v in values) else UNKNOWN
 
     def error(self) -> MivaSyncError | None:
         """The typed error for the first failing row (its class carries the exit code)."""
@@ -105,6 +144,11 @@ class Report:
                 }
                 for r in self.rows
             ],
+            "probes": {
+                name: {"value": p.value, "reason": p.reason}
+                for name, p in self.probes.items()
+            },
+            "updated_mode": self.updated_mode,
             "total_count": self.total_count,
             "clock_skew_seconds": self.skew_seconds,
             "dt_updated_searchable": self.dt_updated,
@@ -112,6 +156,22 @@ class Report:
             "queue_granted": self.queue_granted,
             "suggested_mode": self.suggested_mode,
         }
+
+
+# Probe key (check --json) -> row name (the table).
+PROBE_ROWS = {
+    "dt_updated_field": "dt_updated field",
+    "dt_updated_filter": "dt_updated filter",
+    "sort_dt_updated": "sort dt_updated",
+    "sort_dt_updated_desc": "sort -dt_updated",
+    "queue": "queue",
+}
+UPDATED_PROBES = (
+    "dt_updated_field",
+    "dt_updated_filter",
+    "sort_dt_updated",
+    "sort_dt_updated_desc",
+)
 
 
 def run_checks(
@@ -145,19 +205,23 @@ def run_checks(
     from miva_sync.client import MivaClient
 
     with MivaClient.from_settings(settings, clock=clock) as client:
-        if _connect(report, client):
-            _skew(report, client, clock)
-            if report.failure is None:
-                _dt_updated(report, client, "updated" in require)
-                _queue(report, client, queue, "queue" in require)
-                report.suggested_mode = _suggest(report)
-        else:
-            _skew(report, client, clock)  # a refused timestamp is often the cause
+        rows = _connect(report, client)
+        refused = report.failure is not None
+        _skew(report, client, refused=refused)
+        if rows is not None:
+            _updated_probes(report, client, rows, clock, "updated" in require)
+            _queue(report, client, queue, "queue" in require)
+            report.suggested_mode = _suggest(report)
     return report
 
 
-def _connect(report: Report, client: Any) -> bool:
-    """Reachability, TLS, authentication and one list query; True when all passed."""
+def _connect(report: Report, client: Any) -> list[dict[str, Any]] | None:
+    """Reachability, TLS, authentication and one list query.
+
+    Returns the rows read when all passed, else None. "authentication ok" is
+    said only after the store answered ``success: 1``: any refusal may be an
+    authentication failure under an error code nobody has documented.
+    """
     from miva_sync.query import ListQuery
 
     url = redact_url(report.settings.url or "")  # it goes into the rows
@@ -182,12 +246,13 @@ def _connect(report: Report, client: Any) -> bool:
                 "try later",
                 6,
             )
-        return False
+        return None
     except ConfigError as exc:
         report.add("reachable", FAIL, str(exc), exc.exit_code)
-        return False
+        return None
     except AuthError as exc:
-        report.add("reachable", OK, f"HTTP {exc.http_status} from {url}")
+        status = f"HTTP {exc.http_status}" if exc.http_status else "an answer"
+        report.add("reachable", OK, f"{status} from {url}")
         _tls(report, https)
         report.add(
             "authentication",
@@ -195,25 +260,30 @@ def _connect(report: Report, client: Any) -> bool:
             f"{exc} ('miva-sync config show' shows where each setting comes from)",
             exc.exit_code,
         )
-        return False
+        return None
     except ApiError as exc:
         report.add("reachable", OK, url)
         _tls(report, https)
-        report.add("authentication", OK, "the store accepted the credentials")
+        report.add(
+            "authentication",
+            WARN,
+            "not proven: the store refused the first request; its error code is "
+            f"not one known to mean authentication ({API_NOTES} §3.7), but may be",
+        )
         report.add(
             "list orders",
             FAIL,
-            f"{exc}: grant the token OrderList_Load_Query in the Miva admin "
-            "(User Management > API Tokens)",
+            f"{exc}: check the credentials, and grant the token "
+            "OrderList_Load_Query in the Miva admin (User Management > API Tokens)",
             exc.exit_code,
         )
-        return False
+        return None
     report.add("reachable", OK, url)
     _tls(report, https)
     report.add("authentication", OK, "the store accepted the credentials")
     report.total_count = page.total_count
     report.add("list orders", OK, f"the store holds {page.total_count} orders")
-    return True
+    return page.orders
 
 
 def _tls(report: Report, https: bool) -> None:
@@ -235,7 +305,9 @@ def _tls(report: Report, https: bool) -> None:
         )
 
 
-def _skew(report: Report, client: Any, clock: Callable[[], float]) -> None:
+def _skew(report: Report, client: Any, *, refused: bool) -> None:
+    """Report the skew against the store's ``Date`` header, from answers already
+    received: check never sends a deliberately mis-timestamped request."""
     header = getattr(client, "last_response_date", None)
     local = getattr(client, "last_response_at", None)
     if local is None:
@@ -251,89 +323,283 @@ def _skew(report: Report, client: Any, clock: Callable[[], float]) -> None:
     # Date has whole seconds, so a skew below about a second is noise.
     skew = round(store_time - local, 1)
     report.skew_seconds = skew
-    side = "ahead of" if skew > 0 else "behind"
-    text = f"the store's clock is {abs(skew):.0f}s {side} this machine's"
-    if abs(skew) > SKEW_FAIL:
-        report.add(
-            "clock",
-            FAIL,
-            f"{text}: requests carry this machine's time and stores with timestamp "
-            f"validation refuse them; sync this machine's clock (NTP: timedatectl "
-            f"set-ntp true)",
-            4,
-        )
-    elif abs(skew) > SKEW_WARN:
-        report.add(
-            "clock", WARN, f"{text}; keep NTP running (fails over {SKEW_FAIL:.0f}s)"
-        )
-    else:
+    if abs(skew) <= SKEW_WARN:
         report.add(
             "clock", OK, f"within {max(abs(skew), 1):.0f}s of the store's Date header"
         )
+        return
+    side = "ahead of" if skew > 0 else "behind"
+    text = (
+        f"the store's clock is {abs(skew):.0f}s {side} this machine's; requests "
+        "carry this machine's time and a store with timestamp validation refuses "
+        f"one outside its window, whose width is unknown ({API_NOTES} §2.4)"
+    )
+    fix = "sync this machine's clock (NTP: timedatectl set-ntp true)"
+    if refused:
+        # the store refused us: a skewed clock is a likely cause, say so loudly
+        report.add("clock", FAIL, f"{text}: a likely cause of the refusal; {fix}", 4)
+    else:
+        report.add("clock", WARN, f"{text}; the store accepted it this time; {fix}")
 
 
-def _dt_updated(report: Report, client: Any, required: bool) -> None:
+# --- updated mode: four probes --------------------------------------------------------
+
+
+def _updated_probes(
+    report: Report,
+    client: Any,
+    first_rows: list[dict[str, Any]],
+    clock: Callable[[], float],
+    required: bool,
+) -> None:
+    """Prove updated mode on this store (design.md §5): the field, the filter and
+    the sort both ways. Its per-page checks in pulls guard the same facts."""
+    try:
+        filter_probe = _filter_probe(client, report.total_count or 0, clock)
+        ascending, asc_rows = _sort_probe(client, descending=False)
+        descending, desc_rows = _sort_probe(client, descending=True)
+    except MivaSyncError as exc:  # not a refusal (those are probe results)
+        report.add("updated mode", FAIL, str(exc), exc.exit_code)
+        return
+    ascending, descending = _same_order(asc_rows, desc_rows, ascending, descending)
+    field_probe = _field_probe([*first_rows, *asc_rows, *desc_rows])
+    probes = {
+        "dt_updated_field": field_probe,
+        "dt_updated_filter": filter_probe,
+        "sort_dt_updated": ascending,
+        "sort_dt_updated_desc": descending,
+    }
+    report.dt_updated = filter_probe.value == SUPPORTED
+    # under --require an unknown stays a warning: nothing was disproved
+    for key, probe in probes.items():
+        _add_probe(report, key, probe, required, absent=field_probe.value)
+
+
+def _add_probe(
+    report: Report, key: str, probe: Probe, required: bool, absent: str = SUPPORTED
+) -> None:
+    report.probes[key] = probe
+    name = PROBE_ROWS[key]
+    if probe.value == SUPPORTED:
+        report.add(name, OK, f"supported: {probe.reason}")
+    elif probe.value == UNKNOWN:
+        report.add(name, WARN, f"unknown: {probe.reason}")
+    elif required:
+        report.add(name, FAIL, f"unsupported: {probe.reason}", 5)
+    else:
+        # a store without the field is simply older (info); one that has it but
+        # ignores it would mislead a pull, so that is worth a warning
+        status = INFO if absent == UNSUPPORTED else WARN
+        report.add(name, status, f"unsupported: {probe.reason}")
+
+
+def _refused(exc: MivaSyncError) -> str:
+    # the client's message already carries the store's code and words, redacted
+    return str(exc)
+
+
+def _filter_probe(client: Any, total: int, clock: Callable[[], float]) -> Probe:
+    """``dt_updated GE 0`` finds orders and ``dt_updated GE <far future>`` none:
+    the filter is honoured, not silently dropped (a lenient store answers both
+    with every order, and a pull would then page the whole store as if new)."""
     from miva_sync.query import Condition, ListQuery
 
-    query = ListQuery(count=1).where(Condition("dt_updated", "GE", 0))
+    future = int(clock()) + FAR_FUTURE_SECONDS
     try:
-        client.list_orders(query)
-    except ApiError as exc:
-        report.dt_updated = False
-        detail = (
-            f"not searchable ({exc.code or exc}): a store before Miva 10.03; "
-            "updated mode is unavailable, use a workflow queue, or date mode "
-            "(which misses updates)"
+        low = client.list_orders(
+            ListQuery(count=1).where(Condition("dt_updated", "GE", 0))
         )
-        report.add(
-            "dt_updated", FAIL if required else INFO, detail, 5 if required else 0
+        high = client.list_orders(
+            ListQuery(count=1).where(Condition("dt_updated", "GE", future))
         )
-    except MivaSyncError as exc:
-        report.add("dt_updated", FAIL, str(exc), exc.exit_code)
-    else:
-        report.dt_updated = True
-        report.add("dt_updated", OK, "searchable: updated mode (--updated) works")
+    except REFUSALS as exc:
+        return Probe(UNSUPPORTED, _refused(exc))
+    if high.total_count != 0:
+        return Probe(
+            UNSUPPORTED,
+            f"dt_updated GE {future} (a year ahead) answered {high.total_count} "
+            "orders: the store ignores the filter",
+        )
+    if total == 0:
+        return Probe(
+            UNKNOWN, "the store holds no orders: an empty answer proves nothing"
+        )
+    if low.total_count == 0:
+        return Probe(
+            UNSUPPORTED,
+            f"dt_updated GE 0 answered no orders though the store holds {total}",
+        )
+    return Probe(
+        SUPPORTED,
+        f"dt_updated GE 0 answered {low.total_count} orders, a year ahead none",
+    )
+
+
+def _sort_probe(client: Any, *, descending: bool) -> tuple[Probe, list[dict[str, Any]]]:
+    """A page sorted by ``dt_updated`` (or ``-dt_updated``) comes back in that order."""
+    from miva_sync.query import ListQuery
+    from miva_sync.sync.orders import cursor_value
+
+    sort = "-dt_updated" if descending else "dt_updated"
+    query = ListQuery(count=SORT_PROBE_ROWS).sorted_by(
+        "dt_updated", descending=descending
+    )
+    try:
+        page = client.list_orders(query)
+    except REFUSALS as exc:
+        return Probe(UNSUPPORTED, f"Sort {sort}: {_refused(exc)}"), []
+    values = [cursor_value(row, "dt_updated") for row in page.orders]
+    known = [v for v in values if v is not None]
+    if not values:
+        return Probe(UNKNOWN, "the store holds no orders to compare"), []
+    if len(known) < len(values):
+        return (
+            Probe(UNKNOWN, "rows without a usable dt_updated: nothing to compare"),
+            page.orders,
+        )
+    if len(set(known)) < 2:
+        return (
+            Probe(
+                UNKNOWN,
+                f"the {len(known)} rows read share one dt_updated: too few distinct "
+                "values to tell",
+            ),
+            page.orders,
+        )
+    pairs = list(itertools.pairwise(known))
+    wrong = next(
+        (i for i, (a, b) in enumerate(pairs, 1) if (a < b if descending else a > b)),
+        None,
+    )
+    if wrong is not None:
+        return (
+            Probe(
+                UNSUPPORTED,
+                f"Sort {sort} came back out of order (row {wrong + 1} of "
+                f"{len(known)}): the store ignores the sort",
+            ),
+            page.orders,
+        )
+    return Probe(SUPPORTED, f"{len(known)} rows came back in order"), page.orders
+
+
+def _same_order(
+    asc_rows: list[dict[str, Any]],
+    desc_rows: list[dict[str, Any]],
+    ascending: Probe,
+    descending: Probe,
+) -> tuple[Probe, Probe]:
+    """Both sorts returning the same rows in the same order (with distinct
+    values) means the store ignored both, even where one page happened to look
+    sorted: a store that ignores Sort answers in its own (id) order."""
+    if (
+        ascending.value == UNKNOWN
+        or descending.value == UNKNOWN
+        or not asc_rows
+        or [r.get("id") for r in asc_rows] != [r.get("id") for r in desc_rows]
+    ):
+        return ascending, descending
+    same = Probe(
+        UNSUPPORTED,
+        "Sort dt_updated and Sort -dt_updated returned the same rows in the same "
+        "order: the store ignores the sort",
+    )
+    return same, same
+
+
+def _field_probe(rows: list[dict[str, Any]]) -> Probe:
+    """Every row read carries a usable ``dt_updated`` (int or JSON_DateTime)."""
+    from miva_sync.sync.orders import cursor_value
+
+    # an order may be in several pages: count it once
+    seen = list({str(r.get("id", i)): r for i, r in enumerate(rows)}.values())
+    if not seen:
+        return Probe(UNKNOWN, "the store holds no orders to look at")
+    missing = sum(1 for r in seen if cursor_value(r, "dt_updated") is None)
+    if missing == len(seen):
+        return Probe(
+            UNSUPPORTED,
+            "the store's orders carry no dt_updated (a store before Miva 10.03)",
+        )
+    if missing:
+        return Probe(
+            UNSUPPORTED,
+            f"{missing} of {len(seen)} orders read carry no usable dt_updated",
+        )
+    return Probe(SUPPORTED, f"all {len(seen)} orders read carry it")
+
+
+# --- queue ------------------------------------------------------------------------------
 
 
 def _queue(report: Report, client: Any, queue: str | None, required: bool) -> None:
-    from miva_sync.query import Condition, ListQuery
+    """Whether the store knows the queue, as far as the API can tell.
 
+    The orderworkflow module offers no function that lists queues
+    (docs/miva-api.md §6), and a store may answer an unknown code with an empty
+    list. So: read the queue with a filter nothing matches (a no-ack queue
+    moves whatever a read returns), then read a code no store has. If the
+    store refuses that one, its answer on the real code proves the code.
+    """
     if not queue:
         report.add("queue", SKIP, "no queue named (--queue CODE, or a profile's queue)")
         return
-    # A filter nothing matches: proves the function and the queue without
-    # downloading an order, since a no-ack queue moves whatever it returns.
-    query = ListQuery(count=1).where(Condition("id", "LT", 0))
     try:
-        client.queue_orders(queue, query)
-    except ApiError as exc:
+        _empty_queue_read(client, queue)
+    except REFUSALS as exc:
         report.queue_granted = False
-        if exc.code == "invalid_queue":
-            detail = (
-                f"the store has no queue {queue!r}: check its code under "
-                "Order Workflows in the Miva admin"
-            )
-        else:
-            detail = (
-                f"{exc.code or exc}: grant the token the orderworkflow functions "
-                "QueueOrderList_Load_Query and OrderList_Acknowledge"
-            )
-        report.add("queue", FAIL if required else INFO, detail, 5 if required else 0)
+        probe = Probe(
+            UNSUPPORTED,
+            f"QueueOrderList_Load_Query on {queue!r}: {_refused(exc)}: check the "
+            "code under Order Workflows in the Miva admin (codes are "
+            "case-sensitive) and that the token may call the orderworkflow "
+            "functions QueueOrderList_Load_Query and OrderList_Acknowledge",
+        )
+        _add_probe(report, "queue", probe, required, absent=UNSUPPORTED)
+        return
     except MivaSyncError as exc:
         report.add("queue", FAIL, str(exc), exc.exit_code)
-    else:
-        report.queue_granted = True
-        report.add(
-            "queue",
-            OK,
-            f"QueueOrderList_Load_Query on {queue!r} works "
-            "(acknowledgement is not tried: it would change the queue)",
+        return
+    report.queue_granted = True
+    _add_probe(report, "queue", _bogus_queue_probe(client, queue), required)
+
+
+def _empty_queue_read(client: Any, queue: str) -> Any:
+    from miva_sync.query import Condition, ListQuery
+
+    query = ListQuery(count=1).where(Condition("id", "LT", 0))
+    return client.queue_orders(queue, query)
+
+
+def _bogus_queue_probe(client: Any, queue: str) -> Probe:
+    tail = "(acknowledgement is not tried: it would change the queue)"
+    try:
+        _empty_queue_read(client, BOGUS_QUEUE)
+    except REFUSALS as exc:
+        return Probe(
+            SUPPORTED,
+            f"the store knows {queue!r}: it answers it, and refuses an unknown "
+            f"code ({exc.code}) {tail}",
         )
+    except MivaSyncError as exc:
+        return Probe(UNKNOWN, f"the queue answered; the cross-check failed: {exc}")
+    return Probe(
+        UNKNOWN,
+        f"the queue answered empty, and so does a code no store has: the store "
+        f"cannot tell us whether {queue!r} exists; codes are case-sensitive, "
+        "check it under Order Workflows in the Miva admin",
+    )
 
 
 def _suggest(report: Report) -> str:
-    if report.queue_granted:
+    queue = report.probes.get("queue")
+    if queue is not None and queue.value == SUPPORTED:
         return f"queue: miva-sync pull --queue {report.queue}"
-    if report.dt_updated:
+    if report.updated_mode == SUPPORTED:
         return "updated: miva-sync pull --since 7d --updated"
-    return "date (misses updates) or number: miva-sync pull --since 7d"
+    named = report.queue if queue is not None and report.queue_granted else "CODE"
+    return (
+        f"queue or number (updated mode is {report.updated_mode or 'unknown'} on this "
+        f"store): miva-sync pull --queue {named}, or miva-sync pull --from-order N "
+        "(new orders only); date mode (--since) misses updates"
+    )

@@ -26,13 +26,17 @@ class ConfigError(MivaSyncError):
 
 
 class AuthError(MivaSyncError):
-    """The store refused our credentials (HTTP 401/403)."""
+    """The store refused our credentials (HTTP 401/403, or ``success: 0`` with
+    an error code known to mean authentication: see ``client.AUTH_ERROR_CODES``)."""
 
     exit_code = 4
 
-    def __init__(self, message: str, *, http_status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, http_status: int | None = None, code: str | None = None
+    ) -> None:
         super().__init__(message)
         self.http_status = http_status
+        self.code = code
 
 
 class ApiError(MivaSyncError):

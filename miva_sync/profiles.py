@@ -156,8 +156,18 @@ def write_atomically(path: Path, text: str) -> None:
         raise ConfigError(f"cannot write config file {path}: {exc.strerror}") from None
 
 
-def describe(settings: Settings) -> dict[str, Any]:
-    """The effective settings for ``config show``: values (secrets masked) and sources."""
+def describe(
+    settings: Settings, env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The effective settings for ``config show``: values (secrets masked) and sources.
+
+    A secret given as an ``env:NAME`` reference shows as that reference, with
+    whether $NAME is set in ``env`` (default: this process's environment) and
+    what is wrong with it, if anything: showing settings never needs them.
+    """
+    import os
+
+    env = os.environ if env is None else env
     from miva_sync.sinks import is_postgres
     from miva_sync.urls import redact_url
 
@@ -173,6 +183,7 @@ def describe(settings: Settings) -> dict[str, Any]:
         "retry_budget",
         "max_rps",
         "insecure",
+        "timezone",
     ):
         value: Any = getattr(settings, "read_timeout" if name == "timeout" else name)
         if name in SECRET_KEYS:
@@ -184,6 +195,11 @@ def describe(settings: Settings) -> dict[str, Any]:
             "source": settings.sources.get(name, "default" if value else "unset"),
             "env": ENV_VARS.get(name),
         }
+        ref = settings.refs.get(name)
+        if ref is not None:
+            shown[name]["set"] = bool(env.get(ref.removeprefix(ENV_REF_PREFIX)))
+        if name in settings.secret_errors:
+            shown[name]["problem"] = settings.secret_errors[name]
     return {
         "profile": settings.profile,
         "profile_source": settings.sources.get("profile"),

@@ -50,7 +50,12 @@ def requested_ids(options: dict[str, Any]) -> list[int]:
 
 def run_resend(shared: dict[str, Any], options: dict[str, Any]) -> None:
     from miva_sync.client import MivaClient
-    from miva_sync.runner import base_query_from, connection, reporter_from
+    from miva_sync.runner import (
+        base_query_from,
+        connection,
+        reporter_from,
+        store_identity,
+    )
     from miva_sync.sinks import open_sink
     from miva_sync.sync.held import fetcher
     from miva_sync.sync.orders import order_id
@@ -62,7 +67,12 @@ def run_resend(shared: dict[str, Any], options: dict[str, Any]) -> None:
         with MivaClient.from_settings(settings) as client:
             found = {order_id(o): o for o in fetcher(client, base)(ids)}
         orders = [found[i] for i in ids if i in found]
-        sink = open_sink(options["output"], source="pull", fmt=options["fmt"])
+        sink = open_sink(
+            options["output"],
+            source="pull",
+            fmt=options["fmt"],
+            store=store_identity(settings, key),
+        )
         try:
             if orders:
                 sink.write(orders)

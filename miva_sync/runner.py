@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from miva_sync.sinks.base import Sink
     from miva_sync.state import StateStore
     from miva_sync.ui import ConsoleReporter
+    from miva_sync.urls import StoreIdentity
 
 SANDBOX_STORE_KEY = "sandbox"
 SANDBOX_SEED = 1
@@ -72,6 +73,18 @@ def connection(
         yield load_settings({**shared, **overrides}), SANDBOX_STORE_KEY
 
 
+def store_identity(settings: Settings, key: str) -> StoreIdentity:
+    """The store a database target holds (issue 19): URL and store code, not
+    the state key, so a renamed profile reaches its own database; the
+    built-in sandbox, which moves port every run, has one fixed identity.
+    The state key is an alias: older databases recorded it."""
+    from miva_sync.urls import StoreIdentity
+
+    if key == SANDBOX_STORE_KEY:
+        return StoreIdentity.sandbox()
+    return StoreIdentity.of(settings.url, settings.store_code, aliases=(key,))
+
+
 @dataclass
 class Session:
     """One command's view of one store: settings, state key, state, client."""
@@ -80,6 +93,10 @@ class Session:
     key: str
     state: StateStore
     client: MivaClient
+
+    @property
+    def identity(self) -> StoreIdentity:
+        return store_identity(self.settings, self.key)
 
 
 @contextlib.contextmanager
@@ -134,31 +151,83 @@ def starting_record(
     sink: Sink,
     store_key: str,
     record: dict[str, Any] | None,
-    *,
-    restart: bool = False,
 ) -> dict[str, Any] | None:
     """The state a run starts from.
 
     A database target's own copy of the cursor is authoritative for it: it
     commits with the rows, so it is never ahead of or behind them; a database
     with no copy yet holds none of the orders the dedupe window remembers.
-    A bare resume continues cursor and dedupe window into any target (a new
-    file per run gets just the new orders). A fresh start (``--since``,
-    ``--from-order``, ``--queue``) into another target than the last one seeds
-    a new consumer: it starts without the old target's dedupe window, or it
-    would skip orders that target never received.
+    A run continues cursor and dedupe window into any other target (a new
+    file per run gets just the new orders). A mode that begins at its start
+    into another target than the last one seeds a new consumer: that run
+    emits unchanged orders too (see :func:`is_new_consumer`), rather than
+    dropping the window the still-active mode relies on.
     """
-    from miva_sync.sinks import identity
-
     own = sink.load_checkpoint(store_key)
     if own is not None:
         return own
     if record is None:
         return None
-    new_target = restart and record.get("target") not in (None, identity(sink))
-    if sink.keeps_checkpoint or new_target:
+    if sink.keeps_checkpoint:
         return {**record, "dedupe": {}, "output": None}
     return record
+
+
+def is_new_consumer(sink: Sink, record: dict[str, Any] | None, *, begins: bool) -> bool:
+    """A run that begins a mode (``begins``) into another target than the
+    record's last one: the dedupe window remembers orders this target never
+    received, so the run must not skip them."""
+    from miva_sync.sinks import identity
+
+    return (
+        begins
+        and record is not None
+        and record.get("target") not in (None, identity(sink))
+    )
+
+
+def check_flags_in_mode(options: dict[str, Any], mode: str | None) -> None:
+    """The flag table (flag_rules.py) once the mode is known: a bare pull's
+    mode comes from the saved state, so the command line could not check it.
+    Only flags given on the command line count (``options["given"]``), not a
+    profile's defaults; library callers pass none and are not checked."""
+    given = options.get("given")
+    if given is None or mode is None:
+        return
+    from miva_sync.flag_rules import check
+
+    check(given, mode=mode)
+
+
+def check_start(
+    options: dict[str, Any], record: dict[str, Any] | None, client: MivaClient
+) -> None:
+    """Before a pull's plan: the flag table in the saved mode (bare pulls), and
+    a ``--from-order`` beyond the store's highest order number (exit 2).
+
+    The store is read (one Count-1 request sorted by ``-id``) only when the
+    start is above the number cursor's watermark: an order number at or below
+    one already seen cannot be in the future, so a crontab repeating its
+    ``--from-order`` costs nothing.
+    """
+    from miva_sync.query import ListQuery
+    from miva_sync.sync.orders import order_id
+    from miva_sync.sync.plan import DEFAULT_OVERLAP, refuse_future_order
+
+    explicit = options["since"] is not None or options["from_order"] is not None
+    if not explicit:
+        check_flags_in_mode(options, record.get("mode") if record else None)
+    from_order = options["from_order"]
+    if from_order is None:
+        return
+    cursor = ((record or {}).get("cursors") or {}).get("number") or {}
+    seen = cursor.get("watermark")
+    if isinstance(seen, int) and from_order <= seen:
+        return
+    top = client.list_orders(ListQuery(count=1).sorted_by("id", descending=True))
+    highest = order_id(top.orders[0]) if top.orders else None
+    overlap = options["overlap"] or str(cursor.get("overlap", DEFAULT_OVERLAP))
+    refuse_future_order(from_order, highest, overlap)
 
 
 # A pull allocates each page's order objects in a burst and frees them by
@@ -191,8 +260,8 @@ def _run_pull(shared: dict[str, Any], options: dict[str, Any]) -> None:
     from miva_sync.client import MivaClient
     from miva_sync.sinks import open_sink
     from miva_sync.sync.held import DEFAULT_HOLD_FOR
-    from miva_sync.sync.plan import PullOptions, make_plan
-    from miva_sync.sync.pull import PullRun
+    from miva_sync.sync.plan import PullOptions, make_plan, refuse_future_since
+    from miva_sync.sync.pull import FUTURE_TOLERANCE, PullRun
     from miva_sync.sync.queue_runner import is_bare, run_queue, saved_mode
 
     if options.get("ids") is not None or options.get("ids_from") is not None:
@@ -201,13 +270,13 @@ def _run_pull(shared: dict[str, Any], options: dict[str, Any]) -> None:
         run_resend(shared, options)
         return
     queue_flags = options["queue_code"] is not None or not options["ack"]
-    if (
-        queue_flags
-        or options.get("received_queue")
-        or (is_bare(options) and saved_mode(shared, options) == "queue")
-    ):
+    bare_mode = saved_mode(shared, options) if is_bare(options) else None
+    if queue_flags or options.get("received_queue") or bare_mode == "queue":
+        check_flags_in_mode(options, "queue" if options["queue_code"] else bare_mode)
         run_queue(shared, options)
         return
+    # before anything connects or saves (exit 2): a start in the future
+    refuse_future_since(options["since"], time.time(), FUTURE_TOLERANCE)
     pull_options = PullOptions(
         since=options["since"],
         updated=options["updated"],
@@ -217,6 +286,7 @@ def _run_pull(shared: dict[str, Any], options: dict[str, Any]) -> None:
         lookback=options["lookback"],
         overlap=options["overlap"],
         emit_unchanged=options["emit_unchanged"],
+        full_refresh=bool(options.get("full_refresh")),
     )
     base_query = base_query_from(options)
     reporter = reporter_from(shared, options)
@@ -229,8 +299,12 @@ def _run_pull(shared: dict[str, Any], options: dict[str, Any]) -> None:
         key, state, client = session.key, session.state, session.client
         record = state.get(key) if not pull_options.bounded else None
         if dry_run:
+            check_start(options, record, client)
             plan = make_plan(record, pull_options)
+            plan.zone = session.settings.zone  # the window in the store's zone too
             run = PullRun(client, _NoSink(), plan, key, None, reporter, base_query)
+            for notice in plan.notices:
+                reporter.info(notice)
             reporter.table({"dry run": "nothing is written", **run.preview()})
             return
         sink = open_sink(
@@ -238,14 +312,16 @@ def _run_pull(shared: dict[str, Any], options: dict[str, Any]) -> None:
             source="pull",
             fmt=options["fmt"],
             wait=options["wait"],
+            store=session.identity,
         )
         try:
             if saves_state:
-                restart = (
-                    options["since"] is not None or options["from_order"] is not None
-                )
-                record = starting_record(sink, key, record, restart=restart)
+                record = starting_record(sink, key, record)
+            check_start(options, record, client)
             plan = make_plan(record, pull_options)
+            plan.zone = session.settings.zone
+            # a mode beginning at its start into another target seeds a new consumer
+            new_consumer = is_new_consumer(sink, record, begins=plan.watermark is None)
             for notice in plan.notices:
                 reporter.info(notice)
             run = PullRun(
@@ -256,7 +332,10 @@ def _run_pull(shared: dict[str, Any], options: dict[str, Any]) -> None:
                 state if saves_state else None,
                 reporter,
                 base_query,
-                emit_unchanged=pull_options.emit_unchanged,
+                emit_unchanged=pull_options.emit_unchanged
+                # --full-refresh delivers its whole window again
+                or pull_options.full_refresh
+                or new_consumer,
                 require_payment=options.get("require_payment", False),
                 hold_for=options.get("hold_for") or DEFAULT_HOLD_FOR,
                 # --workers: each worker thread gets its own client (session)
@@ -274,8 +353,8 @@ def _run_pull(shared: dict[str, Any], options: dict[str, Any]) -> None:
             if result.held or result.released
             else ""
         )
-        + f"; {plan.mode} watermark {plan.describe_cursor(result.watermark)}"
-        f" (queried from {plan.describe_cursor(result.lo)}); "
+        + f"; {plan.mode} watermark {plan.describe_cursor(result.watermark)},"
+        f" queried from {plan.describe_cursor(result.lo)}; "
         f"{result.requests} requests in {result.seconds:.1f}s"
         + ("" if saves_state else "; saved state untouched")
     )

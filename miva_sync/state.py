@@ -185,7 +185,10 @@ def validate_record(record: Any, *, where: str) -> None:
     if not isinstance(dedupe, dict):
         raise ValueError(f"{where}: dedupe is not an object")
     for order_id, entry in dedupe.items():
-        # [version, orderdate, dt_updated]; readers treat a non-int time as unknown
+        # [version, orderdate, dt_updated]; readers treat a non-int time as unknown.
+        # version: dt_updated, or a content fingerprint "h" + 24 hex (the same
+        # shape before and after the fingerprint's upgrade: sync/orders.py); a
+        # version that matches nothing only makes its order emitted once more
         if not _is_id_key(order_id) or not isinstance(entry, list) or len(entry) != 3:
             raise ValueError(f"{where}: bad dedupe entry for {order_id!r}")
     held = record.get("held", {})
@@ -252,6 +255,11 @@ def _validate_cursor(mode: str, cursor: dict[str, Any], *, where: str) -> None:
             and isinstance(pending, list)
             and all(_is_int(i) and i >= 0 for i in pending)
             and (drained is None or _is_int(drained))
+            # optional: state files from before the never-delivered alarm lack them
+            and all(
+                cursor.get(k) is None or _is_int(cursor[k])
+                for k in ("first_run_at", "delivered_at")
+            )
         ):
             raise ValueError(f"{where}: malformed queue cursor")
 

@@ -126,6 +126,8 @@ def view(
                 else None
             )
         shown.update({k: v for k, v in cursor.items() if k not in shown})
+        if name == "queue":
+            shown.update(_queue_silence(cursor, now))
         cursors[name] = shown
     held = []
     for order_id, entry in sorted(
@@ -165,6 +167,20 @@ def view(
     }
 
 
+def _queue_silence(cursor: dict[str, Any], now: float) -> dict[str, Any]:
+    """How long the queue has delivered no order: since its last delivery, or
+    since its first run if it never delivered (None: a state file from before
+    these were recorded)."""
+    delivered = cursor.get("delivered_at")
+    first = cursor.get("first_run_at")
+    since = delivered if delivered is not None else first
+    return {
+        "delivered_at_iso": iso(delivered) if delivered is not None else None,
+        "first_run_at_iso": iso(first) if first is not None else None,
+        "silent_seconds": int(now - since) if since is not None else None,
+    }
+
+
 def render(data: dict[str, Any]) -> list[str]:
     """``state show`` for people: one fact per line."""
     lines = [
@@ -180,6 +196,16 @@ def render(data: dict[str, Any]) -> list[str]:
                 if k in cursor:
                     value = iso(cursor[k]) if k == "drained_at" else cursor[k]
                     lines.append(f"  {k:<11}{value}")
+            if cursor.get("delivered_at") is not None:
+                lines.append(
+                    f"  {'delivered':<11}{cursor['delivered_at_iso']} "
+                    f"({_age(cursor['silent_seconds'])} ago)"
+                )
+            elif cursor.get("first_run_at") is not None:
+                lines.append(
+                    f"  {'delivered':<11}never, in {_age(cursor['silent_seconds'])} "
+                    f"since the first run ({cursor['first_run_at_iso']})"
+                )
             pending = cursor.get("pending_ack") or []
             lines.append(f"  {'pending ack':<11}{len(pending)}")
             continue
@@ -233,7 +259,8 @@ def _age(seconds: int | None) -> str:
 
 
 def check_age(data: dict[str, Any], max_age: int) -> None:
-    """Raise :class:`StaleStateError` when the last successful run is older than max_age."""
+    """Raise :class:`StaleStateError` when the last successful run is older than
+    max_age, or the active queue has delivered no order for longer."""
     last = data["last_run"]
     if last is None or last.get("age_seconds") is None:
         raise StaleStateError(
@@ -247,6 +274,34 @@ def check_age(data: dict[str, Any], max_age: int) -> None:
             f"--max-age {human_span(max_age)}: check the cron job or timer and its "
             "log (journalctl -u miva-sync, or the cron mail)"
         )
+    _check_queue_silence(data, max_age)
+
+
+def _check_queue_silence(data: dict[str, Any], max_age: int) -> None:
+    """A queue that runs on time but delivers nothing is just as stale: queue
+    codes are the store's own and case-sensitive, and a mistyped code may
+    answer like an empty queue (docs/miva-api.md §6.1)."""
+    cursor = data["cursors"].get("queue") if data["mode"] == "queue" else None
+    silent = (cursor or {}).get("silent_seconds")
+    if cursor is None or silent is None or silent <= max_age:
+        return
+    code = cursor.get("queue_code")
+    if cursor.get("delivered_at") is None:
+        what = (
+            f"has delivered no order since its first run {_age(silent)} ago "
+            f"({cursor['first_run_at_iso']})"
+        )
+    else:
+        what = (
+            f"last delivered an order {_age(silent)} ago ({cursor['delivered_at_iso']})"
+        )
+    raise StaleStateError(
+        f"queue {code!r} of {data['store']} {what}, more than --max-age "
+        f"{human_span(max_age)}: check the queue code (the store's own, "
+        "case-sensitive) under Order Workflows in the Miva admin, or with "
+        f"'miva-sync check --queue {code}'; a store this quiet needs a longer "
+        "--max-age"
+    )
 
 
 def no_state(key: str) -> UsageError:

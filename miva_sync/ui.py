@@ -131,6 +131,14 @@ class ConsoleReporter:
             return
         self._say(f"miva-sync: warning: {message}", "yellow")
 
+    def alarm(self, message: str) -> None:
+        """A warning for cron to see: printed even under -q, whatever -q does to
+        other warnings (a queue that never delivers must not stay silent)."""
+        if json_logs():
+            _write_json("warning", message, alarm=True)
+            return
+        self._say(f"miva-sync: warning: {message}", "bold yellow")
+
     def table(self, rows: dict[str, Any]) -> None:
         if json_logs():
             _write_json("info", "summary", **{k: str(v) for k, v in rows.items()})

@@ -7,6 +7,7 @@ put passwords into URLs, and URLs end up in messages, logs and ``config show``.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 # URL parameters that hold a secret (libpq's, the key file's passphrase too)
@@ -46,3 +47,67 @@ def one_line_without(exc: BaseException, secrets: Iterable[str]) -> str:
     for secret in secrets:
         text = text.replace(secret, "***")
     return text
+
+
+# -- store identity ---------------------------------------------------------------
+
+# The built-in sandbox (``--sandbox``) listens on a new port every run, so its
+# identity is fixed, like its state key (runner.SANDBOX_STORE_KEY).
+SANDBOX_IDENTITY = "sandbox"
+
+
+@dataclass(frozen=True)
+class StoreIdentity:
+    """Which store's orders a database target holds (issue 19).
+
+    ``value`` is the normalised store URL plus the store code
+    (``https://shop.example.com/mm5/json.mvc#S01``): never the profile name,
+    so renaming a profile, or moving between a profile and environment
+    settings, still reaches the same database. ``normalise_url`` keeps scheme,
+    host, port and path only, so no password of the URL can end up in a
+    database or a message. ``aliases`` are names a database written before
+    identities existed may hold for this store (the run's state key): such a
+    database is adopted, not refused.
+    """
+
+    value: str
+    aliases: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(
+        cls, url: str | None, store_code: str | None, *, aliases: Iterable[str] = ()
+    ) -> StoreIdentity:
+        # config's normalise_url: the very text of the URL-based state key,
+        # so a PostgreSQL schema claimed by that key before is recognised
+        from miva_sync.config import normalise_url
+
+        value = f"{normalise_url(url or '')}#{(store_code or '').strip()}"
+        return cls(value, frozenset(aliases) - {value})
+
+    @classmethod
+    def sandbox(cls) -> StoreIdentity:
+        return cls(SANDBOX_IDENTITY)
+
+    def owns(self, recorded: str) -> bool:
+        """Is ``recorded`` (what a database holds) this store?"""
+        return recorded == self.value or recorded in self.aliases
+
+    def describe(self) -> str:
+        return describe_store(self.value)
+
+
+def describe_store(recorded: str) -> str:
+    """A recorded identity (or an older database's state key) for a message."""
+    if recorded == SANDBOX_IDENTITY:
+        return "the built-in sandbox (--sandbox)"
+    if recorded.startswith("profile:"):
+        return f"the store of profile {recorded[len('profile:') :]!r}"
+    url, hash_, code = recorded.partition("#")
+    if "://" in url and hash_:
+        return f"{url} (store code {code or '(none)'})"
+    return repr(recorded)
+
+
+def is_identity(recorded: str) -> bool:
+    """Does ``recorded`` name a store by URL and code (not by a profile)?"""
+    return recorded == SANDBOX_IDENTITY or ("://" in recorded and "#" in recorded)

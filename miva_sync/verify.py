@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from miva_sync.client import MivaClient
     from miva_sync.sinks.base import Sink
     from miva_sync.ui import ConsoleReporter
+    from miva_sync.urls import StoreIdentity
 
 SHOWN_IDS = 20  # ids listed in a message; --json has them all
 
@@ -318,6 +319,7 @@ def run_verify(shared: dict[str, Any], options: dict[str, Any]) -> Report:
         reporter_from,
         store_session,
     )
+    from miva_sync.sinks import check_store
 
     rng = range_from(
         since=options["since"],
@@ -341,11 +343,15 @@ def run_verify(shared: dict[str, Any], options: dict[str, Any]) -> Report:
         wait=options.get("wait", False),
     ) as session:
         key, client = session.key, session.client
+        # another store's database: refused before the store is listed
+        check_store(target, session.identity)
         held = _held_ids(session.state.get(key))
         if not repair:
             report = check(client, target, rng, key, held)
         else:
-            report = _check_and_repair(client, target, rng, key, held, base, options)
+            report = _check_and_repair(
+                client, target, rng, key, held, base, options, session.identity
+            )
     render(report, reporter, table=not options.get("as_json"))
     return report
 
@@ -358,6 +364,7 @@ def _check_and_repair(
     held: list[int],
     base: ListQuery,
     options: dict[str, Any],
+    store: StoreIdentity,
 ) -> Report:
     from miva_sync.sinks import open_sink
 
@@ -367,7 +374,11 @@ def _check_and_repair(
     repaired: list[int] = []
     if wanted:
         sink = open_sink(
-            target, source="pull", fmt=first.fmt, wait=options.get("wait", False)
+            target,
+            source="pull",
+            fmt=first.fmt,
+            wait=options.get("wait", False),
+            store=store,
         )
         try:
             repaired = repair(client, sink, wanted, base, key)

@@ -1,7 +1,7 @@
 """Webhook receiver: orders pushed by Miva land in the same outputs as pulls, safely.
 
 A WSGI app (:class:`WebhookApp`) and a small threaded server (:func:`serve`).
-Miva cannot authenticate its webhooks (miva-api.md §7), so the endpoint hides
+Miva cannot authenticate its webhooks (docs/miva-api.md §7), so the endpoint hides
 behind a secret path, answers 404 to anything else, and can treat deliveries
 as mere notifications (``--verify-with-api``). A 2xx is sent only after the
 order is durably written; repeats and older versions are no-ops that still get
@@ -34,6 +34,7 @@ from miva_sync.sinks.base import Sink
 from miva_sync.state import StateStore
 from miva_sync.sync.held import HeldOrders
 from miva_sync.sync.orders import MAX_ID, cursor_value, version_key
+from miva_sync.urls import StoreIdentity
 
 log = logging.getLogger("miva_sync.webhook")
 
@@ -153,6 +154,9 @@ class OrderWriter:
     def accept(self, delivered: dict[str, Any] | int) -> Outcome:
         order = self._resolve(delivered)
         oid = order["id"]
+        # dt_updated, else the content fingerprint, which leaves out the workflow
+        # module's queue flags: a delivery (or re-read) that differs only there
+        # is "unchanged", not a new version (sync/orders.py)
         version = version_key(order)
         with self._lock:
             known = self._versions.get(oid)
@@ -214,6 +218,7 @@ class OrderWriter:
 
     def _resolve(self, delivered: dict[str, Any] | int) -> dict[str, Any]:
         """The order to write: as delivered, or re-read from the store by id."""
+        oid: int | None
         if isinstance(delivered, int):
             oid, needs_store = delivered, True
         else:
@@ -270,7 +275,7 @@ class WebhookApp:
         data = json.dumps(body).encode()
         reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
                   413: "Payload Too Large", 422: "Unprocessable Entity",
-                  503: "Service Unavailable"}.get(status, "Error")  # fmt: skip
+                  501: "Not Implemented", 503: "Service Unavailable"}.get(status, "Error")  # fmt: skip
         start_response(
             f"{status} {reason}",
             [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
@@ -298,16 +303,9 @@ class WebhookApp:
         return 200, {"ok": True, "id": outcome.order_id, "result": outcome.result}
 
     def _from_body(self, environ: dict[str, Any]) -> dict[str, Any] | int:
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            raise Rejected(400, "bad Content-Length") from None
-        if length > self.max_body:
-            raise Rejected(413, f"body over {self.max_body} bytes")
-        try:
-            raw = environ["wsgi.input"].read(length) if length > 0 else b""
-        except OSError:  # the socket timeout: fewer bytes came than announced
-            raise Rejected(400, "the body did not arrive (Content-Length)") from None
+        raw = read_body(environ, self.max_body)
+        if raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark (RFC 8259 §8.1)
+            raw = raw[3:]
         try:
             # the same parse as a pulled page: NaN and big numbers kept as sent
             payload = jsonio.loads(raw)
@@ -332,6 +330,94 @@ class WebhookApp:
         if found is None:
             raise Rejected(422, "the query holds no order id")
         return found
+
+
+def read_body(environ: dict[str, Any], limit: int) -> bytes:
+    """A request's body, at most ``limit`` bytes (413 beyond), framed by
+    Content-Length or ``Transfer-Encoding: chunked`` (RFC 9112 §6, §7.1)."""
+    stream = environ["wsgi.input"]
+    codings = [
+        c.strip().lower()
+        for c in environ.get("HTTP_TRANSFER_ENCODING", "").split(",")
+        if c.strip()
+    ]
+    if codings:
+        # Transfer-Encoding wins over any Content-Length (RFC 9112 §6.3)
+        if codings[-1] != "chunked":
+            raise Rejected(400, "Transfer-Encoding must end with chunked")
+        if codings != ["chunked"]:
+            raise Rejected(501, f"Transfer-Encoding {', '.join(codings)} not supported")
+        if environ.get("wsgi.input_terminated"):
+            # a server in front (gunicorn, mod_wsgi) already removed the framing
+            return _read_to_end(stream, limit)
+        return _read_chunked(stream, limit)
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise Rejected(400, "bad Content-Length") from None
+    if length > limit:
+        raise Rejected(413, f"body over {limit} bytes")
+    try:
+        return stream.read(length) if length > 0 else b""  # type: ignore[no-any-return]
+    except OSError:  # the socket timeout: fewer bytes came than announced
+        raise Rejected(400, "the body did not arrive (Content-Length)") from None
+
+
+# a chunk-size line: hex digits, optional extensions; longer means a broken sender
+MAX_CHUNK_LINE = 4096
+MAX_TRAILER_LINES = 100
+_HEX = b"0123456789abcdefABCDEF"
+
+
+def _read_chunked(stream: Any, limit: int) -> bytes:
+    """Decode a chunked body, refusing it (413) as soon as it passes ``limit``:
+    a sender cannot make the receiver buffer more than the limit by streaming."""
+    parts: list[bytes] = []
+    total = 0
+    try:
+        while True:
+            line = stream.readline(MAX_CHUNK_LINE + 1)
+            if not line.endswith(b"\n") or len(line) > MAX_CHUNK_LINE:
+                raise Rejected(400, "malformed chunked body (chunk size line)")
+            size_text = line.split(b";", 1)[0].strip()
+            if not size_text or size_text.strip(_HEX):
+                raise Rejected(400, "malformed chunked body (chunk size)")
+            size = int(size_text, 16)
+            if size == 0:
+                break
+            total += size
+            if total > limit:
+                raise Rejected(413, f"body over {limit} bytes")
+            chunk = stream.read(size)
+            if len(chunk) != size or stream.read(2) != b"\r\n":
+                raise Rejected(400, "malformed chunked body (chunk data)")
+            parts.append(chunk)
+        for _ in range(MAX_TRAILER_LINES):  # trailer fields, ignored, to the blank line
+            line = stream.readline(MAX_CHUNK_LINE + 1)
+            if line in (b"\r\n", b"\n"):
+                return b"".join(parts)
+            if not line.endswith(b"\n"):
+                break
+        raise Rejected(400, "malformed chunked body (trailer)")
+    except OSError:  # the socket timeout: the sender stopped mid-body
+        raise Rejected(400, "the chunked body did not arrive") from None
+
+
+def _read_to_end(stream: Any, limit: int) -> bytes:
+    """Read an already de-chunked input to its end, at most ``limit`` bytes."""
+    parts: list[bytes] = []
+    total = 0
+    try:
+        while True:
+            block = stream.read(min(65536, limit + 1 - total))
+            if not block:
+                return b"".join(parts)
+            total += len(block)
+            if total > limit:
+                raise Rejected(413, f"body over {limit} bytes")
+            parts.append(block)
+    except OSError:
+        raise Rejected(400, "the body did not arrive") from None
 
 
 class _Handler(WSGIRequestHandler):
@@ -441,6 +527,8 @@ def serve(
     previous = {sig: signal.signal(sig, stop) for sig in stop_signals}
     try:
         host, port = server.server_address[:2]
+        if isinstance(host, bytes):  # only for AF_UNIX, which this never binds
+            host = host.decode()
         on_ready(f"http://{host}:{port}")
         server.serve_forever(poll_interval=0.2)
     finally:
@@ -458,6 +546,9 @@ def run_listen(shared: dict[str, Any], options: dict[str, Any]) -> None:
     if options.get("secret"):
         flags["webhook_secret"] = options["secret"]
     settings = load_settings(flags)
+    # the receiver may use every secret (its own, and the store's to re-read
+    # orders): an unset env: reference is exit 3 here, naming the variable
+    settings.require_secrets()
     secret = check_secret(
         settings.webhook_secret,
         (s for s in (settings.api_token, settings.signing_key) if s),
@@ -473,7 +564,7 @@ def run_listen(shared: dict[str, Any], options: dict[str, Any]) -> None:
             "that carry only an id are refused (503) and deliveries without "
             "dt_updated are written as they arrive\n"
         )
-    sink = open_sink(options["output"], source="webhook")
+    sink = open_sink(options["output"], source="webhook", store=_served_store(settings))
     writer: OrderWriter | None = None
     try:
         holds = None
@@ -510,6 +601,19 @@ def run_listen(shared: dict[str, Any], options: dict[str, Any]) -> None:
         else:
             sink.close()
     sys.stderr.write("miva-sync listen: stopped\n")
+
+
+def _served_store(settings: Any) -> StoreIdentity | None:
+    """The store the receiver serves, for a database target to record or refuse.
+
+    Its settings name it (the same ones that re-read orders by id); without
+    them the receiver cannot tell, and the target is neither checked nor claimed.
+    """
+    if not (settings.url and settings.store_code):
+        return None
+    from miva_sync.runner import store_identity
+
+    return store_identity(settings, settings.store_key)
 
 
 def _store_access(

@@ -2,7 +2,7 @@
 
 The signing helper is written here on purpose, apart from both the client and
 the sandbox, so each side is checked against an independent reading of
-miva-api.md §2.
+docs/miva-api.md §2.
 """
 
 from __future__ import annotations

@@ -348,6 +348,68 @@ def test_client_auth_failures_are_exit_4_with_a_cause(
     assert len(api.calls) == 1  # never retried
 
 
+@pytest.mark.parametrize(
+    ("message", "cause"),
+    [
+        # Miva's own messages (docs/miva-api.md §3.7), each to its fix
+        ("Access denied", "IP allow-list"),
+        ("Invalid request signature", "signing key"),
+        ("Timestamp outside configured window", "clock"),
+        ("Missing required timestamp", "clock"),
+        ("Timestamp requires request signature", "requires a signature"),
+        ("Token is disabled", "disabled"),
+        ("Unrecognized authorization type", "signing settings"),
+    ],
+)
+def test_client_access_denied_at_http_200_is_exit_4(
+    api: responses.RequestsMock, make_client: Any, message: str, cause: str
+) -> None:
+    body = {"success": 0, "error_code": "access_denied", "error_message": message}
+    api.post(STORE_URL, json=body)
+    with pytest.raises(AuthError, match=cause) as info:
+        make_client().list_orders(ListQuery())
+    err = info.value
+    assert err.exit_code == 4 and err.code == "access_denied"
+    assert f"access_denied: {message}" in str(err)
+    assert "HTTP 200" not in str(err)
+    assert len(api.calls) == 1  # never retried
+
+
+def test_client_auth_codes_are_one_evidenced_list() -> None:
+    from miva_sync.client import AUTH_ERROR_CODES
+
+    assert sorted(AUTH_ERROR_CODES) == ["access_denied"]
+
+
+@pytest.mark.parametrize(
+    "code", ["invalid_store", "MER-JSN-00017", "invalid_token", "ACCESS_DENIED"]
+)
+def test_client_other_refusals_are_exit_5_whatever_they_say(
+    api: responses.RequestsMock, make_client: Any, code: str
+) -> None:
+    # no guessing "auth" from words: only the evidenced code is exit 4
+    body = {"success": 0, "error_code": code, "error_message": "Invalid token"}
+    api.post(STORE_URL, json=body)
+    with pytest.raises(ApiError) as info:
+        make_client().list_orders(ListQuery())
+    assert info.value.exit_code == 5 and info.value.code == code
+    assert f"{code}: Invalid token" in str(info.value)
+
+
+def test_client_access_denied_never_shows_secrets(
+    api: responses.RequestsMock, make_client: Any
+) -> None:
+    echoed = f"Access denied for {TOKEN} ({KEY})"
+    api.post(
+        STORE_URL,
+        json={"success": 0, "error_code": "access_denied", "error_message": echoed},
+    )
+    with pytest.raises(AuthError) as info:
+        make_client().list_orders(ListQuery())
+    assert TOKEN not in str(info.value) and KEY not in str(info.value)
+    assert "[redacted]" in str(info.value)
+
+
 def test_client_api_error_carries_code_message_and_fields(
     api: responses.RequestsMock, make_client: Any
 ) -> None:

@@ -150,8 +150,11 @@ def test_hostile_webhook_framing_methods_and_paths(receiver: Receiver) -> None:
          + body, (400,)),
         ("Content-Length over the limit", (head + "Content-Length: 99999999999\r\n\r\n")
          .encode(), (413,)),
-        ("chunked", (head + "Transfer-Encoding: chunked\r\n\r\n").encode()
-         + f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n", (400,)),
+        # a valid chunked body is accepted (test_webhook.py); broken framing is not
+        ("chunked, size not hex", (head + "Transfer-Encoding: chunked\r\n\r\n").encode()
+         + b"zz\r\n" + body + b"\r\n0\r\n\r\n", (400,)),
+        ("chunked, never ends", (head + "Transfer-Encoding: chunked\r\n\r\n").encode()
+         + f"{len(body):x}\r\n".encode() + body + b"\r\n", (400,)),
         ("PUT", post(PATH, body).replace(b"POST", b"PUT", 1), (405,)),
         ("DELETE", f"DELETE {PATH} HTTP/1.1\r\nHost: x\r\n\r\n".encode(), (405,)),
         ("PATCH", post(PATH, body).replace(b"POST", b"PATCH", 1), (405,)),

@@ -397,8 +397,12 @@ def test_outputs_a_new_database_does_not_inherit_another_targets_dedupe(
     assert first.exit_code == 0, first.stderr
     db = tmp_path / "new.db"
     # the state file remembers every order as emitted (to a.jsonl), but the new
-    # database has none of them: starting it must not skip them
-    second = run(["pull", "--since", "90d", "-o", f"sqlite:///{db}"], env=env)
+    # database has none of them: re-pulling the window into it (issue 19: a
+    # saved cursor wins over a repeated start, so that takes --full-refresh)
+    # must not skip them
+    second = run(
+        ["pull", "--since", "90d", "--full-refresh", "-o", f"sqlite:///{db}"], env=env
+    )
     assert second.exit_code == 0, second.stderr
     assert set(db_orders(db)) == {o["id"] for o in sandbox.store.orders_snapshot()}
 
@@ -413,12 +417,15 @@ def test_outputs_a_new_file_target_gets_every_order_of_its_window(
         ).exit_code
         == 0
     )
-    # a fresh start into another target seeds a new consumer: the dedupe window
+    # a repeated start resumes the saved cursor (issue 19), and says how to re-pull
+    resumed = run(["pull", "--since", "90d", "-o", f"{tmp_path / 'b'}/"], env=env)
+    assert resumed.exit_code == 0, resumed.stderr
+    assert "resumes from its saved cursor" in resumed.stderr
+    assert "--full-refresh" in resumed.stderr
+    # a re-pull into another target seeds a new consumer: the dedupe window
     # belongs to a.jsonl, so it must not make b/ skip anything
-    assert (
-        run(["pull", "--since", "90d", "-o", f"{tmp_path / 'b'}/"], env=env).exit_code
-        == 0
-    )
+    refresh = ["pull", "--since", "90d", "--full-refresh", "-o", f"{tmp_path / 'b'}/"]
+    assert run(refresh, env=env).exit_code == 0
     assert set(dir_orders(tmp_path / "b")) == {
         o["id"] for o in sandbox.store.orders_snapshot()
     }

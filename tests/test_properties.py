@@ -10,7 +10,7 @@
    back-dated ones within the lookback, updates, bursts in one second, changes
    made while a pull pages) never drop an order and never emit one version twice.
 
-The evaluator below is written from the API facts (miva-api.md §3.3-§3.4) and the
+The evaluator below is written from the API facts (docs/miva-api.md §3.3-§3.4) and the
 sandbox's documented choices (docs/sandbox.md, "Faithful vs. inferred"), not from
 miva_sync/sandbox/filters.py, so that it can disagree with it. Where both sources
 are silent it reads a number the way its column compares: text operators on a

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from miva_sync.sandbox import DEFAULT_QUEUE, RECEIVED_QUEUE, RequestLogEntry, Sandbox
+from miva_sync.sandbox.quirks import NO_QUIRKS, Quirks
 from miva_sync.state import StateStore
 
 Orders = list[dict[str, Any]]
@@ -26,8 +27,11 @@ ACK = "OrderList_Acknowledge"
 
 
 @pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox(orders=230, seed=17, tie_order="random") as sb:
+def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    # a test may ask for an unfriendly store: parametrize("sandbox", [Quirks(...)],
+    # indirect=True)
+    quirks = getattr(request, "param", NO_QUIRKS)
+    with Sandbox(orders=230, seed=17, tie_order="random", quirks=quirks) as sb:
         yield sb
 
 
@@ -166,21 +170,15 @@ def test_queue_ack_unreachable_exits_6_and_the_journal_is_acknowledged_next_run(
     assert sandbox.store.queue_ids(DEFAULT_QUEUE) == []
 
 
+# a store that refuses to acknowledge orders no longer waiting in a queue
+@pytest.mark.parametrize(
+    "sandbox", [Quirks(strict_ack=True)], indirect=True, ids=["strict-ack"]
+)
 def test_queue_processed_0_on_a_retried_ack_rechecks_the_queue(
-    pull: QueuePuller, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+    pull: QueuePuller, sandbox: Sandbox
 ) -> None:
     store = sandbox.store
-    real = store.acknowledge
-
-    def strict(ids: Any) -> int:
-        # a store that refuses to acknowledge orders no longer in the queue
-        if not isinstance(ids, list) or not set(ids) <= set(
-            store.queue_ids(DEFAULT_QUEUE)
-        ):
-            return 0
-        return real(ids)
-
-    monkeypatch.setattr(store, "acknowledge", strict)
+    assert store.quirks.strict_ack
     # the first acknowledgement is processed, but its answer is lost: the
     # client retries it and the store now says processed: 0
     sandbox.after_request(1, lambda s: sandbox.faults.inject("reset", processed=True))

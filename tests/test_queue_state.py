@@ -54,9 +54,30 @@ def test_queue_plan_switching_queue_keeps_the_journal_and_says_so() -> None:
 def test_queue_plan_from_another_mode_keeps_its_cursor() -> None:
     record = {"mode": "date", "cursors": {"date": {"start": 1}}, "dedupe": {}}
     plan = make_queue_plan(record, QueueOptions(queue_code="q1"))
+    # issue 19: queue mode becomes active with the queue's first answer
+    assert plan.record["mode"] == "date"
+    plan.activate()
     assert plan.record["mode"] == "queue"
     assert plan.record["cursors"]["date"] == {"start": 1}
     assert "from date mode" in plan.notices[0]
+
+
+def test_queue_plan_switch_keeps_the_working_queue_until_the_new_one_answers() -> None:
+    """Issue 19: a mistyped code that fails is not a switch."""
+    plan = make_queue_plan(saved(drained_at=NOW), QueueOptions(queue_code="typo"))
+    validate_record(plan.record, where="test")
+    plan.cursor["pending_ack"] = [7]  # the journal moved on in the failed run
+    resumed = make_queue_plan(plan.record, QueueOptions())
+    assert (resumed.queue_code, resumed.pending) == ("q1", [7])
+    assert resumed.cursor["drained_at"] == NOW
+    assert "never answered" in resumed.notices[0]
+    # a download of the new queue that may be lost is recovered first
+    plan.cursor["in_flight"] = True
+    assert make_queue_plan(plan.record, QueueOptions()).queue_code == "typo"
+    again = make_queue_plan(plan.record, QueueOptions(queue_code="q1"))
+    assert "previous" not in again.cursor and again.queue_code == "q1"
+    plan.activate()
+    assert "previous" not in plan.cursor and plan.record["mode"] == "queue"
 
 
 def test_queue_plan_resume_takes_the_saved_settings() -> None:

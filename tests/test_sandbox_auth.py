@@ -1,4 +1,10 @@
-"""Authentication as the sandbox checks it: vectors of miva-api.md §2.6 and each 401."""
+"""Authentication as the sandbox checks it: vectors of docs/miva-api.md §2.6 and each refusal.
+
+Every refusal is ``access_denied`` with Miva's own message for the cause
+(docs/miva-api.md §3.7), answered with HTTP 200 as a real store answers it; the
+``auth-error-401`` switch answers HTTP 401 instead, as a web-server layer in front of
+the store would.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import json
 import pytest
 
 from miva_sync.sandbox import Authenticator, AuthFailure, Sandbox, decode_key, signature
+from miva_sync.sandbox.quirks import Quirks
 from tests.sandbox_fixtures import FixedClock, RawClient, sign
 
 TOKEN = "0f90f77b58ca98836eba3d50f526f523"
@@ -56,7 +63,8 @@ def test_sandbox_verifier_rejects_a_changed_body() -> None:
     header = f"MIVA-HMAC-SHA256 {TOKEN}:{VECTORS[0][2]}"
     with pytest.raises(AuthFailure) as info:
         auth.check_header(header, BODY_B)  # same object, other whitespace
-    assert info.value.code == "auth_signature_invalid"
+    assert info.value.code == "access_denied"
+    assert info.value.message == "Invalid request signature"
 
 
 def test_sandbox_test_helper_agrees_with_vectors() -> None:
@@ -68,10 +76,19 @@ def test_sandbox_test_helper_agrees_with_vectors() -> None:
 
 
 def _status_and_code(response: object) -> tuple[int, str]:
+    """HTTP status and Miva's message, for the one code every refusal carries."""
     body = response.json()  # type: ignore[attr-defined]
     assert body["success"] == 0
-    assert body["error_message"]
-    return response.status_code, body["error_code"]  # type: ignore[attr-defined]
+    assert body["error_code"] == "access_denied"
+    return response.status_code, body["error_message"]  # type: ignore[attr-defined]
+
+
+DENIED = "Access denied"
+BAD_SIGNATURE = "Invalid request signature"
+UNKNOWN_TYPE = "Unrecognized authorization type"
+NEEDS_SIGNATURE = "Timestamp requires request signature"  # sic: Miva's words
+STALE = "Timestamp outside configured window"
+NO_TIMESTAMP = "Missing required timestamp"
 
 
 @pytest.fixture
@@ -82,6 +99,13 @@ def clock() -> FixedClock:
 @pytest.fixture
 def signed(clock: FixedClock) -> object:
     with Sandbox(orders=5, seed=1, now=clock) as sb:
+        yield sb
+
+
+@pytest.fixture
+def behind_401(clock: FixedClock) -> object:
+    """A store behind a web-server layer that answers refusals with HTTP 401."""
+    with Sandbox(orders=5, seed=1, now=clock, quirks=Quirks(auth_error_401=True)) as sb:
         yield sb
 
 
@@ -103,25 +127,25 @@ def test_sandbox_accepts_unpadded_key_as_issued(signed: Sandbox) -> None:
 
 
 @pytest.mark.parametrize(
-    ("header", "code"),
+    ("header", "message"),
     [
-        ("", "auth_header_missing"),
-        ("MIVA-HMAC-SHA256 wrongtoken:abc=", "auth_token_invalid"),
-        ("MIVA-HMAC-SHA256 {token}:AAAA", "auth_signature_invalid"),
-        ("MIVA-HMAC-SHA256 {token}", "auth_signature_invalid"),
-        ("MIVA {token}", "auth_type_invalid"),
-        ("Bearer {token}", "auth_type_invalid"),
-        ("MIVA-HMAC-MD5 {token}:AAAA", "auth_type_invalid"),
+        ("", DENIED),
+        ("MIVA-HMAC-SHA256 wrongtoken:abc=", DENIED),
+        ("MIVA-HMAC-SHA256 {token}:AAAA", BAD_SIGNATURE),
+        ("MIVA-HMAC-SHA256 {token}", BAD_SIGNATURE),
+        ("MIVA {token}", NEEDS_SIGNATURE),
+        ("Bearer {token}", UNKNOWN_TYPE),
+        ("MIVA-HMAC-MD5 {token}:AAAA", UNKNOWN_TYPE),
     ],
 )
-def test_sandbox_answers_401_per_auth_failure(
-    signed: Sandbox, header: str, code: str
+def test_sandbox_answers_200_access_denied_per_auth_failure(
+    signed: Sandbox, header: str, message: str
 ) -> None:
     raw = RawClient(signed)
     response = raw.post(raw.body(), header=header.format(token=signed.api_token))
-    assert _status_and_code(response) == (401, code)
+    assert _status_and_code(response) == (200, message)
     assert response.headers["Content-Type"] == "application/json"
-    assert signed.requests[-1].error_code == code
+    assert signed.requests[-1].error_code == "access_denied"
 
 
 def test_sandbox_rejects_signature_over_other_bytes(signed: Sandbox) -> None:
@@ -129,7 +153,7 @@ def test_sandbox_rejects_signature_over_other_bytes(signed: Sandbox) -> None:
     body = raw.body()
     header = raw.header(json.dumps(body).encode())
     response = raw.post(json.dumps(body, separators=(",", ":")).encode(), header=header)
-    assert _status_and_code(response) == (401, "auth_signature_invalid")
+    assert _status_and_code(response) == (200, BAD_SIGNATURE)
 
 
 def test_sandbox_token_only_accepts_miva_header(token_only: Sandbox) -> None:
@@ -143,13 +167,13 @@ def test_sandbox_token_only_rejects_hmac_header(token_only: Sandbox) -> None:
     response = raw.post(
         raw.body(), header=f"MIVA-HMAC-SHA256 {token_only.api_token}:AAAA"
     )
-    assert _status_and_code(response) == (401, "auth_type_invalid")
+    assert _status_and_code(response) == (200, BAD_SIGNATURE)  # the sandbox's guess
 
 
 def test_sandbox_token_only_rejects_unknown_token(token_only: Sandbox) -> None:
     raw = RawClient(token_only)
     response = raw.post(raw.body(), header="MIVA nope")
-    assert _status_and_code(response) == (401, "auth_token_invalid")
+    assert _status_and_code(response) == (200, DENIED)
 
 
 def test_sandbox_optional_signature_accepts_both(clock: FixedClock) -> None:
@@ -172,7 +196,7 @@ def test_sandbox_timestamp_window(
         assert response.status_code == 200
         assert response.json()["success"] == 1
     else:
-        assert _status_and_code(response) == (401, "auth_timestamp_invalid")
+        assert _status_and_code(response) == (200, STALE)
 
 
 @pytest.mark.parametrize("stamp", [None, "soon", 1.5e9, True])
@@ -185,7 +209,8 @@ def test_sandbox_rejects_missing_or_malformed_timestamp(
         del body["Miva_Request_Timestamp"]
     else:
         body["Miva_Request_Timestamp"] = stamp
-    assert _status_and_code(raw.post(body)) == (401, "auth_timestamp_invalid")
+    expected = NO_TIMESTAMP if stamp is None else STALE  # malformed: a guess
+    assert _status_and_code(raw.post(body)) == (200, expected)
 
 
 def test_sandbox_timestamp_follows_injected_clock(
@@ -194,7 +219,7 @@ def test_sandbox_timestamp_follows_injected_clock(
     raw = RawClient(signed)
     body = raw.body()
     clock.value += 500  # the request was signed 500 s ago by the store's clock
-    assert _status_and_code(raw.post(body)) == (401, "auth_timestamp_invalid")
+    assert _status_and_code(raw.post(body)) == (200, STALE)
 
 
 def test_sandbox_window_zero_skips_timestamp_check() -> None:
@@ -213,7 +238,47 @@ def test_sandbox_custom_window() -> None:
             raw.post(raw.body(Miva_Request_Timestamp=int(clock()) - 10)).status_code
             == 200
         )
-        assert (
-            raw.post(raw.body(Miva_Request_Timestamp=int(clock()) - 11)).status_code
-            == 401
-        )
+        assert _status_and_code(
+            raw.post(raw.body(Miva_Request_Timestamp=int(clock()) - 11))
+        ) == (200, STALE)
+
+
+# --- the auth-error-401 switch: a web-server layer in front answers 401 ------------
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("", DENIED),
+        ("MIVA-HMAC-SHA256 wrongtoken:abc=", DENIED),
+        ("MIVA-HMAC-SHA256 {token}:AAAA", BAD_SIGNATURE),
+        ("MIVA {token}", NEEDS_SIGNATURE),
+    ],
+)
+def test_sandbox_auth_error_401_answers_401(
+    behind_401: Sandbox, header: str, message: str
+) -> None:
+    raw = RawClient(behind_401)
+    response = raw.post(raw.body(), header=header.format(token=behind_401.api_token))
+    assert _status_and_code(response) == (401, message)
+    assert behind_401.requests[-1].status == 401
+    assert behind_401.requests[-1].error_code == "access_denied"
+
+
+def test_sandbox_auth_error_401_answers_401_for_a_stale_timestamp(
+    behind_401: Sandbox, clock: FixedClock
+) -> None:
+    raw = RawClient(behind_401)
+    body = raw.body(Miva_Request_Timestamp=int(clock()) - 3600)
+    assert _status_and_code(raw.post(body)) == (401, STALE)
+
+
+def test_sandbox_auth_error_401_leaves_good_requests_alone(behind_401: Sandbox) -> None:
+    assert RawClient(behind_401).call()["success"] == 1
+
+
+def test_sandbox_auth_error_401_quirk_names() -> None:
+    assert Quirks.from_names(["auth-error-401"]) == Quirks(auth_error_401=True)
+    assert Quirks(auth_error_401=True).names == ["auth-error-401"]
+    with pytest.raises(ValueError, match="unknown quirk"):
+        Quirks.from_names(["auth-error-200"])

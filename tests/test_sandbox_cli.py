@@ -120,6 +120,19 @@ def test_sandbox_cli_uses_given_signing_key(start: object) -> None:
     assert env["MIVA_SIGNING_KEY"] == key
     assert _post(env, _query(env)).json()["success"] == 1
     wrong = dict(env, MIVA_SIGNING_KEY="AAAA")
+    refused = _post(wrong, _query(env))
+    assert refused.status_code == 200  # as a real store answers a refusal
+    assert refused.json()["success"] == 0
+    assert refused.json()["error_code"] == "access_denied"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+
+
+def test_sandbox_cli_auth_error_401_quirk(start: object) -> None:
+    """``--quirk auth-error-401``: a web-server layer in front answers refusals 401."""
+    proc, env = start("--quirk", "auth-error-401")  # type: ignore[operator]
+    assert _post(env, _query(env)).json()["success"] == 1
+    wrong = dict(env, MIVA_API_TOKEN="nope")
     assert _post(wrong, _query(env)).status_code == 401
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 0

@@ -84,9 +84,9 @@ def test_sandbox_request_log_and_watchers(sandbox: Sandbox, raw: RawClient) -> N
         log[1].function == "Module"
         and log[1].module_function == "OrderList_Acknowledge"
     )
-    assert [e.status for e in log] == [200, 200, 401]
-    assert log[2].error_code == "auth_token_invalid"
-    # parsed for the log despite the 401
+    assert [e.status for e in log] == [200, 200, 200]  # a refusal is HTTP 200
+    assert log[2].error_code == "access_denied"
+    # parsed for the log despite the refusal
     assert log[2].function == "OrderList_Load_Query"
     assert all(e.fault is None for e in log)
     assert sandbox.request_count == 3

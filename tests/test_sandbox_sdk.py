@@ -10,6 +10,7 @@ import pytest
 from merchantapi.request import Module, OrderListLoadQuery
 
 from miva_sync.sandbox import DEFAULT_QUEUE, Sandbox
+from miva_sync.sandbox.quirks import Quirks
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -111,13 +112,30 @@ def test_sandbox_sdk_token_only() -> None:
         assert response.is_success() and len(response.get_orders()) == 3
 
 
-def test_sandbox_sdk_sees_401_for_wrong_key(sandbox: Sandbox) -> None:
+WRONG_KEY = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA"
+
+
+def test_sandbox_sdk_parses_access_denied_for_wrong_key(sandbox: Sandbox) -> None:
+    """As from a real store: HTTP 200, and the SDK reads the refusal from the body."""
     client = merchantapi.client.Client(
-        sandbox.url, sandbox.api_token, "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA",
+        sandbox.url, sandbox.api_token, WRONG_KEY,
         {"default_store_code": sandbox.store_code},
     )  # fmt: skip
-    with pytest.raises(merchantapi.client.ClientHttpAuthenticationError):
-        OrderListLoadQuery(client).send()
+    response = OrderListLoadQuery(client).send()
+    assert not response.is_success() and response.is_error()
+    assert response.get_error_code() == "access_denied"
+    assert response.get_error_message() == "Invalid request signature"
+    assert sandbox.requests[-1].status == 200
+
+
+def test_sandbox_sdk_raises_on_401_behind_a_web_server_layer() -> None:
+    with Sandbox(orders=5, seed=21, quirks=Quirks(auth_error_401=True)) as sb:
+        client = merchantapi.client.Client(
+            sb.url, sb.api_token, WRONG_KEY, {"default_store_code": sb.store_code}
+        )
+        with pytest.raises(merchantapi.client.ClientHttpAuthenticationError):
+            OrderListLoadQuery(client).send()
+        assert sb.requests[-1].status == 401
 
 
 def test_sandbox_sdk_reads_queue_and_acknowledges() -> None:

@@ -76,10 +76,11 @@ def test_secrets_state_and_output_files_are_owner_only(tmp_path: Path) -> None:
         home = tmp_path / "home"
         env = cli_env(sb, home)
         run_cli("pull", "--since", "90d", "-o", str(tmp_path / "o.jsonl"), env=env)
-        run_cli(
-            "pull", "--since", "90d", "-o", f"sqlite:///{tmp_path / 'o.db'}", env=env
-        )
-        run_cli("pull", "--since", "90d", "-o", f"{tmp_path / 'dir'}/", env=env)
+        # the same window into each new target: a saved cursor wins over a
+        # repeated start (issue 19), so the re-pulls say --full-refresh
+        again = ("pull", "--since", "90d", "--full-refresh", "-o")
+        run_cli(*again, f"sqlite:///{tmp_path / 'o.db'}", env=env)
+        run_cli(*again, f"{tmp_path / 'dir'}/", env=env)
         files = [home / "state.json", tmp_path / "o.jsonl", tmp_path / "o.db",
                  next((tmp_path / "dir").glob("*.json"))]  # fmt: skip
         for path in files:
@@ -99,9 +100,11 @@ def test_payment_data_needs_an_explicit_ask_and_the_passphrase(tmp_path: Path) -
         refused = run_cli("pull", "--since", "90d", "--columns", "default,payment_data",
                           "-o", str(tmp_path / "x.jsonl"), env=env, expect=2)  # fmt: skip
         assert "MIVA_SYNC_PASSPHRASE" in refused.stderr
-        # with the passphrase from the environment (never a flag)
+        # with the passphrase from the environment (never a flag); the window
+        # again, so --full-refresh (a saved cursor wins over a repeated start)
         card = tmp_path / "card.jsonl"
-        run_cli("pull", "--since", "90d", "--columns", "default,payment_data", "-o", str(card),
+        run_cli("pull", "--since", "90d", "--full-refresh", "--columns",
+                "default,payment_data", "-o", str(card),
                 env={**env, "MIVA_SYNC_PASSPHRASE": PASSPHRASE})  # fmt: skip
         sent = [b for b in (e.body for e in sb.requests) if b and "Passphrase" in b]
         assert sent and all(b["Passphrase"] == PASSPHRASE for b in sent)

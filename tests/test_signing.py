@@ -1,4 +1,4 @@
-"""The signing vectors of miva-api.md §2.6, byte for byte."""
+"""The signing vectors of docs/miva-api.md §2.6, byte for byte."""
 
 from __future__ import annotations
 

@@ -316,7 +316,7 @@ def test_singer_stream_is_accepted_by_a_real_singer_target(
 def test_singer_schema_accepts_unusual_orders_in_a_real_target(
     singer_target: Path, tmp_path: Path
 ) -> None:
-    # what a store may return besides the sandbox's shape (miva-api.md §5):
+    # what a store may return besides the sandbox's shape (docs/miva-api.md §5):
     # JSON_DateTime timestamps, nulls, custom fields and columns we do not know
     unusual = [
         {

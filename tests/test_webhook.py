@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import time
@@ -411,3 +412,108 @@ def test_webhook_saves_held_orders_only_when_they_change(tmp_path: Path) -> None
     assert saved[-1] == {} and len(saved) == 2  # the release, after the write
     writer.close()
     assert [o["id"] for o in read_jsonl(tmp_path / "o.jsonl")] == [1, 2]
+
+
+def raw_post(receiver: Receiver, head: bytes, body: bytes) -> tuple[int, bytes]:
+    """One POST over a loopback socket, exactly these bytes; the answer's status
+    and body. The socket stays open for sending: the receiver must answer from
+    what it read, without waiting for the rest of a body."""
+    host, port = receiver.base.removeprefix("http://").split(":")
+    path = receiver.url.removeprefix(receiver.base).encode()
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b"POST " + path + b" HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n" + body
+        )
+        answer = b""
+        while block := sock.recv(65536):  # the receiver closes after answering
+            answer += block
+    status = int(answer.split(b" ", 2)[1])
+    return status, answer.partition(b"\r\n\r\n")[2]
+
+
+def chunked(data: bytes, size: int) -> bytes:
+    """``data`` in chunked framing, ``size`` bytes a chunk, ended by a zero chunk."""
+    pieces = [data[i : i + size] for i in range(0, len(data), size)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
+
+
+def test_webhook_accepts_a_chunked_body(
+    tmp_path: Path, receivers: list[Receiver]
+) -> None:
+    target = targets(tmp_path)["jsonl"]
+    receiver = Receiver(target, tmp_path / "home")
+    receivers.append(receiver)
+    first = {"id": 31, "orderdate": 5, "dt_updated": 6, "status": 100, "items": []}
+    second = {**first, "id": 32, "note": "ü" * 300}
+
+    def stream(data: bytes) -> Iterator[bytes]:  # requests sends a generator chunked
+        for i in range(0, len(data), 100):
+            yield data[i : i + 100]
+
+    answer = requests.post(
+        receiver.url, data=stream(json.dumps(first).encode()), timeout=10
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["result"] == "written"
+    # chunk extensions, a trailer field and a mixed-case coding: all valid HTTP/1.1
+    body = chunked(json.dumps({"order": second}).encode(), 7).replace(
+        b"\r\n", b";ext=1\r\n", 1
+    )
+    body = body[: -len(b"\r\n")] + b"X-Trailer: 1\r\n\r\n"
+    status, reply = raw_post(receiver, b"Transfer-Encoding: Chunked\r\n", body)
+    assert status == 200, reply
+    assert read_target("jsonl", target) == {31: first, 32: second}
+
+
+def test_webhook_refuses_an_oversized_chunked_body_with_413(
+    tmp_path: Path, receivers: list[Receiver]
+) -> None:
+    target = targets(tmp_path)["jsonl"]
+    receiver = Receiver(target, tmp_path / "home", args=("--max-body", "2000"))
+    receivers.append(receiver)
+    order = {
+        "id": 41,
+        "orderdate": 5,
+        "dt_updated": 6,
+        "status": 100,
+        "pad": "x" * 5000,
+    }
+    te = b"Transfer-Encoding: chunked\r\n"
+    assert raw_post(receiver, te, chunked(json.dumps(order).encode(), 500))[0] == 413
+    # a chunk announced bigger than the limit: refused before its data arrives
+    # (the socket stays open; waiting for the data would time out instead)
+    assert raw_post(receiver, te, b"100000\r\n" + b"x" * 10)[0] == 413
+    # up to the limit, chunked is fine
+    small = {**order, "pad": "x" * 1000}
+    assert raw_post(receiver, te, chunked(json.dumps(small).encode(), 300))[0] == 200
+    assert set(read_target("jsonl", target)) == {41}
+    assert read_target("jsonl", target)[41]["pad"] == "x" * 1000
+
+
+def test_webhook_malformed_chunked_framing_is_400_without_a_traceback(
+    tmp_path: Path, receivers: list[Receiver]
+) -> None:
+    target = targets(tmp_path)["jsonl"]
+    receiver = Receiver(
+        target, tmp_path / "home", env={"MIVA_SYNC_WEBHOOK_TIMEOUT": "2"}
+    )
+    receivers.append(receiver)
+    data = json.dumps({"id": 51, "orderdate": 5, "dt_updated": 6}).encode()
+    te = b"Transfer-Encoding: chunked\r\n"
+    bodies = [
+        b"zz\r\n" + data + b"\r\n0\r\n\r\n",  # size not hex
+        b"%x\r\n%s0\r\n\r\n" % (len(data), data),  # no CRLF after the data
+        b"%x\r\n%s\r\n" % (len(data) + 5, data) + b"0\r\n\r\n",  # shorter than said
+        b"-5\r\n" + data + b"\r\n0\r\n\r\n",
+        b"%x\r\n%s\r\n0\r\n" % (len(data), data),  # no end: the sender stalls
+    ]
+    for body in bodies:
+        assert raw_post(receiver, te, body)[0] == 400, body
+    # a coding the receiver cannot undo, and one that leaves the length unknown
+    gz = b"Transfer-Encoding: gzip, chunked\r\n"
+    assert raw_post(receiver, gz, chunked(data, 9))[0] == 501
+    assert raw_post(receiver, b"Transfer-Encoding: gzip\r\n", data)[0] == 400
+    code, out, err = receiver.stop()
+    assert code == 0 and out == ""
+    assert "Traceback" not in err
+    assert read_target("jsonl", target) == {}

@@ -27,7 +27,7 @@ class Reply:
 
 
 def error_body(code: str, message: str, error_field: str | None = None) -> bytes:
-    """A ``success: 0`` body in the shape of miva-api.md §3.7."""
+    """A ``success: 0`` body in the shape of docs/miva-api.md §3.7."""
     body: dict[str, Any] = {"success": 0, "error_code": code, "error_message": message}
     if error_field is not None:
         body.update(
@@ -53,8 +53,9 @@ class Api:
         self.store = store
         self.auth = auth
         self.store_code = store_code
-        # HTTP 401 for a refused request unless the store answers 200 + success 0
-        self.auth_status = 200 if quirks.auth_error_200 else 401
+        # HTTP 200 + success 0 for a refused request, as a real store answers;
+        # HTTP 401 when a web-server layer in front of the store refuses it
+        self.auth_status = 401 if quirks.auth_error_401 else 200
 
     def handle(self, body: bytes, auth_header: str | None) -> Reply:
         """Answer one POST body; never raises for anything a client can send."""

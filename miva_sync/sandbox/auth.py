@@ -1,4 +1,4 @@
-"""Request authentication as a store checks it (miva-api.md §2).
+"""Request authentication as a store checks it (docs/miva-api.md §2, §3.7).
 
 Verifies the X-Miva-API-Authorization header over the raw body bytes, and the
 Miva_Request_Timestamp window. Independent of the client's signing code.
@@ -16,18 +16,37 @@ from typing import Any
 HEADER = "X-Miva-API-Authorization"
 DIGESTS = {"MIVA-HMAC-SHA256": hashlib.sha256, "MIVA-HMAC-SHA1": hashlib.sha1}
 
-# The sandbox's own codes: Miva's real 401 bodies are undocumented (§3.7).
-MISSING_HEADER = "auth_header_missing"
-UNKNOWN_TOKEN = "auth_token_invalid"  # noqa: S105 - an error code
-BAD_SIGNATURE = "auth_signature_invalid"
-WRONG_TYPE = "auth_type_invalid"
-BAD_TIMESTAMP = "auth_timestamp_invalid"
+# Every credential failure carries one code, as Miva's own json.mvc source
+# shows (docs/miva-api.md §3.7): ``access_denied``, with a message that tells
+# the failures apart. The messages below are Miva's, word for word (even the
+# odd "Timestamp requires request signature"), except where marked as the
+# sandbox's guess: the source read covers no such case.
+ACCESS_DENIED = "access_denied"
+MSG_ACCESS_DENIED = (
+    "Access denied"  # unknown token (Miva also says it for a refused IP)
+)
+MSG_BAD_SIGNATURE = "Invalid request signature"
+MSG_NEEDS_SIGNATURE = "Timestamp requires request signature"  # sic: Miva's words
+MSG_UNKNOWN_TYPE = "Unrecognized authorization type"
+MSG_MISSING_TIMESTAMP = "Missing required timestamp"
+MSG_STALE_TIMESTAMP = "Timestamp outside configured window"
+# The sandbox's guesses (no evidence for these cases): a request without the
+# header, an HMAC header for a token without a signing key, and a timestamp
+# that is no integer.
+MSG_MISSING_HEADER = MSG_ACCESS_DENIED
+MSG_NO_KEY = MSG_BAD_SIGNATURE
+MSG_BAD_TIMESTAMP = MSG_STALE_TIMESTAMP
 
 
 class AuthFailure(Exception):
-    """A request the store answers with HTTP 401."""
+    """A refused request: ``access_denied`` and Miva's message for the cause.
 
-    def __init__(self, code: str, message: str) -> None:
+    Real stores answer it with HTTP 200 (docs/miva-api.md §3.8), and so does
+    the sandbox; the ``auth-error-401`` switch answers HTTP 401 instead, as a
+    web-server layer in front of the store would.
+    """
+
+    def __init__(self, message: str, code: str = ACCESS_DENIED) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -64,27 +83,23 @@ class Authenticator:
     def check_header(self, header: str | None, body: bytes) -> str:
         """Verify the header against the exact body bytes; return the scheme used."""
         if not header or not header.strip():
-            raise AuthFailure(MISSING_HEADER, f"Missing {HEADER} header")
+            raise AuthFailure(MSG_MISSING_HEADER)
         scheme, _, credentials = header.strip().partition(" ")
         scheme = scheme.upper()
         if scheme == "MIVA":
             self._check_token(credentials.strip())
             if self._key is not None and self.require_signature:
-                raise AuthFailure(
-                    WRONG_TYPE, "This API token requires an HMAC signature"
-                )
+                raise AuthFailure(MSG_NEEDS_SIGNATURE)
             return scheme
         if scheme not in DIGESTS:
-            raise AuthFailure(WRONG_TYPE, f"Unsupported authentication type '{scheme}'")
+            raise AuthFailure(MSG_UNKNOWN_TYPE)
         token, _, sent = credentials.strip().partition(":")
         self._check_token(token)
         if self._key is None:
-            raise AuthFailure(
-                WRONG_TYPE, "This API token has no signing key; use MIVA auth"
-            )
+            raise AuthFailure(MSG_NO_KEY)
         expected = signature(self._key, body, scheme)
         if not sent or not hmac.compare_digest(expected.encode(), sent.encode()):
-            raise AuthFailure(BAD_SIGNATURE, "The request signature does not match")
+            raise AuthFailure(MSG_BAD_SIGNATURE)
         return scheme
 
     def check_timestamp(self, payload: Any, now: int) -> None:
@@ -95,20 +110,16 @@ class Authenticator:
             payload.get("Miva_Request_Timestamp") if isinstance(payload, dict) else None
         )
         if raw is None:
-            raise AuthFailure(BAD_TIMESTAMP, "Missing Miva_Request_Timestamp")
+            raise AuthFailure(MSG_MISSING_TIMESTAMP)
         try:
             if isinstance(raw, bool) or not isinstance(raw, int | str):
                 raise ValueError
             stamp = int(raw)
         except ValueError:
-            raise AuthFailure(BAD_TIMESTAMP, "Invalid Miva_Request_Timestamp") from None
+            raise AuthFailure(MSG_BAD_TIMESTAMP) from None
         if abs(now - stamp) > self.timestamp_window:
-            raise AuthFailure(
-                BAD_TIMESTAMP,
-                f"Miva_Request_Timestamp is {stamp - now:+d} s from the store's clock "
-                f"(allowed +-{self.timestamp_window} s)",
-            )
+            raise AuthFailure(MSG_STALE_TIMESTAMP)
 
     def _check_token(self, token: str) -> None:
         if not hmac.compare_digest(token.encode(), self.api_token.encode()):
-            raise AuthFailure(UNKNOWN_TOKEN, "Unknown API token")
+            raise AuthFailure(MSG_ACCESS_DENIED)

@@ -1,4 +1,4 @@
-"""Order columns: which are base, on-demand, searchable and sortable (miva-api.md §4, §5.1)."""
+"""Order columns: which are base, on-demand, searchable and sortable (docs/miva-api.md §4, §5.1)."""
 
 from __future__ import annotations
 

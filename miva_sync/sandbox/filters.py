@@ -1,4 +1,4 @@
-"""List-query filters and sort, evaluated from the API facts (miva-api.md §3).
+"""List-query filters and sort, evaluated from the API facts (docs/miva-api.md §3).
 
 Written independently of the client's query builder on purpose: an emulator that
 reuses the client's code cannot catch the client's bugs.
@@ -121,7 +121,7 @@ def parse_filters(
             result.exact = False
         else:
             # Unknown filter names (e.g. "OnDemandColumns" in the wrong case) are
-            # ignored, as the wrong-case pitfall (miva-api.md §10.8) implies.
+            # ignored, as the wrong-case pitfall (docs/miva-api.md §10.8) implies.
             result.ignored.append(name)
     result.predicate = _all_of(predicates)
     return result
@@ -160,7 +160,7 @@ def sort_key(name: str) -> Callable[[Order], Any]:
 def _compile_group(
     entries: list[Any], searchable: frozenset[str], lenient: bool = False
 ) -> Predicate | None:
-    """Fold a value list left to right (the inferred model of miva-api.md §3.4)."""
+    """Fold a value list left to right (the inferred model of docs/miva-api.md §3.4)."""
     acc: Predicate | None = None
     for entry in entries:
         if not isinstance(entry, dict):
@@ -372,7 +372,7 @@ def _hint(entry: dict[str, Any]) -> RangeHint | None:
     return RangeHint(str(name), str(operator), _number(str(name), entry.get("value")))
 
 
-# --- custom filters (miva-api.md §4.5), the cheap ones ---------------------------
+# --- custom filters (docs/miva-api.md §4.5), the cheap ones ---------------------------
 
 
 def _int_filter(name: str, raw: Any) -> int:

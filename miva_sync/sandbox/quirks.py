@@ -19,7 +19,9 @@ QUIRK_NAMES: dict[str, str] = {
     "lenient-fields": "lenient_fields",
     "ack-rewrites-order": "ack_rewrites_order",
     "unknown-queue-empty": "unknown_queue_empty",
-    "auth-error-200": "auth_error_200",
+    "unsorted-queue": "unsorted_queue",
+    "auth-error-401": "auth_error_401",
+    "strict-ack": "strict_ack",
 }
 
 
@@ -35,15 +37,26 @@ class Quirks:
     acknowledging an order rewrites the ``orderworkflow`` module's own custom
     fields on it (its queue flags), without touching ``dt_updated``.
     ``unknown_queue_empty``: an unknown queue code answers ``success: 1`` with
-    no orders instead of an error. ``auth_error_200``: authentication failures
-    are answered with HTTP 200 and ``success: 0`` instead of HTTP 401.
+    no orders instead of an error. ``auth_error_401``: a web-server layer in
+    front of the store (e.g. HTTP Basic auth on /mm5) answers authentication
+    failures with HTTP 401, instead of the store's own HTTP 200 with
+    ``success: 0`` and ``access_denied`` (docs/miva-api.md §3.7).
+    ``strict_ack``: an acknowledgement naming any order that is not waiting
+    in an acknowledgement queue is answered ``processed: 0`` and changes
+    nothing (the sandbox's default refuses only ids that are no order at all;
+    docs/miva-api.md §6.2 says only "missing or incorrect" Order_Ids).
+    ``unsorted_queue``: queue reads accept ``Sort`` and ignore it, answering in
+    the store's own order, a seeded scramble that is not by id (unlike
+    ``ignore_sort``, whose unsorted order happens to be id order).
     """
 
     ignore_sort: frozenset[str] = field(default_factory=frozenset)
     lenient_fields: bool = False
     ack_rewrites_order: bool = False
     unknown_queue_empty: bool = False
-    auth_error_200: bool = False
+    auth_error_401: bool = False
+    unsorted_queue: bool = False
+    strict_ack: bool = False
 
     @classmethod
     def from_names(cls, names: list[str] | tuple[str, ...]) -> Quirks:

@@ -12,6 +12,7 @@ import json
 import random
 import threading
 import time
+import zlib
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -111,6 +112,7 @@ class Store:
         ]
         self._lock = threading.RLock()
         self._tie_rng = random.Random(f"ties:{seed}")
+        self._seed = seed  # the unsorted-queue quirk's scramble
         self._listeners: list[Listener] = []
         self._index: dict[str, tuple[list[Any], list[int]]] = {}
         self._results: dict[tuple[str, str | None], tuple[list[Any], list[int]]] = {}
@@ -323,6 +325,8 @@ class Store:
         with self._lock:
             if not all(i in self._rows for i in order_ids):
                 return 0
+            if self.quirks.strict_ack and not set(order_ids) <= self._waiting_ids():
+                return 0
             for queue in self._queues.values():
                 if queue.feed and queue.ack:
                     queue.ids.difference_update(order_ids)
@@ -332,6 +336,14 @@ class Store:
                     self._write_queue_flags(order_id)
             self._changed(orders=self.quirks.ack_rewrites_order)
         return 1
+
+    def _waiting_ids(self) -> set[int]:
+        """Orders waiting for an acknowledgement in some queue."""
+        waiting: set[int] = set()
+        for queue in self._queues.values():
+            if queue.feed and queue.ack:
+                waiting |= queue.ids
+        return waiting
 
     def _write_queue_flags(self, order_id: int) -> None:
         """The ack-rewrites-order quirk: the workflow module records the order's
@@ -371,7 +383,9 @@ class Store:
                         "invalid_queue", f"Invalid queue code '{queue_code}'"
                     )
             keys, ids = self._cached_matches(payload, parsed, sort_field, queue)
-            if descending:
+            if queue is not None and self.quirks.unsorted_queue:
+                keys, ids = self._scrambled(ids)  # Sort accepted, then ignored
+            elif descending:
                 keys, ids = keys[::-1], ids[::-1]
             page = self._window(keys, ids, offset, count)
             rows = [self._render(self._rows[i], columns) for i in page]
@@ -383,6 +397,13 @@ class Store:
             f'{{"success":1,"data":{{"total_count":{len(ids)},'
             f'"start_offset":{offset},"data":[{",".join(rows)}]}}}}'
         )
+
+    def _scrambled(self, ids: list[int]) -> tuple[list[Any], list[int]]:
+        """The unsorted-queue quirk: the store's own order, stable for a seed
+        (as a real store's storage order would be) and not by id. The keys are
+        the ids themselves, so no two rows count as a tie."""
+        order = sorted(ids, key=lambda i: zlib.crc32(f"{self._seed}:{i}".encode()))
+        return list(order), order
 
     def _columns(self, requested: list[str], passphrase: Any) -> Columns:
         wanted = set(requested)

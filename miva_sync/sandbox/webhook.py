@@ -33,7 +33,7 @@ def require_loopback(url: str) -> None:
 class WebhookSender:
     """Queue orders and POST them one by one from a daemon thread; failures are dropped.
 
-    The payload is the bare order object (miva-api.md §7: the envelope is
+    The payload is the bare order object (docs/miva-api.md §7: the envelope is
     unconfirmed) with an ``X-Sandbox-Event`` header naming the trigger. Like
     Miva, it never retries. ``paid_only`` mimics a workflow that waits until
     the order has a payment record (the guide's advice for admin orders).

@@ -10,6 +10,7 @@ from miva_sync.sinks.base import Sink
 
 if TYPE_CHECKING:
     from miva_sync.sinks.jsonl import FileSink, StdoutSink
+    from miva_sync.urls import StoreIdentity
 
 FORMATS = ("jsonl", "singer")
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -21,7 +22,12 @@ def is_postgres(target: str) -> bool:
 
 
 def open_sink(
-    target: str, *, source: str = "pull", fmt: str = "jsonl", wait: bool = False
+    target: str,
+    *,
+    source: str = "pull",
+    fmt: str = "jsonl",
+    wait: bool = False,
+    store: StoreIdentity | None = None,
 ) -> Sink:
     """Open the output named by ``-o``.
 
@@ -31,6 +37,9 @@ def open_sink(
     keep it. ``fmt`` is the stream format of stdout and files: ``jsonl`` or
     ``singer``. ``wait``: a PostgreSQL target waits for another host's run of
     the same store instead of exiting 7, like ``--wait`` does for the local lock.
+    ``store``: the identity of the store whose orders go there; a database
+    holding another store's refuses them (ConfigError, exit 3) and one holding
+    none records it (streams and folders have no place to keep it).
     """
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}; use {' or '.join(FORMATS)}")
@@ -42,12 +51,12 @@ def open_sink(
         from miva_sync.sinks.sqlite import SqliteSink, sqlite_path
 
         _stream_only(fmt, "a SQLite database")
-        return SqliteSink(sqlite_path(target), source=source)
+        return SqliteSink(sqlite_path(target), source=source, store=store)
     if is_postgres(target):
         from miva_sync.sinks.postgres import PostgresSink
 
         _stream_only(fmt, "a PostgreSQL database")
-        return PostgresSink(target, source=source, wait=wait)
+        return PostgresSink(target, source=source, wait=wait, store=store)
     if "://" in target:
         scheme = target.split("://", 1)[0]
         raise UsageError(
@@ -62,6 +71,22 @@ def open_sink(
     from miva_sync.sinks.jsonl import FileSink
 
     return _formatted(FileSink(Path(target)), fmt)
+
+
+def check_store(target: str, store: StoreIdentity) -> None:
+    """Refuse (exit 3) a database target that holds another store's orders,
+    without creating, migrating or claiming anything (``verify``)."""
+    if target.startswith("sqlite:///"):
+        from miva_sync.sinks.sqlite import check_store as check_file
+        from miva_sync.sinks.sqlite import sqlite_path
+
+        path = sqlite_path(target)
+        if path.exists():
+            check_file(path, store)
+    elif is_postgres(target):
+        from miva_sync.sinks.postgres import check_store as check_schema
+
+        check_schema(target, store)
 
 
 def _formatted(lines: StdoutSink | FileSink, fmt: str) -> Sink:

@@ -35,7 +35,7 @@ class StdoutSink:
     keeps_checkpoint = False
 
     def __init__(self, stream: BinaryIO | None = None) -> None:
-        self._stream = stream or sys.stdout.buffer
+        self._stream = stream or _stdout_buffer()
         try:
             self._fd: int | None = self._stream.fileno()
             self._is_pipe = stat.S_ISFIFO(os.fstat(self._fd).st_mode)
@@ -66,6 +66,21 @@ class StdoutSink:
     def close(self) -> None:
         with contextlib.suppress(OSError, ValueError):
             self._stream.flush()
+
+
+def _stdout_buffer() -> BinaryIO:
+    """stdout's byte stream, or exit 8 before anything is pulled or committed.
+
+    A process started with stdout closed (``>&-``) has ``sys.stdout`` None
+    (or :class:`~miva_sync.stdio.ClosedStdout`, which has no buffer): that is
+    an output that cannot take orders, like a closed pipe.
+    """
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:
+        from miva_sync.stdio import STDOUT_CLOSED
+
+        raise OutputError(STDOUT_CLOSED)
+    return buffer  # type: ignore[no-any-return]
 
 
 def _wait_until_pipe_drained(fd: int) -> None:

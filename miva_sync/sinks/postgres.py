@@ -8,10 +8,12 @@ What PostgreSQL adds is many writers on many hosts:
 
 * **One store per schema.** ``?schema=NAME`` in the URL (created on first
   use) keeps each store's tables apart, so dozens of stores can share one
-  database. A schema remembers the store whose cursor it holds
-  (``sync_store``) and refuses another: two stores in one ``orders`` table
-  would overwrite each other's orders, since order numbers repeat across
-  stores.
+  database. A schema remembers the store whose orders it holds
+  (``sync_store``: its normalised URL and store code, urls.StoreIdentity) and
+  refuses another (exit 3), receivers and re-pulls too: two stores in one
+  ``orders`` table would overwrite each other's orders, since order numbers
+  repeat across stores. Schemas claimed by a run's state key (releases before
+  identities) are adopted by that store.
 * **Advisory locks per store.** A run that keeps a cursor (it reads it with
   :meth:`PostgresSink.load_checkpoint`, or commits one) holds a session-level
   advisory lock for its store and schema, in addition to the local run lock,
@@ -39,6 +41,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from miva_sync import jsonio
 from miva_sync.errors import ConfigError, LockedError, OutputError, UsageError
+from miva_sync.sinks.base import other_store
 from miva_sync.sinks.rows import (
     INTEGER_COLUMNS,
     ITEM_COLUMNS,
@@ -50,7 +53,7 @@ from miva_sync.sinks.rows import (
 )
 from miva_sync.state import validate_record
 from miva_sync.sync.orders import cursor_value, order_id
-from miva_sync.urls import one_line_without, redact_url, url_passwords
+from miva_sync.urls import StoreIdentity, one_line_without, redact_url, url_passwords
 
 if TYPE_CHECKING:
     import psycopg
@@ -66,6 +69,9 @@ SERVER_KEEPALIVES = {
 # Advisory-lock namespaces: the first 8 bytes of sha256(namespace, ...), as a bigint.
 _MIGRATION_NAMESPACE = "miva-sync:migrate"
 _STORE_NAMESPACE = "miva-sync:store"
+_ONE_SCHEMA_PER_STORE = (
+    "Give each store its own schema (?schema=NAME in the URL) or database"
+)
 
 _V1 = f"""
 CREATE TABLE orders (
@@ -175,7 +181,12 @@ class PostgresSink:
     schema: str  # where the tables live, as each new session resolved it
 
     def __init__(
-        self, target: str, *, source: str = "pull", wait: bool = False
+        self,
+        target: str,
+        *,
+        source: str = "pull",
+        wait: bool = False,
+        store: StoreIdentity | None = None,
     ) -> None:
         try:
             import psycopg
@@ -192,6 +203,12 @@ class PostgresSink:
         self._secrets = url_passwords(target)
         dsn, self.schema_name = split_target(target)
         self._claimed: set[str] = set()
+        # With a store (the CLI always gives one) the schema holds its orders
+        # only: refused when opening, recorded with the first write (so
+        # settings that fail before any order arrives claim nothing).
+        self.store = store
+        self._store_confirmed = False  # durably this store's: never changes
+        self._store_pending = False  # recorded in the open transaction
         try:
             defaults = _connect_defaults(dsn)
         except psycopg.Error:
@@ -202,6 +219,20 @@ class PostgresSink:
             ) from None
         self._dsn, self._defaults = dsn, defaults
         self._conn = self._connect()
+        if store is not None:
+            try:
+                recorded = self._recorded_store()
+                self._conn.commit()  # end the read: no idle transaction
+                self._refuse_other(recorded)
+            except self._psycopg.Error as exc:
+                self._conn.close()
+                raise OutputError(
+                    f"cannot read {self.description}: {self._why(exc)}"
+                ) from None
+            except BaseException:
+                self._conn.close()
+                raise
+            self._store_confirmed = recorded == store.value
 
     # -- the sink interface ------------------------------------------------------
 
@@ -212,6 +243,7 @@ class PostgresSink:
         # transactions (a receiver, a backfill, a pull) can never deadlock
         ordered = sorted(orders, key=order_id)
         try:
+            self._ensure_store()
             with self._conn.cursor() as cur:
                 for order in ordered:
                     self._upsert(cur, order, now)
@@ -228,6 +260,7 @@ class PostgresSink:
             if checkpoint is not None:
                 # only the run holding the store's lock may move its cursor
                 self._claim(store_key)
+                self._ensure_store()
                 self._conn.execute(
                     "INSERT INTO sync_state (store_key, record, updated_at) "
                     "VALUES (%s, %s, %s) ON CONFLICT (store_key) DO UPDATE SET "
@@ -235,6 +268,8 @@ class PostgresSink:
                     (store_key, Jsonb(checkpoint), int(time.time())),
                 )
             self._conn.commit()
+            if self._store_pending:
+                self._store_confirmed, self._store_pending = True, False
         except self._psycopg.Error as exc:
             self._rollback()
             raise OutputError(
@@ -352,7 +387,10 @@ class PostgresSink:
         """Hold the store's advisory lock, and make sure this schema is its own."""
         if store_key in self._claimed:
             return
-        key = lock_key(_STORE_NAMESPACE, self.schema, store_key)
+        # by identity: runs of one store under a profile and under environment
+        # settings (two state keys) still exclude each other
+        named = self.store.value if self.store is not None else store_key
+        key = lock_key(_STORE_NAMESPACE, self.schema, named)
         if self.wait:
             self._conn.execute("SELECT pg_advisory_lock(%s)", (key,))
         else:
@@ -366,6 +404,13 @@ class PostgresSink:
                     f"holds its lock in {self.description} (schema {self.schema}); "
                     "use --wait to wait for it"
                 )
+        if self.store is not None:
+            # the identity is checked when opening and recorded by the first
+            # write (_ensure_store); the lock is the session's all the same
+            self._claimed.add(store_key)
+            return
+        # a sink opened without an identity (library use): the schema is
+        # claimed by the state key, as before identities
         self._conn.execute(
             "INSERT INTO sync_store (store_key, claimed_at) VALUES (%s, %s) "
             "ON CONFLICT (only_one) DO NOTHING",
@@ -384,6 +429,47 @@ class PostgresSink:
         # the lock is the session's: it outlives this transaction, so it stays
         # taken even if the page that took it rolls back
         self._claimed.add(store_key)
+
+    def _recorded_store(self) -> str | None:
+        row = self._conn.execute("SELECT store_key FROM sync_store").fetchone()
+        return None if row is None else str(row[0])
+
+    def _refuse_other(self, recorded: str | None) -> None:
+        store = self.store
+        if store is not None and recorded is not None and not store.owns(recorded):
+            self._rollback()
+            raise other_store(
+                f"schema {self.schema} of {self.description}",
+                recorded,
+                store,
+                _ONE_SCHEMA_PER_STORE,
+                f"DELETE FROM {self.schema}.sync_store",  # noqa: S608 - a message
+            )
+
+    def _ensure_store(self) -> None:
+        """Record this store in the open transaction, or refuse (ConfigError).
+
+        Checked again inside the write: another store's run may have claimed
+        an empty schema since this one was opened; a schema claimed by this
+        store's state key (an older release) is adopted.
+        """
+        if self.store is None or self._store_confirmed or self._store_pending:
+            return
+        # concurrent first writers: the second waits on the first's row, then
+        # does nothing and reads the committed claim
+        self._conn.execute(
+            "INSERT INTO sync_store (store_key, claimed_at) VALUES (%s, %s) "
+            "ON CONFLICT (only_one) DO NOTHING",
+            (self.store.value, int(time.time())),
+        )
+        recorded = self._recorded_store()
+        self._refuse_other(recorded)
+        if recorded != self.store.value:
+            self._conn.execute(
+                "UPDATE sync_store SET store_key = %s, claimed_at = %s",
+                (self.store.value, int(time.time())),
+            )
+        self._store_pending = True
 
     def _migrate(self, conn: psycopg.Connection[Any]) -> str:
         """Bring the schema to :data:`SCHEMA_VERSION`; return the schema's name."""
@@ -436,12 +522,51 @@ class PostgresSink:
         return str(schema)
 
     def _rollback(self) -> None:
+        self._store_pending = False
         with contextlib.suppress(self._psycopg.Error):
             self._conn.rollback()
 
     def _why(self, exc: Exception) -> str:
         """psycopg's message on one line, never with the password in it."""
         return one_line_without(exc, self._secrets)
+
+
+def check_store(target: str, store: StoreIdentity) -> None:
+    """Refuse (exit 3) a schema holding another store's orders, read-only, for
+    ``verify``: it must neither create, migrate nor claim anything."""
+    try:
+        import psycopg
+    except ImportError:
+        raise ConfigError(
+            "PostgreSQL targets need psycopg: pip install 'miva-sync[postgres]'"
+        ) from None
+    description = redact_url(target)
+    dsn, schema = split_target(target)
+    try:
+        defaults = _connect_defaults(dsn)
+    except psycopg.Error:
+        raise UsageError(f"not a valid PostgreSQL URL: {description}") from None
+    try:
+        with psycopg.connect(dsn, autocommit=True, **defaults) as conn:
+            if schema is not None:
+                use_schema(conn, schema)
+            row = conn.execute(
+                "SELECT current_schema(), to_regclass('sync_store') IS NOT NULL"
+            ).fetchone()
+            if not row or not row[1]:
+                return  # nothing written there yet: verify says so itself
+            owner = conn.execute("SELECT store_key FROM sync_store").fetchone()
+    except psycopg.Error as exc:
+        reason = one_line_without(exc, url_passwords(target))
+        raise OutputError(f"cannot read {description}: {reason}") from None
+    if owner is not None and not store.owns(str(owner[0])):
+        raise other_store(
+            f"schema {row[0]} of {description}",
+            str(owner[0]),
+            store,
+            _ONE_SCHEMA_PER_STORE,
+            f"DELETE FROM {row[0]}.sync_store",  # noqa: S608 - a message
+        )
 
 
 def use_schema(conn: psycopg.Connection[Any], schema: str) -> None:

@@ -26,7 +26,7 @@ REPLICATION_KEYS = {"date": "orderdate", "updated": "dt_updated", "number": "id"
 STATE_FIELDS = ("mode", "cursors", "updated_at")
 
 
-# Top-level order fields by type (miva-api.md §5).
+# Top-level order fields by type (docs/miva-api.md §5).
 _INTEGERS = (
     "pay_id", "batch_id", "status", "pay_status", "stk_status", "cust_id", "ship_id",
     "source_id", "pend_count", "bord_count", "note_count", "orderdate",

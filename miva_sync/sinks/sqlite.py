@@ -2,7 +2,9 @@
 
 One transaction per page: the rows, their ``order_items`` and this target's
 copy of the cursor and dedupe window commit together, so a crash can never
-separate them. WAL mode and a busy timeout let a webhook receiver and a cron
+separate them. A file holds one store's orders (``sync_store``, issue 19):
+order numbers repeat across stores, so another store is refused (exit 3).
+WAL mode and a busy timeout let a webhook receiver and a cron
 pull share one file. ``schema_version`` and :data:`MIGRATIONS` let a later
 release open an older file.
 """
@@ -15,9 +17,11 @@ import sqlite3
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from miva_sync import jsonio
 from miva_sync.errors import ConfigError, OutputError
+from miva_sync.sinks.base import legacy_owner, other_store
 from miva_sync.sinks.rows import (
     INTEGER_COLUMNS,
     QUERY_COLUMNS,
@@ -28,6 +32,7 @@ from miva_sync.sinks.rows import (
 )
 from miva_sync.state import validate_record
 from miva_sync.sync.orders import cursor_value, order_id
+from miva_sync.urls import StoreIdentity
 
 BUSY_TIMEOUT_MS = 30_000
 # ids per "id IN (…)" lookup: far below SQLite's variable limit, old builds too
@@ -95,8 +100,18 @@ SELECT id,
 FROM orders;
 """
 
+# The store whose orders the file holds: its normalised URL and store code
+# (urls.StoreIdentity), recorded with the first write; one row at most.
+_V3 = """
+CREATE TABLE sync_store (
+    only_one INTEGER PRIMARY KEY CHECK (only_one = 1),
+    store_key TEXT NOT NULL,
+    claimed_at INTEGER NOT NULL
+);
+"""
+
 # (version, script). Append only: a released migration never changes.
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1), (2, _V2))
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1), (2, _V2), (3, _V3))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
@@ -109,9 +124,18 @@ def sqlite_path(target: str) -> Path:
 
 
 class SqliteSink:
-    """Upsert orders into a SQLite file."""
+    """Upsert orders into a SQLite file.
 
-    def __init__(self, path: Path, *, source: str = "pull") -> None:
+    With ``store`` (what the CLI always gives), the file holds that store's
+    orders only: another store's is refused when opening (before any request
+    to the store), and the identity is recorded in the transaction of the
+    first write, so settings that fail before any order arrives (a mistyped
+    URL) claim nothing.
+    """
+
+    def __init__(
+        self, path: Path, *, source: str = "pull", store: StoreIdentity | None = None
+    ) -> None:
         self.path = path
         self.description = f"sqlite:///{path}"
         self.keeps_checkpoint = True
@@ -120,7 +144,20 @@ class SqliteSink:
         self._conn = _connect(path)
         self._in_transaction = False
         self._max_variables = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        migrate(self._conn, path)
+        self.store = store
+        # True once this file is known to hold ``store`` durably: it never
+        # changes after that (short of someone emptying sync_store by hand)
+        self._store_confirmed = False
+        self._store_pending = False
+        try:
+            migrate(self._conn, path)
+            if store is not None:
+                recorded = recorded_store(self._conn, path)
+                self._refuse_other(recorded)
+                self._store_confirmed = recorded == store.value
+        except BaseException:
+            self._conn.close()
+            raise
 
     # -- the sink interface ------------------------------------------------------
 
@@ -150,6 +187,8 @@ class SqliteSink:
                 )
             self._conn.execute("COMMIT")
             self._in_transaction = False
+            if self._store_pending:
+                self._store_confirmed, self._store_pending = True, False
         except sqlite3.Error as exc:
             self._rollback()
             raise OutputError(f"cannot commit to {self.path}: {exc}") from None
@@ -186,12 +225,42 @@ class SqliteSink:
             except sqlite3.Error as exc:
                 raise OutputError(f"cannot write to {self.path}: {exc}") from None
             self._in_transaction = True
+            if self.store is not None and not self._store_confirmed:
+                self._claim_store()
+
+    def _claim_store(self) -> None:
+        """Record this store in the open write transaction, or refuse.
+
+        Checked again under the write lock: another store's run may have
+        claimed an empty file since this one was opened.
+        """
+        assert self.store is not None  # noqa: S101 - the caller checks
+        try:
+            recorded = recorded_store(self._conn, self.path)
+            self._refuse_other(recorded)
+            if recorded != self.store.value:  # none yet, or an older name: adopt
+                self._conn.execute(
+                    "INSERT INTO sync_store (only_one, store_key, claimed_at) "
+                    "VALUES (1, ?, ?) ON CONFLICT (only_one) DO UPDATE SET "
+                    "store_key = excluded.store_key, claimed_at = excluded.claimed_at",
+                    (self.store.value, int(time.time())),
+                )
+        except BaseException:
+            self._rollback()
+            raise
+        # durable with this transaction's COMMIT, not before
+        self._store_pending = True
+
+    def _refuse_other(self, recorded: str | None) -> None:
+        if self.store is not None:
+            refuse_other_store(self._conn, self.path, recorded, self.store)
 
     def _rollback(self) -> None:
         if self._in_transaction:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
             self._in_transaction = False
+        self._store_pending = False
 
     def _upsert_page(self, orders: list[dict[str, Any]], now: int) -> None:
         """Newest version wins, order by order, as one lookup and a few executemany.
@@ -265,6 +334,54 @@ class SqliteSink:
                 ).fetchall()
             )
         return found
+
+
+def recorded_store(conn: sqlite3.Connection, path: Path) -> str | None:
+    """The identity of the store whose orders the file holds, if recorded
+    (None too for a file from before identities, which has no sync_store)."""
+    try:
+        if not conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sync_store'"
+        ).fetchone():
+            return None
+        row = conn.execute("SELECT store_key FROM sync_store").fetchone()
+    except sqlite3.Error as exc:
+        raise OutputError(f"cannot read {path}: {exc}") from None
+    return None if row is None else str(row[0])
+
+
+def refuse_other_store(
+    conn: sqlite3.Connection, path: Path, recorded: str | None, store: StoreIdentity
+) -> None:
+    """Raise ConfigError (exit 3) if the file holds another store's orders."""
+    if recorded is None:
+        # a file from before identities: the keys of its cursors may still tell
+        try:
+            keys = [str(r[0]) for r in conn.execute("SELECT store_key FROM sync_state")]
+        except sqlite3.Error as exc:
+            raise OutputError(f"cannot read {path}: {exc}") from None
+        recorded = legacy_owner(store, keys)
+    if recorded is not None and not store.owns(recorded):
+        raise other_store(
+            f"sqlite:///{path}",
+            recorded,
+            store,
+            "Give each store its own file (-o sqlite:///OTHER.db)",
+            f"sqlite3 {path} 'DELETE FROM sync_store'",  # noqa: S608 - a message
+        )
+
+
+def check_store(path: Path, store: StoreIdentity) -> None:
+    """Refuse (exit 3) a file holding another store's orders, read-only, for
+    ``verify``: it must neither create, migrate nor claim anything."""
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise OutputError(f"cannot open {path}: {exc}") from None
+    try:
+        refuse_other_store(conn, path, recorded_store(conn, path), store)
+    finally:
+        conn.close()
 
 
 def _connect(path: Path) -> sqlite3.Connection:

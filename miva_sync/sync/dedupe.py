@@ -4,6 +4,11 @@ One entry per order id still inside the window: ``[version, orderdate,
 dt_updated]``. An order whose version matches its entry was already emitted
 unchanged; a newer version is emitted again. Entries fall out once their
 cursor is below anything a later run can query.
+
+The version is ``dt_updated``, or on stores without it the order's content
+fingerprint (``sync/orders.py``). An entry saved by a release before the
+fingerprint holds that release's content hash: it is recognised, and replaced
+by the new fingerprint, the first time its order is seen unchanged.
 """
 
 from __future__ import annotations
@@ -11,7 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from miva_sync.sync.orders import cursor_value, order_id, version_key
+from miva_sync.sync.orders import (
+    cursor_value,
+    legacy_fingerprints,
+    order_id,
+    version_key,
+)
 
 Entry = list[Any]  # [version, orderdate, dt_updated]
 
@@ -22,8 +32,25 @@ class DedupeWindow:
 
     def __contains__(self, order: dict[str, Any]) -> bool:
         """Seen before in exactly this version?"""
-        entry = self.entries.get(str(order_id(order)))
-        return entry is not None and entry[0] == version_key(order)
+        key = str(order_id(order))
+        entry = self.entries.get(key)
+        if entry is None:
+            return False
+        version = version_key(order)
+        if entry[0] == version:
+            return True
+        saved = entry[0]
+        if not (isinstance(version, str) and isinstance(saved, str)):
+            return False
+        # a content hash that differs: a changed order, or one saved by an older
+        # release (same shape, other serialisation). Only here is the old hash
+        # computed, so an unchanged window costs nothing extra after one run.
+        if saved not in legacy_fingerprints(order):
+            return False
+        # a new list, not entry[0] = …: snapshots of the window (pull.snapshot)
+        # share entry lists and must not see this change
+        self.entries[key] = [version, entry[1], entry[2]]
+        return True
 
     def knows(self, oid: int) -> bool:
         return str(oid) in self.entries

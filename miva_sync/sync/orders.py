@@ -1,4 +1,28 @@
-"""Facts about one order object: its cursor values and its version key."""
+"""Facts about one order object: its cursor values, its version key and its
+content fingerprint.
+
+**The content fingerprint** (:func:`fingerprint`) is what "unchanged" means
+wherever miva-sync decides it from an order's content: the version key on
+stores without ``dt_updated`` (dedupe in every pull mode), the queue's re-read
+after an acknowledgement, and the webhook receiver's newest-wins comparison.
+It is ``"h"`` + 24 hex digits of the SHA-256 of the order's canonical JSON
+(keys sorted, compact, UTF-8), leaving out what a store changes without the
+order changing:
+
+* ``dt_updated``: the version stamp, compared on its own where a store has it;
+* ``CustomField_Values.orderworkflow``: the order workflow module's own
+  bookkeeping (which queues the order is in). An acknowledgement may rewrite
+  it (docs/miva-api.md §6), and the default columns (``CustomField_Values:*``)
+  return it, so without this an acknowledgement would make every order look
+  updated and be emitted a second time;
+* the customer's running figures and account times
+  (:data:`VOLATILE_CUSTOMER_FIELDS`): a login or another order changes them.
+
+Fingerprints are saved in state files and database checkpoints (dedupe
+entries), so the serialisation is part of the state format. Releases before
+this fingerprint saved a different hash of the same shape;
+:func:`legacy_fingerprints` recomputes it so an upgrade re-emits nothing.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +31,7 @@ import json
 import math
 from typing import Any, TypeGuard
 
+from miva_sync import jsonio
 from miva_sync.errors import ApiError
 
 # Times outside years 1..9999 fit no datetime (nor, far out, a 64-bit column):
@@ -15,12 +40,15 @@ MIN_TIME = -62_135_596_800
 MAX_TIME = 253_402_300_799
 MAX_ID = 2**63 - 1
 
-# Fields that change without the order changing (the customer's last login,
-# running totals over the customer's other orders). Left out of the content
-# hash so an unchanged order is never mistaken for an updated one.
+# Customer fields that change without the order changing (the customer's last
+# login and password change, running totals over the customer's other orders,
+# store credit). Left out of the fingerprint so an unchanged order is never
+# mistaken for an updated one. The customer's addresses and custom fields stay
+# in: the order carries the customer object, and a user wants it current.
 VOLATILE_CUSTOMER_FIELDS = frozenset(
     {
         "dt_login",
+        "dt_pwchg",
         "order_cnt",
         "order_avg",
         "formatted_order_avg",
@@ -31,6 +59,12 @@ VOLATILE_CUSTOMER_FIELDS = frozenset(
         "formatted_credit",
     }
 )
+# The set as releases before the fingerprint used it: frozen, for legacy hashes.
+_LEGACY_VOLATILE_CUSTOMER_FIELDS = VOLATILE_CUSTOMER_FIELDS - {"dt_pwchg"}
+
+CUSTOM_FIELDS = "CustomField_Values"  # {"<module code>": {"<field code>": value}}
+# The order workflow module's code: its custom fields are its queue bookkeeping
+WORKFLOW_MODULE = "orderworkflow"
 
 
 def timestamp(value: Any) -> int | None:
@@ -75,23 +109,86 @@ def order_id(order: dict[str, Any]) -> int:
 
 
 def version_key(order: dict[str, Any]) -> int | str:
-    """``dt_updated`` where the store has it, else a hash of the order's content."""
+    """``dt_updated`` where the store has it, else the order's :func:`fingerprint`.
+
+    A store that bumps ``dt_updated`` when it acknowledges an order makes the
+    acknowledged order a new version: that is the store's word, and it is
+    emitted (design.md §5).
+    """
     updated = cursor_value(order, "dt_updated")
     if updated is not None:
         return updated
-    # saved in state files: this exact serialisation, so hashes stay the same
-    canonical = json.dumps(
-        stable_content(order), sort_keys=True, separators=(",", ":"), default=str
-    )
-    return "h" + hashlib.sha256(canonical.encode()).hexdigest()[:24]
+    return fingerprint(order)
+
+
+def fingerprint(order: dict[str, Any]) -> str:
+    """The order's content fingerprint (see the module docstring): equal for two
+    reads of an order that differ only in its version stamp, the workflow
+    module's bookkeeping or the customer's volatile fields."""
+    # orjson (jsonio) with sorted keys: several times faster than json.dumps in
+    # this per-order hot path. The bytes are part of the state format: orjson
+    # and jsonio's standard-library fallback agree on them except for floats
+    # below 1e-4 in magnitude (rare in an order; at worst such an order is
+    # emitted once more if orjson goes missing).
+    canonical = jsonio.dumps(stable_content(order), sort_keys=True)
+    return "h" + hashlib.sha256(canonical).hexdigest()[:24]
 
 
 def stable_content(order: dict[str, Any]) -> dict[str, Any]:
-    """The order without the customer fields that change on their own."""
+    """What :func:`fingerprint` covers: the order without ``dt_updated``, the
+    workflow module's custom fields and the customer's volatile fields.
+
+    A shallow copy: only the objects it leaves something out of are copied.
+    """
     content = dict(order)
+    content.pop("dt_updated", None)
     customer = content.get("customer")
     if isinstance(customer, dict):
         content["customer"] = {
             k: v for k, v in customer.items() if k not in VOLATILE_CUSTOMER_FIELDS
         }
+    custom = content.get(CUSTOM_FIELDS)
+    if isinstance(custom, dict) and WORKFLOW_MODULE in custom:
+        # the object itself stays (even if now empty): other modules' fields
+        # are the user's data, and an empty one is still what was requested
+        content[CUSTOM_FIELDS] = {
+            k: v for k, v in custom.items() if k != WORKFLOW_MODULE
+        }
     return content
+
+
+def legacy_fingerprints(order: dict[str, Any]) -> tuple[str, ...]:
+    """The content hashes releases before :func:`fingerprint` would have saved
+    for this order (the same ``"h"`` + 24 hex shape), so a dedupe entry written
+    by one still matches after an upgrade.
+
+    Two: the order as it is now, and, when it carries workflow fields, the order
+    without them (the entry was saved before an acknowledgement wrote them).
+    An entry saved while the flags had other values cannot be matched: that
+    release emitted such an order again after its acknowledgement anyway.
+    Computed only where an entry differs from the new fingerprint (for a
+    plain-ASCII order without workflow fields or ``dt_pwchg`` the two
+    serialisations give the same bytes, so most entries match at once).
+    """
+    content = dict(order)
+    customer = content.get("customer")
+    if isinstance(customer, dict):
+        content["customer"] = {
+            k: v
+            for k, v in customer.items()
+            if k not in _LEGACY_VOLATILE_CUSTOMER_FIELDS
+        }
+    hashes = [_legacy_hash(content)]
+    custom = content.get(CUSTOM_FIELDS)
+    if isinstance(custom, dict) and WORKFLOW_MODULE in custom:
+        content[CUSTOM_FIELDS] = {
+            k: v for k, v in custom.items() if k != WORKFLOW_MODULE
+        }
+        hashes.append(_legacy_hash(content))
+    return tuple(hashes)
+
+
+def _legacy_hash(content: dict[str, Any]) -> str:
+    # exactly the old serialisation (standard library, ASCII escapes): frozen
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    return "h" + hashlib.sha256(canonical.encode()).hexdigest()[:24]

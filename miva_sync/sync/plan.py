@@ -1,22 +1,28 @@
 """Turn the user's options and the saved record into one pull plan.
 
 Modes (design.md §5): ``date`` (orderdate), ``updated`` (dt_updated) and
-``number`` (id). ``--since``/``--from-order`` make a mode active and restart
-its cursor, keeping the dedupe window; a bare pull resumes the active mode.
+``number`` (id). ``--since``/``--from-order`` are where a mode begins when it
+has no saved cursor; once it has one, the saved cursor wins (the ELT
+convention, see :func:`make_plan`). A bare pull resumes the active mode; a
+mode becomes active with its run's first durable commit (:meth:`Plan.activate`).
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
 from typing import Any
 
 from miva_sync.errors import UsageError
-from miva_sync.timespec import iso, parse_span
+from miva_sync.timespec import iso, iso_in, parse_span
 
 FIELDS = {"date": "orderdate", "updated": "dt_updated", "number": "id"}
 DEFAULT_LOOKBACK = 15 * 60
 DEFAULT_OVERLAP = "30"
+# a restarted cursor keeps the one it replaces here until its first commit
+PREVIOUS = "previous"
+_SETTINGS = ("lookback", "overlap")  # a cursor's settings, kept across a restart
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,8 @@ class PullOptions:
     lookback: int | None = None  # seconds
     overlap: str | None = None  # "30" ids or a span such as "45m"
     emit_unchanged: bool = False
+    # restart the mode at the start and deliver its window again
+    full_refresh: bool = False
 
     @property
     def bounded(self) -> bool:
@@ -50,6 +58,9 @@ class Plan:
     bounded: bool
     record: dict[str, Any]
     notices: list[str] = field(default_factory=list)
+    full_refresh: bool = False
+    # the store's time zone: times are shown in it too (beside UTC) when not UTC
+    zone: tzinfo = UTC
 
     @property
     def field(self) -> str:
@@ -60,10 +71,19 @@ class Plan:
         """The overlap as seconds when it was given as a span, else None."""
         return None if self.overlap.isdigit() else parse_span(self.overlap)
 
+    def activate(self) -> None:
+        """Make this run's mode the store's active mode: called once a page of
+        it has been read and verified, so the next durable commit carries it.
+        A run that fails before that leaves the previous mode and cursor."""
+        if self.bounded:
+            return
+        self.record["mode"] = self.mode
+        self.record["cursors"][self.mode].pop(PREVIOUS, None)
+
     def describe_cursor(self, value: int | None) -> str:
         if value is None:
             return "-"
-        return f"#{value}" if self.mode == "number" else iso(value)
+        return f"#{value}" if self.mode == "number" else iso_in(value, self.zone)
 
 
 def validate_overlap(text: str) -> str:
@@ -75,7 +95,16 @@ def validate_overlap(text: str) -> str:
 
 
 def make_plan(record: dict[str, Any] | None, options: PullOptions) -> Plan:
-    """Resolve mode and cursor; never mutates the saved record in place."""
+    """Resolve mode and cursor; never mutates the saved record in place.
+
+    The start rule (design.md §4.2 "State"; Singer's ``start_date``, dlt's
+    ``initial_value``): an explicit start is where a mode begins when it has
+    no saved cursor; once it has one, the saved cursor wins. So a crontab that
+    repeats its first command line is gapless and duplicate-free.
+    ``--full-refresh`` restarts the mode at the start; a bounded window reads
+    its whole range and saves nothing. The record's active mode is left as it
+    is: :meth:`Plan.activate` switches it at the run's first durable commit.
+    """
     record = copy.deepcopy(record) if record else None
     notices: list[str] = []
     if options.since is not None or options.from_order is not None:
@@ -87,21 +116,29 @@ def make_plan(record: dict[str, Any] | None, options: PullOptions) -> Plan:
             else ("updated" if options.updated else "date")
         )
         start = options.from_order if options.from_order is not None else options.since
+        assert start is not None  # noqa: S101 - one of them is set
         if options.to_order is not None and mode != "number":
             raise UsageError("--to-order goes with --from-order")
         if options.until is not None and mode == "number":
             raise UsageError("--until goes with --since")
-        record = record or {"cursors": {}, "dedupe": {}, "held": {}}
-        previous = record["cursors"].get(mode)
-        cursor = {"start": start, "watermark": None}
-        if previous and not options.bounded:
-            notices.append(
-                f"{mode} mode: restarting its cursor at the new start "
-                "(the dedupe window is kept)"
+        if options.full_refresh and options.bounded:
+            raise UsageError(
+                "a bounded window (--until/--to-order) already re-delivers all of "
+                "it and leaves the cursor alone: drop --full-refresh"
             )
+        record = record or {"cursors": {}, "dedupe": {}, "held": {}}
+        if options.bounded:
+            cursor: dict[str, Any] = {"start": start, "watermark": None}
+        else:
+            cursor = _start_cursor(record, mode, start, options, notices)
     else:
         if options.bounded:
             raise UsageError("--until/--to-order need --since or --from-order")
+        if options.full_refresh:
+            raise UsageError(
+                "--full-refresh restarts a mode at its start: give --since WHEN "
+                "or --from-order N with it"
+            )
         if not record:
             raise UsageError(
                 "no saved state for this store: start with --since WHEN, "
@@ -113,25 +150,23 @@ def make_plan(record: dict[str, Any] | None, options: PullOptions) -> Plan:
                 "the active mode is queue: run 'miva-sync pull --queue CODE'"
             )
         if options.updated and mode == "date":
-            # switch to updated mode where the date cursor stands
-            date_cursor = record["cursors"]["date"]
-            start = date_cursor.get("watermark") or date_cursor["start"]
             mode = "updated"
-            cursor = {"start": start, "watermark": None}
-            notices.append(f"switching to updated mode from {iso(start)}")
+            cursor = _switch_to_updated(record, notices)
         else:
-            cursor = dict(record["cursors"][mode])
-    saved = record["cursors"].get(mode, {}) if record else {}
+            cursor = _resumed(mode, record["cursors"][mode], notices)
     lookback = (
         options.lookback
         if options.lookback is not None
-        else int(saved.get("lookback", DEFAULT_LOOKBACK))
+        else int(cursor.get("lookback", DEFAULT_LOOKBACK))
     )
-    overlap = options.overlap or str(saved.get("overlap", DEFAULT_OVERLAP))
+    overlap = options.overlap or str(cursor.get("overlap", DEFAULT_OVERLAP))
     cursor.update({"lookback": lookback} if mode != "number" else {"overlap": overlap})
     if not options.bounded:
-        record["mode"] = mode
         record["cursors"][mode] = cursor
+        # a record with no active mode yet has nothing to keep: this mode is it
+        # at once, so a run killed before its first commit is resumed by a bare
+        # pull. Otherwise the active mode switches with the first commit.
+        record.setdefault("mode", mode)
     hi = options.until if mode != "number" else options.to_order
     return Plan(
         mode=mode,
@@ -143,4 +178,155 @@ def make_plan(record: dict[str, Any] | None, options: PullOptions) -> Plan:
         bounded=options.bounded,
         record=record,
         notices=notices,
+        full_refresh=options.full_refresh,
     )
+
+
+def _committed(cursor: Any) -> dict[str, Any] | None:
+    """The cursor a mode has committed: a cursor restarted by a --full-refresh
+    that has not reached its first durable commit keeps the one it replaces
+    under ``previous``, and that one still counts."""
+    if not isinstance(cursor, dict):
+        return None
+    if PREVIOUS not in cursor:
+        return cursor
+    previous = cursor[PREVIOUS]
+    if isinstance(previous, dict) and _is_int(previous.get("start")):
+        return {k: v for k, v in previous.items() if k != PREVIOUS}
+    return None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _start_cursor(
+    record: dict[str, Any],
+    mode: str,
+    start: int,
+    options: PullOptions,
+    notices: list[str],
+) -> dict[str, Any]:
+    """The cursor a run with an explicit start (``--since``/``--from-order``) uses."""
+    committed = _committed(record["cursors"].get(mode))
+    if options.full_refresh:
+        # the settings carry over; the position restarts. The cursor it replaces
+        # stays under `previous` until the first durable commit, so a run that
+        # fails before it leaves the mode where it was.
+        cursor = {k: v for k, v in (committed or {}).items() if k in _SETTINGS}
+        cursor.update(start=start, watermark=None)
+        if committed is not None:
+            cursor[PREVIOUS] = committed
+        notices.append(
+            f"{mode} mode: full refresh from {_point(mode, start)}: every order "
+            "since then is delivered again (the saved cursor is replaced at the "
+            "first commit; the ack journal and held orders are kept)"
+        )
+        return cursor
+    if committed is None:
+        return {"start": start, "watermark": None}
+    cursor = dict(committed)
+    if cursor.get("watermark") is None and start < int(cursor["start"]):
+        # nothing has moved this cursor yet (an earlier run stopped before any
+        # order, or saw none): an earlier start widens it at no cost
+        cursor["start"] = start
+        return cursor
+    if cursor.get("watermark") is None and start == int(cursor["start"]):
+        return cursor
+    notices.append(_resume_notice(mode, cursor, start))
+    return cursor
+
+
+def _resume_notice(mode: str, cursor: dict[str, Any], start: int) -> str:
+    flag, bound = (
+        ("--from-order", "--to-order N")
+        if mode == "number"
+        else ("--since", "--until WHEN")
+    )
+    watermark = cursor.get("watermark")
+    where = (
+        f"its watermark {_point(mode, watermark)}"
+        if watermark is not None
+        else f"its start {_point(mode, int(cursor['start']))}"
+    )
+    return (
+        f"{mode} mode resumes from its saved cursor ({where}), not from {flag} "
+        f"{start if mode == 'number' else iso(start)}: a start only applies to a "
+        "mode with no saved "
+        f"cursor. To pull from there again: add --full-refresh (re-delivers "
+        f"everything since then), or bound it with {bound} (leaves the cursor alone)"
+    )
+
+
+def _resumed(mode: str, saved: dict[str, Any], notices: list[str]) -> dict[str, Any]:
+    """A bare pull's cursor: the saved one, or the one an unfinished
+    --full-refresh would have replaced."""
+    if PREVIOUS not in saved:
+        return dict(saved)
+    committed = _committed(saved)
+    if committed is None:
+        raise UsageError(
+            f"the saved {mode} cursor is malformed; inspect it with 'miva-sync state "
+            "show' or start again with 'miva-sync state set'"
+        )
+    notices.append(
+        f"{mode} mode: the --full-refresh from {_point(mode, int(saved['start']))} "
+        "stopped before its first commit; resuming from the saved cursor (repeat "
+        "the --full-refresh to re-pull)"
+    )
+    return dict(committed)
+
+
+def _switch_to_updated(record: dict[str, Any], notices: list[str]) -> dict[str, Any]:
+    """A bare ``--updated`` while date mode is active: updated mode's own
+    cursor if it has one, else a new one where the date cursor stands."""
+    own = _committed(record["cursors"].get("updated"))
+    if own is not None:
+        notices.append(
+            "updated mode resumes from its own saved cursor "
+            f"({_point('updated', own.get('watermark') or int(own['start']))})"
+        )
+        return dict(own)
+    date_cursor = _committed(record["cursors"]["date"]) or record["cursors"]["date"]
+    start = date_cursor.get("watermark") or date_cursor["start"]
+    notices.append(f"switching to updated mode from {iso(start)}")
+    return {"start": start, "watermark": None}
+
+
+def _point(mode: str, value: int) -> str:
+    return f"#{value}" if mode == "number" else iso(value)
+
+
+def refuse_future_since(since: int | None, now: float, tolerance: int) -> None:
+    """A ``--since`` beyond now (plus the clock tolerance) is a typo: a mistyped
+    year, or milliseconds read as seconds. Saved, it would hide every order
+    until then, and the staleness alarm would never ring (exit 2)."""
+    if since is None or since <= now + tolerance:
+        return
+    raise UsageError(
+        f"--since {iso(since)} is {_ahead(since - now)} in the future (this "
+        f"machine's clock says {iso(now)}): a mistyped year, or milliseconds given "
+        "as seconds? A start in the future would hide every order until then; "
+        "nothing was saved"
+    )
+
+
+def refuse_future_order(from_order: int, highest: int | None, overlap: str) -> None:
+    """A ``--from-order`` beyond the store's highest order number plus the
+    overlap is a typo: saved, it would hide every order until then (exit 2).
+    ``highest`` None: the store has no orders yet, nothing to compare with."""
+    margin = int(overlap) if overlap.isdigit() else int(DEFAULT_OVERLAP)
+    if highest is None or from_order <= highest + margin:
+        return
+    raise UsageError(
+        f"--from-order {from_order} is beyond the store's highest order number "
+        f"#{highest} (plus the overlap, {margin}): a typo? A start past every "
+        "order would hide the orders until then; nothing was saved"
+    )
+
+
+def _ahead(seconds: float) -> str:
+    for unit, size in (("years", 365 * 86400), ("days", 86400), ("hours", 3600)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{int(seconds)} seconds"

@@ -10,6 +10,7 @@ drag it forward.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
@@ -62,7 +63,8 @@ class PullResult:
     requests: int = 0
     held: int = 0  # orders held (unpaid) at the end of the run
     released: int = 0  # held orders emitted by this run (paid, expired, no hold)
-    warnings: list[str] = field(default_factory=list)
+    # dataclasses.field: the class's own ``field`` attribute shadows the import here
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclass
@@ -188,6 +190,9 @@ class PullRun:
         chunks = explained(chunks, plan.mode)
         try:
             for chunk in chunks:
+                # a verified page: the mode works, so the next commit makes it
+                # the active one (issue 19: a run failing before that keeps the old)
+                plan.activate()
                 total = chunk.total_count if chunk.total_count is not None else total
                 fresh: list[dict[str, Any]] = []
                 for order in chunk.orders:
@@ -303,13 +308,12 @@ class PullRun:
                 f"{human_span(value - signpost)} ahead of this machine's clock; "
                 "emitted, but it will not move the watermark",
             )
-        late = (
-            watermark_before is not None
-            and window > 0
-            and value < watermark_before
+        if watermark_before is None or window <= 0 or value >= watermark_before:
+            return
+        if (
+            watermark_before - value >= LATE_FRACTION * window
             and not self._dedupe.knows(oid)
-        )
-        if late and watermark_before - value >= LATE_FRACTION * window:
+        ):
             behind = (
                 f"{watermark_before - value} order numbers"
                 if plan.mode == "number"

@@ -18,15 +18,20 @@ from the received queue before reading on, or stop and say so (exit 6).
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any, Protocol
 
-from miva_sync import jsonio
 from miva_sync.client import MivaClient, Page
-from miva_sync.errors import AckError, ApiError, AuthError, TransientError
+from miva_sync.errors import (
+    AckError,
+    ApiError,
+    AuthError,
+    TransientError,
+    UntrustedAnswerError,
+)
 from miva_sync.query import MAX_IN_LIST, Condition, ListQuery, chunked
 from miva_sync.sinks import identity
 from miva_sync.sinks.base import Sink
@@ -34,11 +39,11 @@ from miva_sync.sinks.receipts import receipt, uncommitted
 from miva_sync.state import StateStore
 from miva_sync.sync.dedupe import DedupeWindow
 from miva_sync.sync.held import DEFAULT_HOLD_FOR, HeldOrders, fetcher
-from miva_sync.sync.orders import order_id, stable_content, version_key
+from miva_sync.sync.orders import fingerprint, order_id, version_key
 from miva_sync.sync.pull import last_run
 from miva_sync.sync.queue_recovery import scan_received
 from miva_sync.sync.queue_state import QueuePlan, queue_keep
-from miva_sync.timespec import iso
+from miva_sync.timespec import human_span, iso
 
 ACK_BATCH = 100  # MivaAccess GUARD-2666: bigger acknowledgements time out at gateways
 MAX_DOWNLOAD_FAILURES = 3  # failed no-ack downloads (each recovered) before giving up
@@ -51,6 +56,9 @@ class QueueReporter(Protocol):
     def warn(self, message: str) -> None: ...
 
     def info(self, message: str) -> None: ...
+
+    # a warning that -q does not silence: for what cron must see
+    def alarm(self, message: str) -> None: ...
 
 
 class UnrecoveredOrdersError(TransientError):
@@ -95,11 +103,13 @@ class QueueRun:
     hold_for: int = DEFAULT_HOLD_FOR
     dedupe: DedupeWindow = field(init=False)
     held: HeldOrders = field(init=False)
-    _written: dict[int, bytes] = field(init=False, default_factory=dict)
+    _written: dict[int, str] = field(init=False, default_factory=dict)  # fingerprints
     # orders a killed run wrote but never acknowledged: they come back from the
     # queue, so their dedupe entries must outlive any age limit until then
     _replayed: set[int] = field(init=False, default_factory=set)
     _result: QueueResult = field(init=False)
+    # the store answered a queue read out of id order this run (told once)
+    _unsorted: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self.dedupe = DedupeWindow(self.plan.record.get("dedupe"))
@@ -128,7 +138,9 @@ class QueueRun:
 
     def preview(self) -> dict[str, Any]:
         """--dry-run in acknowledgement mode: the queue's size; nothing written or acked."""
-        page = self.client.queue_orders(self.plan.queue_code, self.base_query.page(1))
+        page = self.client.queue_orders(
+            self.plan.queue_code, self.base_query.sorted_by("id").page(1)
+        )
         return {
             "mode": "queue",
             "queue": self.plan.queue_code,
@@ -139,6 +151,8 @@ class QueueRun:
 
     def run(self) -> QueueResult:
         started = time.monotonic()
+        # when this queue was first read: the "never delivered" alarm counts from it
+        self.cursor.setdefault("first_run_at", int(self.clock()))
         clients = {id(c): c for c in (self.client, self.download_client) if c}
         before = sum(c.requests_sent for c in clients.values())
         # the mode and queue claim nothing about data: save them at once, with
@@ -174,15 +188,46 @@ class QueueRun:
         # only a run that got here succeeded: the staleness alarm reads this
         self.plan.record["last_run"] = last_run("queue", self._result, self.clock())
         self.state.put(self.store_key, self.plan.record)
+        self._never_delivered()
         return self._result
+
+    def _never_delivered(self) -> None:
+        """Say so, even under -q, while the queue has never delivered an order.
+
+        Queue codes are the store's own and case-sensitive, and a store may
+        answer an unknown code with an empty list and ``success: 1``
+        (docs/miva-api.md §6.1): every run would then report "0 orders" and
+        exit 0 forever. ``state show --max-age`` alarms on the same fact.
+        """
+        if self.cursor.get("delivered_at") is not None:
+            return
+        first = self.cursor.get("first_run_at")
+        since = (
+            f"since it was first read {human_span(max(0, int(self.clock()) - first))} "
+            f"ago ({iso(first)})"
+            if isinstance(first, int)
+            else "yet"
+        )
+        self._alarm(
+            f"queue {self.plan.queue_code!r} has delivered no order {since}. Queue "
+            "codes are the store's own and case-sensitive, and a mistyped code may "
+            "answer like an empty queue: check the code under Order Workflows in "
+            f"the Miva admin, or run 'miva-sync check --queue {self.plan.queue_code}'"
+        )
 
     # -- with acknowledgement ------------------------------------------------------
 
     def _run_ack(self) -> None:
         acked: dict[int, Any] = {}  # id -> version acknowledged by this run
         skipped = 0  # held orders left in the queue, in front of the rest
+        # the held orders stepped over, for checking the step: an order entering
+        # the queue in front of them meanwhile pushes one onto a later page,
+        # where it is counted (and stepped over) again
+        stepped: dict[int, None] = {}
         while True:
             page = self._front(self.client, offset=skipped)
+            self._check_order(page, stepped)
+            self.plan.activate()  # the queue answered: active from the next commit
             if not page.orders:
                 self._drained()
                 return
@@ -197,6 +242,7 @@ class QueueRun:
                 self._write(fresh)
             # a held order stays in the queue unacknowledged: later runs see it again
             skipped += len(holding)
+            stepped.update(dict.fromkeys(order_id(o) for o in holding))
             ids = list(
                 dict.fromkeys(order_id(o) for o in page.orders if o not in holding)
             )
@@ -204,7 +250,14 @@ class QueueRun:
             # durable data first, then the journal, then the acknowledgement
             self._checkpoint()
             self._acknowledge(ids, recheck=True)
-            acked.update((order_id(o), version_key(o)) for o in page.orders)
+            # held orders are not acknowledged: one pushed onto a later page (an
+            # order entered the queue in front of it) is not "still queued"
+            sent = set(ids)
+            acked.update(
+                (order_id(o), version_key(o))
+                for o in page.orders
+                if order_id(o) in sent
+            )
             self._progress(page)
 
     def _flush_journal(self) -> None:
@@ -247,8 +300,10 @@ class QueueRun:
             self._checkpoint()
 
     def _still_queued(self, batch: list[int]) -> list[int]:
-        query = ListQuery(count=max(MAX_IN_LIST, len(batch))).where(
-            Condition("id", "IN", batch)
+        query = (
+            ListQuery(count=max(MAX_IN_LIST, len(batch)))
+            .where(Condition("id", "IN", batch))
+            .sorted_by("id")  # one page holds them all; sorted like every queue read
         )
         page = self.client.queue_orders(self.plan.queue_code, query)
         wanted = set(batch)
@@ -258,7 +313,7 @@ class QueueRun:
         """Versions of just-acknowledged orders newer than the ones written.
 
         An update between our download and the acknowledgement may leave the
-        queue with the acknowledgement (the pessimistic reading of miva-api.md
+        queue with the acknowledgement (the pessimistic reading of docs/miva-api.md
         §6.3); any update after it re-enters the queue. So this one read, after
         the acknowledgement, closes the gap.
         """
@@ -281,6 +336,9 @@ class QueueRun:
                 self._checkpoint()
             try:
                 page = self._front(downloader)
+                # the front is read whatever the order: a warning at most
+                self._check_order(page, {})
+                self.plan.activate()  # the queue answered: active from the next commit
             except (ApiError, AuthError):
                 # refused before anything moved: nothing to recover
                 self.cursor["in_flight"] = False
@@ -366,10 +424,62 @@ class QueueRun:
     def _front(self, client: MivaClient, offset: int = 0) -> Page:
         # Offset 0: acknowledged (or, without ack, downloaded) orders leave the
         # queue, so a growing offset would skip orders. Only held orders, which
-        # stay unacknowledged at the front, are stepped over.
-        return client.queue_orders(
-            self.plan.queue_code, self.base_query.page(self.base_query.count, offset)
+        # stay unacknowledged at the front, are stepped over, and that is safe
+        # only while the front is the lowest ids: hence Sort id, never the
+        # store's undocumented default order (docs/miva-api.md §6.1).
+        page = client.queue_orders(
+            self.plan.queue_code,
+            self.base_query.sorted_by("id").page(self.base_query.count, offset),
         )
+        if page.orders:
+            self.cursor["delivered_at"] = int(self.clock())
+        return page
+
+    def _check_order(self, page: Page, stepped: dict[int, None]) -> None:
+        """Did the store honour Sort id? Refuse a step over held orders if not.
+
+        A read at Offset 0 takes the front whatever its order: an unsorted page
+        costs nothing there, so it is only reported. A read at Offset N steps
+        over held orders, which is safe only if they are the lowest ids in the
+        queue. With Sort id honoured, the page is ascending and every
+        held order is below its first id, on it (an order that entered the
+        queue meanwhile pushed it along) or beyond a full page. Otherwise the
+        rows stepped over may be unread orders: stop before using any row of
+        the page (exit 5). Those orders stay queued: nothing is lost.
+        """
+        ids = [order_id(o) for o in page.orders]
+        ascending = all(a < b for a, b in pairwise(ids))
+        if stepped and ids:
+            full = len(ids) >= self.base_query.count
+            seen = set(ids)
+            misplaced = [
+                h
+                for h in stepped
+                if not (h < ids[0] or h in seen or (full and h > ids[-1]))
+            ]
+            if not ascending or self._unsorted or misplaced:
+                did = (
+                    f"answered held order {misplaced[0]} out of id order"
+                    if ascending and not self._unsorted
+                    else "answered a page out of id order"
+                )
+                raise UntrustedAnswerError(
+                    f"queue {self.plan.queue_code!r}: the store ignored Sort id (it "
+                    f"{did}), so stepping over {len(stepped)} held unpaid orders "
+                    "could skip orders; nothing of that page was written or "
+                    "acknowledged and its orders stay queued. Way out: a --page-size "
+                    "larger than the queue (up to 1000), so that nothing is stepped "
+                    "over, or pull without --require-payment (docs/miva-api.md §6.1)"
+                )
+        if not ascending and not self._unsorted:
+            self._unsorted = True
+            self._alarm(
+                f"queue {self.plan.queue_code!r}: the store ignored Sort id on "
+                "QueueOrderList_Load_Query (a page came back out of id order). "
+                "Reading the front of the queue does not depend on the order, so "
+                "nothing is lost, but held unpaid orders (--require-payment) cannot "
+                "be stepped over safely on such a store (docs/miva-api.md §6.1)"
+            )
 
     def _admit(
         self, orders: list[dict[str, Any]]
@@ -397,20 +507,23 @@ class QueueRun:
     def _changed(self, order: dict[str, Any]) -> bool:
         """Not yet written in this version.
 
-        The version is (id, dt_updated), or a content hash on stores without
-        dt_updated. dt_updated has whole seconds, so for orders this run wrote,
-        a different content under the same dt_updated counts as a change too.
+        The version is (id, dt_updated), or the content fingerprint on stores
+        without dt_updated. dt_updated has whole seconds, so for orders this run
+        wrote, a different fingerprint under the same dt_updated counts as a
+        change too. The fingerprint leaves out the workflow module's own custom
+        fields: an acknowledgement that rewrites them (the re-read right after
+        it sees that) is bookkeeping, not an update (sync/orders.py).
         """
         if order not in self.dedupe:
             return True
         written = self._written.get(order_id(order))
-        return written is not None and written != _content(order)
+        return written is not None and written != fingerprint(order)
 
     def _write(self, orders: list[dict[str, Any]]) -> None:
         self.sink.write(orders)
         for order in orders:
             self.dedupe.add(order)
-            self._written[order_id(order)] = _content(order)
+            self._written[order_id(order)] = fingerprint(order)
         self._result.emitted += len(orders)
 
     def _checkpoint(self) -> None:
@@ -442,11 +555,6 @@ class QueueRun:
         self._result.warnings.append(message)
         self.reporter.warn(message)
 
-
-def _content(order: dict[str, Any]) -> bytes:
-    """A digest of the order without dt_updated (volatile customer fields left
-    out). Kept in memory for one run only, so orjson, not version_key's
-    standard-library serialisation (a quarter of queue mode's CPU)."""
-    content = stable_content(order)
-    content.pop("dt_updated", None)
-    return hashlib.sha256(jsonio.dumps(content, sort_keys=True)).digest()
+    def _alarm(self, message: str) -> None:
+        self._result.warnings.append(message)
+        self.reporter.alarm(message)

@@ -12,10 +12,11 @@ it too is a duplicate at worst, never a loss).
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import pairwise
 from typing import Any
 
 from miva_sync.client import MivaClient
-from miva_sync.errors import AckError, ApiError
+from miva_sync.errors import AckError, ApiError, UntrustedAnswerError
 from miva_sync.query import Condition, ListQuery
 from miva_sync.sync.orders import order_id
 
@@ -33,6 +34,11 @@ def scan_received(
     entering the received queue meanwhile cannot shift a page and hide one.
     ``floor`` limits the scan to ``dt_updated >= floor`` where the store can
     filter on it; a store that cannot (before 10.03) is scanned whole.
+
+    The next bound is the page's highest id, which skips nothing only if the
+    page holds the lowest ids above the bound: a full page out of id order
+    (the store ignored Sort id) is refused (exit 5); the in-flight mark stays,
+    so the next run scans again. A short page is the last and read whole.
     """
     size = base_query.count
     query = base_query.sorted_by("id").page(size)
@@ -51,9 +57,19 @@ def scan_received(
             # no dt_updated filter on this store: read the received queue whole
             use_floor, found, last = False, [], 0
             continue
-        found.extend(o for o in page.orders if unwritten(o))
         if len(page.orders) < size:
-            return found
+            return [*found, *(o for o in page.orders if unwritten(o))]
+        ids = [order_id(o) for o in page.orders]
+        if any(a >= b for a, b in pairwise(ids)):
+            raise UntrustedAnswerError(
+                f"the received queue {received_queue!r} answered a page out of id "
+                "order (the store ignored Sort id), so paging it could skip a lost "
+                "order; nothing was recovered from it. Way out: a --page-size larger "
+                "than the received queue (up to 1000), or find the orders missing "
+                "from the output in that queue in the Miva admin (docs/miva-api.md "
+                "§6.1)"
+            )
+        found.extend(o for o in page.orders if unwritten(o))
         top = max(order_id(o) for o in page.orders)
         if top <= last:
             raise ApiError(

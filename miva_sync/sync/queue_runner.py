@@ -79,6 +79,7 @@ def run_queue(shared: dict[str, Any], options: dict[str, Any]) -> None:
     from miva_sync.client import MivaClient
     from miva_sync.runner import (
         base_query_from,
+        is_new_consumer,
         reporter_from,
         starting_record,
         store_session,
@@ -123,13 +124,19 @@ def run_queue(shared: dict[str, Any], options: dict[str, Any]) -> None:
             source="queue",
             fmt=options.get("fmt", "jsonl"),
             wait=options["wait"],
+            store=session.identity,
         )
         try:
-            plan = make_queue_plan(
-                starting_record(
-                    sink, key, record, restart=queue_options.queue_code is not None
-                ),
-                queue_options,
+            record = starting_record(sink, key, record)
+            plan = make_queue_plan(record, queue_options)
+            saved = ((record or {}).get("cursors") or {}).get("queue")
+            # this queue begins here (none saved, or another code): into another
+            # target than the last, it seeds a new consumer (runner.starting_record)
+            new_consumer = is_new_consumer(
+                sink,
+                record,
+                begins=queue_options.queue_code is not None
+                and (saved is None or saved.get("queue_code") != plan.queue_code),
             )
             for notice in plan.notices:
                 reporter.info(notice)
@@ -145,7 +152,7 @@ def run_queue(shared: dict[str, Any], options: dict[str, Any]) -> None:
                     state,
                     reporter,
                     base_query,
-                    emit_unchanged=queue_options.emit_unchanged,
+                    emit_unchanged=queue_options.emit_unchanged or new_consumer,
                     download_client=None if plan.ack else single,
                     require_payment=options.get("require_payment", False),
                     hold_for=options.get("hold_for") or DEFAULT_HOLD_FOR,

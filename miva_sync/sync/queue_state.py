@@ -7,7 +7,14 @@ The cursor lives under ``record["cursors"]["queue"]``::
      "received_queue": null,              # --no-ack: where downloaded orders go
      "pending_ack": [1001, 1002],         # the ack journal (see below)
      "in_flight": false,                  # --no-ack: a download may be lost
-     "drained_at": 1700000000}            # last time the queue was read empty
+     "drained_at": 1700000000,            # last time the queue was read empty
+     "first_run_at": 1699990000,          # first run on this queue code
+     "delivered_at": 1699999000}          # last time a read returned an order
+
+``first_run_at`` and ``delivered_at`` feed the "never delivered" alarm (a pull's
+warning and ``state show --max-age``): queue codes are store-defined, and a
+mistyped one may answer like an empty queue. State files written before they
+existed lack both; the clock then starts at the next run.
 
 The ack journal: ids that are durably written but not yet acknowledged. They are
 saved after the sink commits and before ``OrderList_Acknowledge`` is sent, so a
@@ -24,6 +31,7 @@ from typing import Any
 
 from miva_sync.errors import ConfigError, UsageError
 from miva_sync.sync.dedupe import Entry
+from miva_sync.sync.plan import PREVIOUS
 
 DEDUPE_HORIZON = 7 * 86400  # how long an emitted version is remembered
 RECOVERY_MARGIN = 86400  # store clock vs local clock, and workflow delays
@@ -55,6 +63,13 @@ class QueuePlan:
         cursor: dict[str, Any] = self.record["cursors"]["queue"]
         return cursor
 
+    def activate(self) -> None:
+        """Make queue mode (this queue) the store's active mode: called once the
+        queue has answered, so the next durable commit carries it. A run that
+        fails before that (a mistyped code) leaves the previous mode and queue."""
+        self.record["mode"] = "queue"
+        self.cursor.pop(PREVIOUS, None)
+
     @property
     def pending(self) -> list[int]:
         return list(self.cursor.get("pending_ack") or [])
@@ -83,20 +98,32 @@ def make_queue_plan(record: dict[str, Any] | None, options: QueueOptions) -> Que
             raise UsageError(
                 "no saved queue state for this store: start with --queue CODE"
             )
-        if options.received_queue and not saved.get("ack", True):
-            saved["received_queue"] = options.received_queue
-        cursor = saved
+        cursor = _resumed_queue(saved, notices)
+        if options.received_queue and not cursor.get("ack", True):
+            cursor["received_queue"] = options.received_queue
     else:
         record = record or {"cursors": {}, "dedupe": {}, "held": {}}
-        cursor = dict(saved or {})
-        if saved and saved.get("queue_code") != options.queue_code:
-            notices.append(
-                f"queue mode: switching from queue {saved.get('queue_code')!r} to "
-                f"{options.queue_code!r} (the dedupe window and the ack journal "
-                "are kept)"
-            )
-            cursor.pop("drained_at", None)  # a fact about the other queue
-        elif record.get("mode") not in (None, "queue"):
+        committed = _committed_queue(saved)
+        if saved and saved.get("queue_code") == options.queue_code:
+            cursor = dict(saved)
+        elif committed is not None and committed["queue_code"] == options.queue_code:
+            # back to the queue an unfinished switch would have replaced; the
+            # journal and in-flight mark are the newest ones, so they stay
+            cursor = {**committed, **_journal(saved or {})}
+        else:
+            cursor = {k: v for k, v in (saved or {}).items() if k != PREVIOUS}
+            if committed is not None:
+                notices.append(
+                    f"queue mode: switching from queue {committed['queue_code']!r} "
+                    f"to {options.queue_code!r} (the dedupe window and the ack "
+                    "journal are kept)"
+                )
+                # until the new queue answers, a bare pull goes on with this one
+                cursor[PREVIOUS] = committed
+            # facts about the other queue
+            for fact in ("drained_at", "first_run_at", "delivered_at"):
+                cursor.pop(fact, None)
+        if record.get("mode") not in (None, "queue"):
             notices.append(
                 f"switching to queue mode from {record['mode']} mode "
                 "(the dedupe window is kept)"
@@ -111,7 +138,9 @@ def make_queue_plan(record: dict[str, Any] | None, options: QueueOptions) -> Que
     # the journal is not tied to one queue: OrderList_Acknowledge takes ids only
     cursor.setdefault("pending_ack", [])
     cursor.setdefault("in_flight", False)
-    record["mode"] = "queue"
+    # queue mode becomes active with its first answer (QueuePlan.activate);
+    # a record with no active mode yet has nothing to keep
+    record.setdefault("mode", "queue")
     record["cursors"]["queue"] = cursor
     return QueuePlan(
         queue_code=str(cursor["queue_code"]),
@@ -122,11 +151,48 @@ def make_queue_plan(record: dict[str, Any] | None, options: QueueOptions) -> Que
     )
 
 
+def _journal(cursor: dict[str, Any]) -> dict[str, Any]:
+    """The ack journal and in-flight mark: not tied to one queue code."""
+    return {k: cursor[k] for k in ("pending_ack", "in_flight") if k in cursor}
+
+
+def _committed_queue(saved: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The queue cursor that last worked: a switch to another queue code keeps
+    it under ``previous`` until the new queue first answers."""
+    if saved is None or PREVIOUS not in saved:
+        return saved
+    previous = saved[PREVIOUS]
+    if not isinstance(previous, dict):
+        check_cursor({})  # raises: malformed
+    check_cursor(previous)
+    return {k: v for k, v in previous.items() if k != PREVIOUS}
+
+
+def _resumed_queue(saved: dict[str, Any], notices: list[str]) -> dict[str, Any]:
+    """A bare pull's queue cursor (issue 19: a failed switch is not a switch)."""
+    committed = _committed_queue(saved)
+    if committed is None or committed is saved:
+        return saved
+    if saved.get("in_flight"):
+        # the new queue's download may have moved orders: recover them first
+        notices.append(
+            f"queue {saved['queue_code']!r}: the run that started it stopped during "
+            "a download; resuming it to recover that download"
+        )
+        return saved
+    notices.append(
+        f"queue {saved['queue_code']!r} never answered (its run stopped before its "
+        f"first commit); resuming queue {committed['queue_code']!r}"
+    )
+    return {**committed, **_journal(saved)}
+
+
 def check_cursor(cursor: dict[str, Any]) -> None:
     """Refuse a queue cursor whose fields have the wrong shape (state.py checks the rest)."""
     code = cursor.get("queue_code")
     pending = cursor.get("pending_ack", [])
     drained = cursor.get("drained_at")
+    times = [cursor.get(k) for k in ("first_run_at", "delivered_at")]
     ok = (
         isinstance(code, str)
         and code
@@ -140,6 +206,7 @@ def check_cursor(cursor: dict[str, Any]) -> None:
         and len(pending) <= MAX_PENDING
         and all(_is_int(i) for i in pending)
         and (drained is None or _is_int(drained))
+        and all(t is None or _is_int(t) for t in times)
     )
     if not ok:
         raise ConfigError(
