@@ -119,6 +119,12 @@ class MivaClient:
         self.store_code = store_code
         self._token = api_token
         self._key = decode_signing_key(signing_key) if signing_key else None
+        # how messages name the token and key: where each came from (a flag, a
+        # variable, a profile key); from_settings fills it in
+        self.setting_names = {
+            "api_token": "MIVA_API_TOKEN",
+            "signing_key": "MIVA_SIGNING_KEY",
+        }
         self._secrets = tuple(
             s for s in (api_token, signing_key, *url_passwords(url)) if s
         )
@@ -182,12 +188,16 @@ class MivaClient:
             "verify_tls": not settings.insecure,
         }
         options.update(overrides)
-        return cls(
+        client = cls(
             settings.url or "",
             settings.store_code or "",
             settings.api_token or "",
             **options,
         )
+        client.setting_names = {
+            name: settings.origin(name) for name in client.setting_names
+        }
+        return client
 
     def __repr__(self) -> str:
         auth = f"HMAC-{self.digest.upper()}" if self._key else "token"
@@ -463,29 +473,30 @@ class MivaClient:
     def _auth_cause(self, said: str) -> str:
         """The likely fix, from the store's (lower-cased) words; Miva's own
         messages are quoted in docs/miva-api.md §3.7."""
+        token, key = self.setting_names["api_token"], self.setting_names["signing_key"]
         if "requires request signature" in said:  # Miva's words, about a signature
-            return "the token requires a signature: set MIVA_SIGNING_KEY"
+            return f"the token requires a signature: set {key}"
         if "timestamp" in said:
             return (
                 "this machine's clock (Miva_Request_Timestamp is outside the "
                 "store's window): check NTP"
             )
         if "signature" in said or "hmac" in said:
-            return "the signing key: check MIVA_SIGNING_KEY and the digest"
+            return f"the signing key: check {key} and the digest"
         if "disabled" in said:
             return "the token is disabled in the Miva admin"
         if "authorization type" in said:
-            return "the signing settings: MIVA_SIGNING_KEY and the digest"
+            return f"the signing settings: {key} and the digest"
         if "ip" in said.replace(":", " ").split() or "address" in said:
             return "the token's IP allow-list in the Miva admin"
         if self._key is None:
             return (
-                "MIVA_API_TOKEN or the token's IP allow-list, the store requires "
-                "a signature (set MIVA_SIGNING_KEY), or the token may not call "
+                f"{token} or the token's IP allow-list, the store requires "
+                f"a signature (set {key}), or the token may not call "
                 "this function"
             )
         return (
-            "MIVA_API_TOKEN, the token's IP allow-list, or the token may not call "
+            f"{token}, the token's IP allow-list, or the token may not call "
             "this function (User Management > API Tokens in the Miva admin)"
         )
 

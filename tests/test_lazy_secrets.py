@@ -172,3 +172,41 @@ def test_library_settings_load_and_fail_only_when_used(isolated_home: Path) -> N
     resolved = load_settings(flags, env={"MIVA_SYNC_HOME": str(isolated_home)})
     resolved.require_connection()
     assert resolved.signing_key == KEY
+
+
+@pytest.mark.parametrize("source", ["flag", "environment", "profile"])
+def test_a_refused_signature_names_where_the_key_came_from(
+    run: object, isolated_home: Path, source: str
+) -> None:
+    """The store refuses the signature: the hint names the flag, the variable or
+    the profile's env: reference the key came from, never a setting not used."""
+    from miva_sync.sandbox import Sandbox, new_signing_key
+
+    wrong = new_signing_key()
+    with Sandbox(orders=5, seed=2) as sb:
+        env = {**sb.env(), "MIVA_SYNC_HOME": str(isolated_home)}
+        args = ["pull", "--since", "1d", "-o", str(isolated_home / "o.jsonl")]
+        if source == "flag":
+            args = ["--signing-key", wrong, *args]
+            expected = "--signing-key"
+        elif source == "environment":
+            env["MIVA_SIGNING_KEY"] = wrong
+            expected = "MIVA_SIGNING_KEY"
+        else:
+            del env["MIVA_SIGNING_KEY"]
+            env["SHOP_KEY"] = wrong
+            config = isolated_home / "config.toml"
+            config.write_text(
+                'default_profile = "shop"\n\n[profiles.shop]\n'
+                f'url = "{sb.url}"\nstore_code = "{sb.store_code}"\n'
+                f'api_token = "{sb.api_token}"\nsigning_key = "env:SHOP_KEY"\n'
+            )
+            config.chmod(0o600)
+            expected = "SHOP_KEY"
+        result = run(args, env=env)  # type: ignore[operator]
+    assert result.exit_code == 4, result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert "Invalid request signature" in line and expected in line, line
+    if source != "environment":
+        assert "MIVA_SIGNING_KEY" not in line, line
+    assert wrong not in result.stderr

@@ -20,6 +20,7 @@ from miva_sync.client import Page
 from miva_sync.errors import UntrustedAnswerError
 from miva_sync.query import Condition, ListQuery
 from miva_sync.sync.orders import cursor_value, order_id
+from miva_sync.timespec import iso
 
 Fetch = Callable[[ListQuery], Page]
 
@@ -149,9 +150,9 @@ def _verified_values(
     for before, after in itertools.pairwise(values):
         if after < before or (strictly and after == before):
             raise UntrustedAnswerError(
-                f"a page sorted by {field} came back out of order ({before} "
-                f"before {after}): the store does not sort on {field}, so paging "
-                "by it would skip orders"
+                f"a page sorted by {field} came back out of order "
+                f"({_shown(field, before)} before {_shown(field, after)}): the store "
+                f"does not sort on {field}, so paging by it would skip orders"
             )
     return values
 
@@ -224,6 +225,11 @@ class _CountCheck:
                     f"on {self.sort} as asked"
                 )
         self.previous, self.below = total, 0
+
+
+def _shown(field: str, value: int) -> str:
+    """A cursor value as people read it: an order number, or a UTC time."""
+    return f"#{value}" if field == "id" else iso(value)
 
 
 def _shown_id(row: dict[str, Any]) -> str:
