@@ -164,6 +164,17 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
     Rule(
+        # a bounded window saves no state, so a hold would never be re-checked:
+        # the unpaid orders would simply never be delivered
+        "require-payment-with-a-window",
+        lambda f: f.has("require_payment") and f.window(),
+        lambda f: (
+            "a bounded window (--until/--to-order) saves nothing, so it cannot "
+            "hold unpaid orders for a later run: drop --require-payment (unpaid "
+            "orders are then delivered too), or pull without the bound"
+        ),
+    ),
+    Rule(
         "full-refresh-with-emit-unchanged",
         lambda f: f.has("full_refresh") and f.has("emit_unchanged"),
         lambda f: (

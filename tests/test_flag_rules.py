@@ -27,6 +27,12 @@ CASES: list[tuple[str, tuple[str, ...] | None, tuple[str, ...], str]] = [
     ("full-refresh-without-a-start", None, ("--full-refresh",), "--since WHEN"),
     ("full-refresh-with-a-window", None, (*WINDOW, "--full-refresh"), "drop"),
     (
+        "require-payment-with-a-window",
+        None,
+        (*WINDOW, "--require-payment"),
+        "drop --require-payment",
+    ),
+    (
         "full-refresh-with-emit-unchanged",
         None,
         ("--since", "1d", "--full-refresh", "--emit-unchanged"),
