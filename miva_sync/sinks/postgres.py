@@ -35,6 +35,7 @@ import contextlib
 import hashlib
 import re
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -531,9 +532,11 @@ class PostgresSink:
         return one_line_without(exc, self._secrets)
 
 
-def check_store(target: str, store: StoreIdentity) -> None:
-    """Refuse (exit 3) a schema holding another store's orders, read-only, for
-    ``verify``: it must neither create, migrate nor claim anything."""
+@contextlib.contextmanager
+def reading(target: str) -> Iterator[psycopg.Connection[Any]]:
+    """A read-only connection to a PostgreSQL target, on its schema (``verify``
+    reads it; nothing is created, migrated or claimed). psycopg's errors come
+    out as one line without the password (exit 8)."""
     try:
         import psycopg
     except ImportError:
@@ -550,18 +553,25 @@ def check_store(target: str, store: StoreIdentity) -> None:
         with psycopg.connect(dsn, autocommit=True, **defaults) as conn:
             if schema is not None:
                 use_schema(conn, schema)
-            row = conn.execute(
-                "SELECT current_schema(), to_regclass('sync_store') IS NOT NULL"
-            ).fetchone()
-            if not row or not row[1]:
-                return  # nothing written there yet: verify says so itself
-            owner = conn.execute("SELECT store_key FROM sync_store").fetchone()
+            yield conn
     except psycopg.Error as exc:
         reason = one_line_without(exc, url_passwords(target))
         raise OutputError(f"cannot read {description}: {reason}") from None
+
+
+def check_store(target: str, store: StoreIdentity) -> None:
+    """Refuse (exit 3) a schema holding another store's orders, read-only, for
+    ``verify``: it must neither create, migrate nor claim anything."""
+    with reading(target) as conn:
+        row = conn.execute(
+            "SELECT current_schema(), to_regclass('sync_store') IS NOT NULL"
+        ).fetchone()
+        if not row or not row[1]:
+            return  # nothing written there yet: verify says so itself
+        owner = conn.execute("SELECT store_key FROM sync_store").fetchone()
     if owner is not None and not store.owns(str(owner[0])):
         raise other_store(
-            f"schema {row[0]} of {description}",
+            f"schema {row[0]} of {redact_url(target)}",
             str(owner[0]),
             store,
             _ONE_SCHEMA_PER_STORE,

@@ -190,45 +190,24 @@ def _read_sqlite(path: Path, store_key: str) -> TargetContents:
 
 
 def _read_postgres(target: str, store_key: str) -> TargetContents:
-    try:
-        import psycopg
-    except ImportError:
-        from miva_sync.errors import ConfigError
-
-        raise ConfigError(
-            "PostgreSQL targets need psycopg: pip install 'miva-sync[postgres]'"
-        ) from None
-    from miva_sync.sinks.postgres import _connect_defaults, split_target, use_schema
-    from miva_sync.urls import one_line_without, redact_url, url_passwords
+    from miva_sync.sinks.postgres import reading, split_target
+    from miva_sync.urls import redact_url
 
     description = redact_url(target)
     contents = TargetContents(description)
-    dsn, schema = split_target(target)
-
-    try:
-        defaults = _connect_defaults(dsn)
-    except psycopg.Error:
-        raise UsageError(f"not a valid PostgreSQL URL: {description}") from None
-    try:
-        with psycopg.connect(dsn, autocommit=True, **defaults) as conn:
-            if schema is not None:
-                use_schema(conn, schema)
-            found = conn.execute("SELECT to_regclass('orders')").fetchone()
-            if not found or found[0] is None:
-                where = f"schema {schema}" if schema else "the default schema"
-                raise OutputError(
-                    f"{description}: no orders table in {where}; nothing was "
-                    "written there yet (check ?schema=)"
-                )
-            rows = conn.execute(
-                "SELECT id, orderdate, dt_updated FROM orders"
-            ).fetchall()
-            state = conn.execute(
-                "SELECT record FROM sync_state WHERE store_key = %s", (store_key,)
-            ).fetchone()
-    except psycopg.Error as exc:
-        reason = one_line_without(exc, url_passwords(target))
-        raise OutputError(f"cannot read {description}: {reason}") from None
+    _, schema = split_target(target)
+    with reading(target) as conn:
+        found = conn.execute("SELECT to_regclass('orders')").fetchone()
+        if not found or found[0] is None:
+            where = f"schema {schema}" if schema else "the default schema"
+            raise OutputError(
+                f"{description}: no orders table in {where}; nothing was "
+                "written there yet (check ?schema=)"
+            )
+        rows = conn.execute("SELECT id, orderdate, dt_updated FROM orders").fetchall()
+        state = conn.execute(
+            "SELECT record FROM sync_state WHERE store_key = %s", (store_key,)
+        ).fetchone()
     contents.orders = {oid: Stored(od, up) for oid, od, up in rows}
     if state is not None and isinstance(state[0], dict):
         contents.checkpoint = state[0]
