@@ -263,3 +263,14 @@ def assert_no_gap_below_the_cursor(
         if start <= o[field] < watermark
     }
     assert behind <= written, f"orders below the cursor never written: {behind - written}"
+
+
+def test_rows_above_an_upper_bound_of_zero_are_refused() -> None:
+    """``--to-order 0`` is a bound too: a store ignoring ``id LE 0`` is caught."""
+    rows = [{"id": i} for i in (0, 1, 2)]
+
+    def ignores_filters(query: ListQuery) -> Page:
+        return Page(rows[: query.count], len(rows), 0)
+
+    with pytest.raises(UntrustedAnswerError, match="outside the requested range"):
+        list(iter_chunks(ignores_filters, ListQuery(count=5), "id", 0, hi=0))

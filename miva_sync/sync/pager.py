@@ -177,7 +177,9 @@ def _check_range(values: list[int], lower: Condition, hi: int | None) -> None:
     outside = [
         v
         for v in values
-        if v < bound or (lower.operator == "GT" and v == bound) or (hi and v > hi)
+        if v < bound
+        or (lower.operator == "GT" and v == bound)
+        or (hi is not None and v > hi)
     ]
     if outside:
         upper = f" and <= {hi}" if hi is not None else ""

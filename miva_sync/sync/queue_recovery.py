@@ -70,7 +70,7 @@ def scan_received(
                 "§6.1)"
             )
         found.extend(o for o in page.orders if unwritten(o))
-        top = max(order_id(o) for o in page.orders)
+        top = ids[-1]  # verified ascending just above
         if top <= last:
             raise ApiError(
                 f"the received queue {received_queue!r} ignored the id filter "
