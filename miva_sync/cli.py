@@ -773,8 +773,7 @@ def _refuse_future_since(since: int | None) -> None:
     """A cursor is never saved in the future (exit 2): see plan.refuse_future_since."""
     import time
 
-    from miva_sync.sync.plan import refuse_future_since
-    from miva_sync.sync.pull import FUTURE_TOLERANCE
+    from miva_sync.sync.plan import FUTURE_TOLERANCE, refuse_future_since
 
     refuse_future_since(since, time.time(), FUTURE_TOLERANCE)
 

@@ -260,8 +260,13 @@ def _run_pull(shared: dict[str, Any], options: dict[str, Any]) -> None:
     from miva_sync.client import MivaClient
     from miva_sync.sinks import open_sink
     from miva_sync.sync.held import DEFAULT_HOLD_FOR
-    from miva_sync.sync.plan import PullOptions, make_plan, refuse_future_since
-    from miva_sync.sync.pull import FUTURE_TOLERANCE, PullRun
+    from miva_sync.sync.plan import (
+        FUTURE_TOLERANCE,
+        PullOptions,
+        make_plan,
+        refuse_future_since,
+    )
+    from miva_sync.sync.pull import PullRun
     from miva_sync.sync.queue_runner import is_bare, run_queue, saved_mode
 
     if options.get("ids") is not None or options.get("ids_from") is not None:

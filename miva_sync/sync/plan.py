@@ -20,6 +20,10 @@ from miva_sync.timespec import iso, iso_in, parse_span
 FIELDS = {"date": "orderdate", "updated": "dt_updated", "number": "id"}
 DEFAULT_LOOKBACK = 15 * 60
 DEFAULT_OVERLAP = "30"
+# seconds a clock may run ahead: a start beyond it is refused, an order beyond
+# it warns and never moves the watermark (here, not in sync/pull.py, so the
+# offline `state set` checks a start without importing the client)
+FUTURE_TOLERANCE = 120
 # a restarted cursor keeps the one it replaces here until its first commit
 PREVIOUS = "previous"
 _SETTINGS = ("lookback", "overlap")  # a cursor's settings, kept across a restart

@@ -29,11 +29,10 @@ from miva_sync.sync.held import DEFAULT_HOLD_FOR, HeldOrders, fetcher
 from miva_sync.sync.orders import cursor_value, order_id
 from miva_sync.sync.pager import Chunk, iter_chunks
 from miva_sync.sync.parallel import ParallelPager
-from miva_sync.sync.plan import Plan
+from miva_sync.sync.plan import FUTURE_TOLERANCE, Plan
 from miva_sync.sync.writer import BackgroundWriter, InlineWriter
 from miva_sync.timespec import human_span, iso
 
-FUTURE_TOLERANCE = 120  # seconds a store clock may run ahead before we warn
 LATE_FRACTION = 0.8  # a late order in the last fifth of the window: widen it
 # Commits (fsync, then the state file) after every page, unless the disk is slow:
 # a commit that took SLOW_COMMIT or longer is followed by pages written without
