@@ -33,9 +33,9 @@ PAGE = 100
 
 def fetch_share(offsets: list[int], conn: Connection) -> None:
     """A forked worker: fetch, parse and encode its pages; send each page's lines."""
-    from miva_sync.client import MivaClient
-    from miva_sync.jsonio import dumps
-    from miva_sync.query import DEFAULT_COLUMNS, Condition, ListQuery
+    from miva_sync.base.jsonio import dumps
+    from miva_sync.store.client import MivaClient
+    from miva_sync.store.query import DEFAULT_COLUMNS, Condition, ListQuery
 
     env = os.environ
     client = MivaClient(

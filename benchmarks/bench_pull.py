@@ -116,7 +116,7 @@ def sandbox(orders: int, latency: int) -> Iterator[tuple[dict[str, str], float]]
 
 
 def columns() -> str:
-    from miva_sync.query import DEFAULT_COLUMNS
+    from miva_sync.store.query import DEFAULT_COLUMNS
 
     return ",".join(DEFAULT_COLUMNS)
 
@@ -295,7 +295,7 @@ def main() -> None:
     print(f"# miva-sync benchmark {time.strftime('%Y-%m-%d')} on {platform.node()}: "
           f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"{'SDK merchantapi' if SDK_OK else 'no SDK installed'}")  # fmt: skip
-    from miva_sync import jsonio
+    from miva_sync.base import jsonio
 
     print(f"JSON backend: {jsonio.BACKEND}")
     workdir = Path(tempfile.mkdtemp(prefix="miva-bench-"))

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 from miva_sync import ListQuery, MivaClient, MivaSyncError, Settings, load_settings
-from miva_sync.query import Condition
+from miva_sync.store.query import Condition
 
 
 @contextlib.contextmanager

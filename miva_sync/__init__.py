@@ -12,10 +12,10 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "MivaClient": "miva_sync.client",
+    "MivaClient": "miva_sync.store.client",
     "Settings": "miva_sync.config",
     "load_settings": "miva_sync.config",
-    "ListQuery": "miva_sync.query",
+    "ListQuery": "miva_sync.store.query",
     "MivaSyncError": "miva_sync.errors",
     "AuthError": "miva_sync.errors",
     "ApiError": "miva_sync.errors",

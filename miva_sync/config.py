@@ -152,7 +152,7 @@ class Settings:
     @property
     def zone(self) -> tzinfo:
         """:attr:`timezone` as a tzinfo (checked when the settings were built)."""
-        from miva_sync.timespec import zone_named
+        from miva_sync.base.timespec import zone_named
 
         return zone_named(self.timezone)
 
@@ -336,10 +336,14 @@ def resolve_ref(
     return value
 
 
+# Miva's largest Count (store/query.py MAX_PAGE_SIZE; a test keeps the two
+# equal): settings sit below the store layer and cannot import it.
+MAX_PAGE_SIZE = 1000
+
+
 def validate_defaults(values: Mapping[str, Any], *, where: str) -> dict[str, Any]:
     """Check a profile's pull/listen defaults; return them normalised."""
-    from miva_sync.query import MAX_PAGE_SIZE
-    from miva_sync.timespec import parse_span
+    from miva_sync.base.timespec import parse_span
 
     out: dict[str, Any] = {}
     for key, value in values.items():
@@ -562,7 +566,7 @@ def _build(
 
 def check_timezone(value: Any) -> str:
     """A timezone setting's name, checked (ConfigError, exit 3); UTC if unset."""
-    from miva_sync.timespec import zone_named
+    from miva_sync.base.timespec import zone_named
 
     name = _text(value) or "UTC"
     try:
@@ -583,7 +587,7 @@ def load_timezone(
     check) the rest of the settings, so it also serves ``--sandbox``, whose
     connection settings come from the sandbox.
     """
-    from miva_sync.timespec import zone_named
+    from miva_sync.base.timespec import zone_named
 
     flags = flags or {}
     env = os.environ if env is None else env

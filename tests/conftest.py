@@ -69,7 +69,7 @@ def api() -> Iterator[responses.RequestsMock]:
 
 @pytest.fixture
 def make_client(clock: FakeClock) -> Any:
-    from miva_sync.client import MivaClient
+    from miva_sync.store.client import MivaClient
 
     def make(**options: Any) -> MivaClient:
         defaults: dict[str, Any] = {

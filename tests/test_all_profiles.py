@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from miva_sync.multi import SEVERITY, worst
+from miva_sync.app.all_profiles import SEVERITY, worst
 from miva_sync.sandbox import Sandbox
-from miva_sync.state import StateStore
-from tests.helpers import CLI, profile_toml, read_jsonl
+from miva_sync.state.file import StateStore
+from tests.support.helpers import CLI, profile_toml, read_jsonl
 
 
 @pytest.mark.parametrize(
@@ -83,7 +83,7 @@ def test_all_profiles_runs_each_and_exits_with_the_worst(
                 if o["orderdate"] >= shop.store.now() - 30 * 86400}  # fmt: skip
     assert {o["id"] for o in read_jsonl(tmp_path / "good.jsonl")} == expected
     # each profile ran under its own store key (and so its own lock)
-    from miva_sync.state import StateStore
+    from miva_sync.state.file import StateStore
 
     records = StateStore(isolated_home / "state.json").all()
     assert set(records) == {"profile:good", "profile:badtoken", "profile:down"}

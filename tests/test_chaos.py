@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 
 from miva_sync.sandbox import RECEIVED_QUEUE, Sandbox
-from miva_sync.state import StateStore
-from tests import helpers
-from tests.helpers import read_jsonl
+from miva_sync.state.file import StateStore
+from tests.support import helpers
+from tests.support.helpers import read_jsonl
 
 pytestmark = pytest.mark.chaos
 

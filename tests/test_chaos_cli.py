@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from miva_sync.sandbox import Sandbox
-from tests.helpers import CLI, cli_env, run_cli
+from tests.support.helpers import CLI, cli_env, run_cli
 from tests.test_chaos import MODES, Trial, check_contract, store_activity
 
 pytestmark = pytest.mark.chaos

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
+from miva_sync.app.check import run_checks
 from miva_sync.config import load_settings
-from miva_sync.doctor import run_checks
 from miva_sync.sandbox import Sandbox
 from miva_sync.sandbox.harness import new_signing_key
-from tests.helpers import profile_toml
+from tests.support.helpers import profile_toml
 
 
 @pytest.fixture

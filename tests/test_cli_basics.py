@@ -15,7 +15,7 @@ HEAVY = (
     "requests",
     "rich",
     "miva_sync.sandbox",
-    "miva_sync.client",
+    "miva_sync.store.client",
     "orjson",
     "logging",
 )
@@ -288,7 +288,7 @@ def test_cli_log_format_json_logs_requests_as_json(
     )
     assert out.returncode == 6
     lines = [json.loads(line) for line in out.stderr.splitlines()]
-    assert any(line["logger"] == "miva_sync.client" for line in lines)
+    assert any(line["logger"] == "miva_sync.store.client" for line in lines)
     assert lines[-1]["exit_code"] == 6
     assert TOKEN not in out.stderr and KEY not in out.stderr
 
@@ -296,8 +296,8 @@ def test_cli_log_format_json_logs_requests_as_json(
 def test_ui_no_color_means_no_escape_sequences(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from miva_sync import ui
-    from miva_sync.doctor import Row
+    from miva_sync import console as ui
+    from miva_sync.app.check import Row
 
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("FORCE_COLOR", "1")  # as if on a colour terminal
@@ -315,7 +315,7 @@ def test_ui_colours_without_no_color(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # the control for the test above: the same output does carry escapes
-    from miva_sync import ui
+    from miva_sync import console as ui
 
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.setenv("FORCE_COLOR", "1")
@@ -329,12 +329,12 @@ def test_cli_internal_error_is_one_line_exit_1_and_debug_shows_it(
     run: Any, monkeypatch: pytest.MonkeyPatch, store_env: dict[str, str]
 ) -> None:
     """design.md §4.3: a bug is exit 1 and one line, never a traceback."""
-    import miva_sync.runner
+    import miva_sync.app.session
 
     def bug(*args: Any) -> None:
         raise RuntimeError(f"boom with {TOKEN}")
 
-    monkeypatch.setattr(miva_sync.runner, "run_pull", bug)
+    monkeypatch.setattr(miva_sync.app.session, "run_pull", bug)
     result = run(["pull", "--since", "1d", "-o", "-"])
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1

@@ -11,10 +11,10 @@ import requests
 import responses
 from responses import matchers
 
-from miva_sync.client import sign
 from miva_sync.config import decode_signing_key
 from miva_sync.errors import AckError, ApiError, AuthError, ConfigError, TransientError
-from miva_sync.query import ListQuery
+from miva_sync.store.client import sign
+from miva_sync.store.query import ListQuery
 from tests.conftest import KEY, STORE_URL, TOKEN, FakeClock
 
 OK_PAGE = {
@@ -290,7 +290,7 @@ def test_client_cut_off_body_on_the_wire_is_transient(make_client: Any) -> None:
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    from miva_sync.client import MivaClient
+    from miva_sync.store.client import MivaClient
 
     client = MivaClient(
         f"http://127.0.0.1:{port}/mm5/json.mvc",
@@ -376,7 +376,7 @@ def test_client_access_denied_at_http_200_is_exit_4(
 
 
 def test_client_auth_codes_are_one_evidenced_list() -> None:
-    from miva_sync.client import AUTH_ERROR_CODES
+    from miva_sync.store.client import AUTH_ERROR_CODES
 
     assert sorted(AUTH_ERROR_CODES) == ["access_denied"]
 

@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from miva_sync.client import MivaClient
 from miva_sync.errors import ApiError, TransientError
-from miva_sync.query import ListQuery
+from miva_sync.store.client import MivaClient
+from miva_sync.store.query import ListQuery
 from tests.conftest import TOKEN
 
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from miva_sync.client import MivaClient
 from miva_sync.errors import AckError, ApiError, AuthError, TransientError
-from miva_sync.query import Condition, ListQuery, sub_and, sub_or
 from miva_sync.sandbox import DEFAULT_QUEUE, FAULT_KINDS, Sandbox
-from tests.helpers import send_json
+from miva_sync.store.client import MivaClient
+from miva_sync.store.query import Condition, ListQuery, sub_and, sub_or
+from tests.support.helpers import send_json
 
 
 @pytest.fixture(scope="module")

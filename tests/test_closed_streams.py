@@ -25,7 +25,7 @@ import pytest
 import requests
 
 from miva_sync.sandbox import Sandbox
-from tests.helpers import CLI, cli_env, profile_toml, read_jsonl
+from tests.support.helpers import CLI, cli_env, profile_toml, read_jsonl
 
 STDERR_FAILURES = ["2>&-", "2>/dev/full"]
 pytestmark = pytest.mark.skipif(

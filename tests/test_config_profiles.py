@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
+from miva_sync.app.profiles import mask, render
 from miva_sync.config import load_settings
 from miva_sync.errors import ConfigError
-from miva_sync.profiles import mask, render
 from miva_sync.sandbox import Sandbox
 from tests.conftest import KEY, STORE_URL, TOKEN
-from tests.helpers import profile_toml
+from tests.support.helpers import profile_toml
 
 
 def write_config(home: Path, text: str, mode: int = 0o600) -> Path:

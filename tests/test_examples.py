@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from miva_sync.sandbox import Sandbox
-from miva_sync.state import StateStore
+from miva_sync.state.file import StateStore
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

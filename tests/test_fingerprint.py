@@ -28,10 +28,10 @@ import requests
 
 from miva_sync.sandbox import DEFAULT_QUEUE, RECEIVED_QUEUE, Sandbox, Store
 from miva_sync.sandbox.quirks import Quirks
-from miva_sync.state import StateStore
+from miva_sync.state.file import StateStore
+from miva_sync.store.orders import fingerprint, version_key
 from miva_sync.sync.dedupe import DedupeWindow
-from miva_sync.sync.orders import fingerprint, version_key
-from tests.helpers import CLI
+from tests.support.helpers import CLI
 
 ACK_REWRITES = Quirks(ack_rewrites_order=True)
 FINGERPRINT = re.compile(r"h[0-9a-f]{24}")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from miva_sync import flag_rules
+from miva_sync.app import flag_rules
 from miva_sync.sandbox import DEFAULT_QUEUE, Sandbox
 
 Q = DEFAULT_QUEUE
@@ -201,8 +201,8 @@ def _given(args: tuple[str, ...]) -> dict[str, Any]:
     """The pull command's option names for ``args`` (the table's input), as parsed."""
     from click.core import ParameterSource
 
-    from miva_sync.cli import pull
-    from miva_sync.timespec import WhenText
+    from miva_sync.base.timespec import WhenText
+    from miva_sync.cli.pull import pull
 
     ctx = pull.make_context("pull", list(args))
     return {

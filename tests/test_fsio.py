@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from miva_sync import fsio
+from miva_sync.base import fsio
 
 
 def test_write_all_finishes_after_short_writes(

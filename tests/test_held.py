@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from miva_sync.sandbox import Sandbox
-from miva_sync.state import StateStore
+from miva_sync.state.file import StateStore
 from miva_sync.sync.held import is_unpaid
-from tests.helpers import CLI, cli_env, read_jsonl, run_cli
+from tests.support.helpers import CLI, cli_env, read_jsonl, run_cli
 
 
 @pytest.fixture

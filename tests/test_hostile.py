@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from miva_sync import jsonio
-from miva_sync.client import MivaClient, _page
+from miva_sync.base import jsonio
+from miva_sync.base.timespec import iso
 from miva_sync.errors import ApiError, ConfigError
+from miva_sync.store.client import MivaClient, _page
+from miva_sync.store.orders import cursor_value, order_id, timestamp, version_key
 from miva_sync.sync.dedupe import keep_from
-from miva_sync.sync.orders import cursor_value, order_id, timestamp, version_key
-from miva_sync.timespec import iso
 from tests.conftest import KEY, STORE_URL, TOKEN
 
 SECRETS = (TOKEN, KEY)

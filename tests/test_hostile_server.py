@@ -29,7 +29,7 @@ import responses
 
 from miva_sync.sandbox import Sandbox
 from tests.conftest import KEY, STORE_URL, TOKEN
-from tests.helpers import read_jsonl, saved_record, send_json, set_at
+from tests.support.helpers import read_jsonl, saved_record, send_json, set_at
 from tests.test_hostile import assert_clean_failure, assert_clean_success
 
 SEED = 3333
@@ -383,7 +383,7 @@ def test_regression_meaningless_success_flag_is_refused_not_retried_forever(
 ) -> None:
     """A store that always answers ``"success": "yes"`` would make cron retry forever."""
     from miva_sync.errors import ApiError
-    from miva_sync.query import ListQuery
+    from miva_sync.store.query import ListQuery
     from tests.conftest import STORE_URL
 
     for flag in ("yes", None, 2):

@@ -20,8 +20,8 @@ import pytest
 
 from miva_sync.config import normalise_url
 from miva_sync.sandbox import Sandbox
-from miva_sync.state import validate_document
-from tests.helpers import set_at
+from miva_sync.state.file import validate_document
+from tests.support.helpers import set_at
 from tests.test_hostile import assert_clean_failure
 
 SEED = 2222

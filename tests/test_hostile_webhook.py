@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.helpers import read_jsonl
+from tests.support.helpers import read_jsonl
 from tests.test_webhook import SECRET, Receiver
 
 SEED = 4444
@@ -202,7 +202,7 @@ def patient_receiver(tmp_path: Path) -> Iterator[Receiver]:
 def test_hostile_webhook_flood_of_slow_connections_gets_503(
     patient_receiver: Receiver,
 ) -> None:
-    from miva_sync.webhook import MAX_CONCURRENT
+    from miva_sync.app.listen import MAX_CONCURRENT
 
     receiver = patient_receiver
     slow: list[socket.socket] = []
@@ -298,7 +298,7 @@ def test_regression_webhook_timeout_setting_is_checked(tmp_path: Path) -> None:
     import os
     import subprocess
 
-    from tests.helpers import CLI
+    from tests.support.helpers import CLI
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("MIVA_")}
     env.update(MIVA_SYNC_HOME=str(tmp_path), MIVA_SYNC_WEBHOOK_SECRET=SECRET,

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from miva_sync import jsonio
-from miva_sync.client import encode_body
+from miva_sync.base import jsonio
 from miva_sync.sinks.jsonl import encode_lines
+from miva_sync.store.client import encode_body
 
 TEXT = 'aZ09 é ñ ß 中文 😀 "quote" back\\slash \t\n\r \x00\x1f \u2028\u2029 </script>'
 

@@ -16,7 +16,7 @@ import pytest
 from miva_sync.config import load_settings
 from miva_sync.errors import ConfigError
 from tests.conftest import KEY, TOKEN
-from tests.helpers import run_cli
+from tests.support.helpers import run_cli
 
 # a store that is never reached: every case below ends before any request
 STORE_URL = "https://shop.invalid/mm5/json.mvc"

@@ -18,8 +18,8 @@ from miva_sync.sandbox import Sandbox
 from miva_sync.sinks import open_sink
 from miva_sync.sinks.directory import DirectorySink
 from miva_sync.sinks.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteSink
-from miva_sync.state import validate_record
-from tests.helpers import CLI, cli_env, run_cli
+from miva_sync.state.file import validate_record
+from tests.support.helpers import CLI, cli_env, run_cli
 
 
 @pytest.fixture

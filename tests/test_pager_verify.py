@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from miva_sync.client import Page
 from miva_sync.errors import UntrustedAnswerError
-from miva_sync.query import ListQuery
 from miva_sync.sandbox import Sandbox
 from miva_sync.sandbox.quirks import Quirks
+from miva_sync.store.client import Page
+from miva_sync.store.query import ListQuery
 from miva_sync.sync.pager import iter_chunks
-from tests.helpers import read_jsonl, saved_record
+from tests.support.helpers import read_jsonl, saved_record
 
 Order = dict[str, Any]
 

@@ -10,17 +10,17 @@ from typing import Any
 
 import pytest
 
-from miva_sync.client import Page
-from miva_sync.query import ListQuery
 from miva_sync.sandbox import Sandbox
+from miva_sync.store.client import Page
+from miva_sync.store.query import ListQuery
 from miva_sync.sync.pager import Chunk
 from miva_sync.sync.parallel import ParallelPager
-from tests.helpers import (
+from tests.support.helpers import (
     cli_env,
     pull_killed_repeatedly,
     saved_record,
 )
-from tests.pull_fixtures import FakeClient, FakeStore
+from tests.support.pull_fixtures import FakeClient, FakeStore
 
 PAGE = "10"  # windows of ~75 orders: the sandbox's bursts (160 and 40 orders
 # sharing one second) straddle window boundaries and fill whole pages

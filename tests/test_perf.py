@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from miva_sync.errors import TransientError
-from miva_sync.query import ListQuery
-from tests.pull_fixtures import ORDERS, FakeClient, FakeStore, make_run
+from miva_sync.store.query import ListQuery
+from tests.support.pull_fixtures import ORDERS, FakeClient, FakeStore, make_run
 
 
 def test_pull_commits_every_page_on_a_fast_disk() -> None:
@@ -55,7 +55,7 @@ def test_cli_pull_help_shows_workers(run: Any) -> None:
 def test_pull_collects_garbage_less_often_and_restores_the_setting() -> None:
     import gc
 
-    from miva_sync.runner import GC_YOUNG_THRESHOLD, fewer_collections
+    from miva_sync.app.session import GC_YOUNG_THRESHOLD, fewer_collections
 
     before = gc.get_threshold()
     with pytest.raises(RuntimeError), fewer_collections():

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from miva_sync.base.timespec import iso, parse_span, parse_when
 from miva_sync.errors import UsageError
-from miva_sync.state import validate_record
+from miva_sync.state.file import validate_record
 from miva_sync.sync.plan import (
     PullOptions,
     make_plan,
@@ -15,7 +16,6 @@ from miva_sync.sync.plan import (
     refuse_future_since,
     validate_overlap,
 )
-from miva_sync.timespec import iso, parse_span, parse_when
 
 NOW = 1_764_547_200  # 2025-12-01T00:00:00Z
 

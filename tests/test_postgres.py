@@ -22,9 +22,9 @@ from miva_sync.errors import ConfigError, LockedError, OutputError, UsageError
 from miva_sync.sandbox import Sandbox
 from miva_sync.sinks import open_sink
 from miva_sync.sinks.postgres import SCHEMA_VERSION, PostgresSink
-from miva_sync.state import validate_record
-from miva_sync.urls import redact_url
-from tests import pg_fixtures
+from miva_sync.state.file import validate_record
+from miva_sync.store.urls import redact_url
+from tests.support import pg_fixtures
 from tests.test_outputs import db_items, db_orders, expected_items
 
 # the fixtures: a server for the session, a fresh database per test

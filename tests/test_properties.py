@@ -32,9 +32,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from miva_sync.client import MivaClient, Page
-from miva_sync.query import Condition, ListQuery, sub_and, sub_or
 from miva_sync.sandbox import TIE_ORDERS, Sandbox, Store
+from miva_sync.store.client import MivaClient, Page
+from miva_sync.store.query import Condition, ListQuery, sub_and, sub_or
 from miva_sync.sync.pager import iter_chunks
 
 Order = dict[str, Any]

@@ -272,7 +272,7 @@ def test_pull_dry_run_and_bounded_repull_take_no_run_lock(
 ) -> None:
     """design.md §4.2: only a run that moves the cursor takes the store's lock;
     a look (--dry-run) and a bounded re-pull (--until) run beside it."""
-    from miva_sync.state import StateStore
+    from miva_sync.state.file import StateStore
 
     key = f"{sandbox.url}#{sandbox.store_code}"
     with StateStore(isolated_home / "state.json").run_lock(key):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from miva_sync.sandbox import Sandbox
-from tests.helpers import (
+from tests.support.helpers import (
     CLI,
     assert_state_valid,
     cli_env,

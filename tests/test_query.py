@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from miva_sync.query import (
+from miva_sync.store.query import (
     DEFAULT_COLUMNS,
     Condition,
     ListQuery,

@@ -19,7 +19,7 @@ import pytest
 
 from miva_sync.sandbox import DEFAULT_QUEUE, RECEIVED_QUEUE, RequestLogEntry, Sandbox
 from miva_sync.sandbox.quirks import NO_QUIRKS, Quirks
-from miva_sync.state import StateStore
+from miva_sync.state.file import StateStore
 
 Orders = list[dict[str, Any]]
 LOAD = "QueueOrderList_Load_Query"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from miva_sync.sandbox import DEFAULT_QUEUE, RequestLogEntry, Sandbox
-from miva_sync.state import StateStore
+from miva_sync.state.file import StateStore
 
 CLI = [sys.executable, "-m", "miva_sync"]
 LOAD = "QueueOrderList_Load_Query"

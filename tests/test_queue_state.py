@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from miva_sync.errors import ConfigError, UsageError
-from miva_sync.state import validate_record
+from miva_sync.state.file import validate_record
 from miva_sync.sync.queue_state import (
     DEDUPE_HORIZON,
     RECOVERY_MARGIN,

@@ -20,7 +20,7 @@ import pytest
 
 from miva_sync.sandbox import DEFAULT_QUEUE, RECEIVED_QUEUE, RequestLogEntry, Sandbox
 from miva_sync.sandbox.quirks import NO_QUIRKS, Quirks
-from miva_sync.state import StateStore
+from miva_sync.state.file import StateStore
 from miva_sync.sync.held import is_unpaid
 
 Orders = list[dict[str, Any]]

@@ -14,7 +14,7 @@ import pytest
 
 from miva_sync.sandbox import Authenticator, AuthFailure, Sandbox, decode_key, signature
 from miva_sync.sandbox.quirks import Quirks
-from tests.sandbox_fixtures import FixedClock, RawClient, sign
+from tests.support.sandbox_fixtures import FixedClock, RawClient, sign
 
 TOKEN = "0f90f77b58ca98836eba3d50f526f523"
 KEY = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA"

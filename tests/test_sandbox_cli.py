@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.sandbox_fixtures import sign
+from tests.support.sandbox_fixtures import sign
 
 EXE = Path(sys.executable).with_name("miva-sync")
 

@@ -9,8 +9,8 @@ import pytest
 import requests
 
 from miva_sync.sandbox import FAULT_KINDS, RECEIVED_QUEUE, Sandbox
-from tests import sandbox_fixtures
-from tests.sandbox_fixtures import RawClient
+from tests.support import sandbox_fixtures
+from tests.support.sandbox_fixtures import RawClient
 
 # Fixtures shared with the other sandbox test modules.
 raw = sandbox_fixtures.raw

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from miva_sync.sandbox import DEFAULT_QUEUE, RequestLogEntry, Sandbox, Store
-from tests import sandbox_fixtures
-from tests.sandbox_fixtures import FixedClock, RawClient
+from tests.support import sandbox_fixtures
+from tests.support.sandbox_fixtures import FixedClock, RawClient
 
 # Fixtures shared with the other sandbox test modules.
 raw = sandbox_fixtures.raw

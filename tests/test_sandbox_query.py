@@ -10,8 +10,8 @@ import pytest
 
 from miva_sync.sandbox import Sandbox
 from miva_sync.sandbox.columns import BASE_COLUMNS
-from tests import sandbox_fixtures
-from tests.sandbox_fixtures import SDK_EMPTY_FILTER, RawClient, columns, entry, search
+from tests.support import sandbox_fixtures
+from tests.support.sandbox_fixtures import SDK_EMPTY_FILTER, RawClient, columns, entry, search
 
 # Fixtures shared with the other sandbox test modules.
 shared_raw = sandbox_fixtures.shared_raw

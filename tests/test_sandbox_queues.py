@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from miva_sync.sandbox import DEFAULT_QUEUE, RECEIVED_QUEUE, Sandbox
-from tests import sandbox_fixtures
-from tests.sandbox_fixtures import RawClient, columns, entry, search
+from tests.support import sandbox_fixtures
+from tests.support.sandbox_fixtures import RawClient, columns, entry, search
 
 # Fixtures shared with the other sandbox test modules.
 raw = sandbox_fixtures.raw

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from miva_sync.sandbox import Sandbox
-from tests.helpers import cli_env, read_jsonl, run_cli
+from tests.support.helpers import cli_env, read_jsonl, run_cli
 
 PASSPHRASE = "correct-horse-battery-staple-42"
 WEBHOOK_SECRET = "hook-secret-value-0123456789"

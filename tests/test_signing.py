@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from miva_sync.client import authorization, encode_body, sign
 from miva_sync.config import decode_signing_key
 from miva_sync.errors import ConfigError
+from miva_sync.store.client import authorization, encode_body, sign
 from tests.conftest import KEY, TOKEN
 
 RAW_KEY = bytes(range(1, 33))

@@ -25,7 +25,7 @@ from miva_sync.sandbox import Sandbox
 from miva_sync.sinks import open_sink
 from miva_sync.sinks.jsonl import FileSink, StdoutSink, encode_lines
 from miva_sync.sinks.singer import SingerSink, order_schema
-from miva_sync.state import StateStore
+from miva_sync.state.file import StateStore
 
 CLI = [sys.executable, "-m", "miva_sync"]
 TARGET = "target-jsonl==0.1.4"  # pinned: the test checks our stream, not its releases

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from miva_sync.sandbox import DEFAULT_QUEUE, Sandbox
-from tests.helpers import read_jsonl, saved_record
+from tests.support.helpers import read_jsonl, saved_record
 
 
 @pytest.fixture
@@ -238,7 +238,8 @@ def test_full_refresh_that_fails_first_leaves_the_cursor(
 def test_all_profiles_forwards_the_start_and_full_refresh_as_typed() -> None:
     """Each profile applies the start rule to its own cursor: the start goes on
     as typed (read in each store's zone, at each child's now)."""
-    from miva_sync.cli import _forwarded_args, cli
+    from miva_sync.cli import cli
+    from miva_sync.cli.all_profiles import _forwarded_args
 
     args = ["--all-profiles", "--since", "30d", "--full-refresh"]
     root = cli.make_context("miva-sync", ["pull", *args])

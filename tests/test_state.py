@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from miva_sync.errors import ConfigError, LockedError
-from miva_sync.state import StateStore
+from miva_sync.state.file import StateStore
 
 RECORD = {
     "mode": "date",
@@ -85,7 +85,7 @@ def test_state_lock_of_a_killed_process_never_blocks(tmp_path: Path) -> None:
     code = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from miva_sync.state import StateStore\n"
+        "from miva_sync.state.file import StateStore\n"
         f"with StateStore(Path({str(tmp_path / 'state.json')!r})).run_lock('shop'):\n"
         "    print('locked', flush=True)\n"
         "    time.sleep(60)\n"

@@ -12,7 +12,7 @@ import pytest
 
 from miva_sync.config import load_settings
 from miva_sync.sandbox import Sandbox
-from miva_sync.state import StateStore
+from miva_sync.state.file import StateStore
 from tests.conftest import STORE_URL, TOKEN
 
 

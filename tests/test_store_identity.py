@@ -23,8 +23,8 @@ import pytest
 import requests
 
 from miva_sync.sandbox import Sandbox
-from tests import pg_fixtures
-from tests.helpers import CLI, profile_toml
+from tests.support import pg_fixtures
+from tests.support.helpers import CLI, profile_toml
 
 pg_server = pg_fixtures.pg_server
 pg_url = pg_fixtures.pg_url
@@ -397,7 +397,7 @@ def test_second_store_that_opened_an_empty_target_is_refused_at_its_write(
     # both opened before either wrote: the claim is checked again in the write
     from miva_sync.errors import ConfigError
     from miva_sync.sinks import open_sink
-    from miva_sync.urls import StoreIdentity
+    from miva_sync.store.urls import StoreIdentity
 
     a = StoreIdentity.of("https://a.example/mm5/json.mvc", "A")
     b = StoreIdentity.of("https://b.example/mm5/json.mvc/", "B")

@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from miva_sync.base.timespec import WhenText, parse_when
 from miva_sync.sandbox import Sandbox
-from miva_sync.timespec import WhenText, parse_when
 
 LA = "America/Los_Angeles"
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import send_json
+from tests.support.helpers import send_json
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from click.testing import Result
 
 from miva_sync.config import load_settings
 from miva_sync.sandbox import Sandbox
-from miva_sync.state import StateStore
+from miva_sync.state.file import StateStore
 from tests.test_outputs import db_orders, dir_orders, jsonl_latest
 
 SINCE = "2000-01-01"  # before every generated order: the whole store

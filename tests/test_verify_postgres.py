@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from miva_sync.sandbox import Sandbox
-from tests import pg_fixtures
+from tests.support import pg_fixtures
 from tests.test_verify import SINCE
 
 pg_server = pg_fixtures.pg_server

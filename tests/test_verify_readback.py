@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from miva_sync.app.verify import Range, compare
 from miva_sync.sandbox import Sandbox
 from miva_sync.sinks.readback import Stored, TargetContents, read_target
-from miva_sync.verify import Range, compare
 from tests.test_verify import SINCE
 
 

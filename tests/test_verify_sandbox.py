@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from miva_sync.sandbox import Sandbox
-from tests import sandbox_fixtures
-from tests.sandbox_fixtures import RawClient, entry, search
+from tests.support import sandbox_fixtures
+from tests.support.sandbox_fixtures import RawClient, entry, search
 
 raw = sandbox_fixtures.raw
 sandbox = sandbox_fixtures.sandbox

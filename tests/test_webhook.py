@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import requests
 
+from miva_sync.app.listen import find_order
 from miva_sync.sandbox import Sandbox
-from miva_sync.webhook import find_order
-from tests.helpers import CLI, cli_env, run_cli
+from tests.support.helpers import CLI, cli_env, run_cli
 
 SECRET = "s3cret-path-0123456789abcdef"
 
@@ -386,10 +386,10 @@ def test_webhook_finds_orders_in_wrappers() -> None:
 def test_webhook_saves_held_orders_only_when_they_change(tmp_path: Path) -> None:
     """Found in review: with --require-payment every delivery rewrote (and
     fsynced) the whole state file; only a hold or a release changes it."""
+    from miva_sync.app.listen import Holds, OrderWriter
     from miva_sync.sinks.jsonl import FileSink
-    from miva_sync.state import StateStore
-    from miva_sync.webhook import Holds, OrderWriter
-    from tests.helpers import read_jsonl
+    from miva_sync.state.file import StateStore
+    from tests.support.helpers import read_jsonl
 
     state = StateStore(tmp_path / "state.json")
     saved: list[dict[str, Any]] = []

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from miva_sync.errors import OutputError
-from miva_sync.query import ListQuery
+from miva_sync.store.query import ListQuery
 from miva_sync.sync.writer import BackgroundWriter, InlineWriter
-from tests.helpers import saved_record
-from tests.pull_fixtures import (
+from tests.support.helpers import saved_record
+from tests.support.pull_fixtures import (
     ORDERS,
     Clock,
     FakeClient,

@@ -10,7 +10,7 @@ from miva_sync.sinks.base import Sink
 
 if TYPE_CHECKING:
     from miva_sync.sinks.jsonl import FileSink, StdoutSink
-    from miva_sync.urls import StoreIdentity
+    from miva_sync.store.urls import StoreIdentity
 
 FORMATS = ("jsonl", "singer")
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")

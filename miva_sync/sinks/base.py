@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from miva_sync.errors import ConfigError
-from miva_sync.urls import StoreIdentity, describe_store, is_identity
+from miva_sync.store.urls import StoreIdentity, describe_store, is_identity
 
 
 class Sink(Protocol):

@@ -7,11 +7,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from miva_sync import jsonio
+from miva_sync.base import jsonio
+from miva_sync.base.fsio import WriteLock, fsync_dir, replace_durably
 from miva_sync.errors import OutputError
-from miva_sync.fsio import WriteLock, fsync_dir, replace_durably
 from miva_sync.sinks.jsonl import encode_lines
-from miva_sync.sync.orders import cursor_value, order_id
+from miva_sync.store.orders import cursor_value, order_id
 
 LOCK_NAME = ".miva-sync.lock"
 

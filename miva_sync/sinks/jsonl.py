@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from miva_sync.base.fsio import WriteLock, write_all
+from miva_sync.base.jsonio import dumps
 from miva_sync.errors import BrokenPipeOutputError, OutputError
-from miva_sync.fsio import WriteLock, write_all
-from miva_sync.jsonio import dumps
 
 
 def encode_lines(orders: list[dict[str, Any]]) -> bytes:
@@ -72,12 +72,12 @@ def _stdout_buffer() -> BinaryIO:
     """stdout's byte stream, or exit 8 before anything is pulled or committed.
 
     A process started with stdout closed (``>&-``) has ``sys.stdout`` None
-    (or :class:`~miva_sync.stdio.ClosedStdout`, which has no buffer): that is
+    (or :class:`~miva_sync.base.stdio.ClosedStdout`, which has no buffer): that is
     an output that cannot take orders, like a closed pipe.
     """
     buffer = getattr(sys.stdout, "buffer", None)
     if buffer is None:
-        from miva_sync.stdio import STDOUT_CLOSED
+        from miva_sync.base.stdio import STDOUT_CLOSED
 
         raise OutputError(STDOUT_CLOSED)
     return buffer  # type: ignore[no-any-return]

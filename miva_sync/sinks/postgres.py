@@ -40,7 +40,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from miva_sync import jsonio
+from miva_sync.base import jsonio
 from miva_sync.errors import ConfigError, LockedError, OutputError, UsageError
 from miva_sync.sinks.base import other_store
 from miva_sync.sinks.rows import (
@@ -52,9 +52,14 @@ from miva_sync.sinks.rows import (
     order_item_rows,
     storable,
 )
-from miva_sync.state import validate_record
-from miva_sync.sync.orders import cursor_value, order_id
-from miva_sync.urls import StoreIdentity, one_line_without, redact_url, url_passwords
+from miva_sync.state.file import validate_record
+from miva_sync.store.orders import cursor_value, order_id
+from miva_sync.store.urls import (
+    StoreIdentity,
+    one_line_without,
+    redact_url,
+    url_passwords,
+)
 
 if TYPE_CHECKING:
     import psycopg

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from miva_sync import jsonio
+from miva_sync.base import jsonio
 from miva_sync.errors import OutputError, UsageError
 from miva_sync.sinks import is_postgres
-from miva_sync.sync.orders import cursor_value
+from miva_sync.store.orders import cursor_value
 
 _ORDER_FILE = re.compile(r"^\d+\.json$")
 SINGER_TYPES = ("RECORD", "SCHEMA", "STATE")
@@ -191,7 +191,7 @@ def _read_sqlite(path: Path, store_key: str) -> TargetContents:
 
 def _read_postgres(target: str, store_key: str) -> TargetContents:
     from miva_sync.sinks.postgres import reading, split_target
-    from miva_sync.urls import redact_url
+    from miva_sync.store.urls import redact_url
 
     description = redact_url(target)
     contents = TargetContents(description)

@@ -14,9 +14,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from miva_sync import jsonio
+from miva_sync.base import jsonio
 from miva_sync.sinks.base import Sink
-from miva_sync.sync.orders import cursor_value
+from miva_sync.store.orders import cursor_value
 
 
 def receipt(sink: Sink) -> dict[str, Any] | None:

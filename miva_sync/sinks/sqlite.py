@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from miva_sync import jsonio
+from miva_sync.base import jsonio
 from miva_sync.errors import ConfigError, OutputError
 from miva_sync.sinks.base import legacy_owner, other_store
 from miva_sync.sinks.rows import (
@@ -30,9 +30,9 @@ from miva_sync.sinks.rows import (
     order_column_values,
     order_item_rows,
 )
-from miva_sync.state import validate_record
-from miva_sync.sync.orders import cursor_value, order_id
-from miva_sync.urls import StoreIdentity
+from miva_sync.state.file import validate_record
+from miva_sync.store.orders import cursor_value, order_id
+from miva_sync.store.urls import StoreIdentity
 
 BUSY_TIMEOUT_MS = 30_000
 # ids per "id IN (…)" lookup: far below SQLite's variable limit, old builds too

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from miva_sync.sync.orders import (
+from miva_sync.store.orders import (
     cursor_value,
     legacy_fingerprints,
     order_id,

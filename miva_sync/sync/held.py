@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from miva_sync.query import Condition, ListQuery, chunked
-from miva_sync.sync.orders import cursor_value, order_id
+from miva_sync.store.orders import cursor_value, order_id
+from miva_sync.store.query import Condition, ListQuery, chunked
 
 DEFAULT_HOLD_FOR = 24 * 3600
 

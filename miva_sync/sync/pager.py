@@ -16,11 +16,11 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from miva_sync.client import Page
+from miva_sync.base.timespec import iso
 from miva_sync.errors import UntrustedAnswerError
-from miva_sync.query import Condition, ListQuery
-from miva_sync.sync.orders import cursor_value, order_id
-from miva_sync.timespec import iso
+from miva_sync.store.client import Page
+from miva_sync.store.orders import cursor_value, order_id
+from miva_sync.store.query import Condition, ListQuery
 
 Fetch = Callable[[ListQuery], Page]
 

@@ -39,9 +39,9 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from miva_sync.client import MivaClient, Page
-from miva_sync.query import Condition, ListQuery
-from miva_sync.sync.orders import cursor_value
+from miva_sync.store.client import MivaClient, Page
+from miva_sync.store.orders import cursor_value
+from miva_sync.store.query import Condition, ListQuery
 from miva_sync.sync.pager import Chunk, iter_chunks
 
 PAGES_PER_WINDOW = 8  # a window is ~8 pages: ~1/8 more (cheap, Count=1) requests

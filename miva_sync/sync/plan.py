@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from typing import Any
 
+from miva_sync.base.timespec import iso, iso_in, parse_span
 from miva_sync.errors import UsageError
-from miva_sync.timespec import iso, iso_in, parse_span
 
 FIELDS = {"date": "orderdate", "updated": "dt_updated", "number": "id"}
 DEFAULT_LOOKBACK = 15 * 60

@@ -17,21 +17,21 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
-from miva_sync.client import MivaClient, Page
+from miva_sync.base.timespec import human_span, iso
 from miva_sync.errors import ApiError, UntrustedAnswerError
-from miva_sync.query import Condition, ListQuery
 from miva_sync.sinks import identity
 from miva_sync.sinks.base import Sink
 from miva_sync.sinks.receipts import receipt, uncommitted
-from miva_sync.state import StateStore
+from miva_sync.state.file import StateStore
+from miva_sync.store.client import MivaClient, Page
+from miva_sync.store.orders import cursor_value, order_id
+from miva_sync.store.query import Condition, ListQuery
 from miva_sync.sync.dedupe import DedupeWindow, keep_from
 from miva_sync.sync.held import DEFAULT_HOLD_FOR, HeldOrders, fetcher
-from miva_sync.sync.orders import cursor_value, order_id
 from miva_sync.sync.pager import Chunk, iter_chunks
 from miva_sync.sync.parallel import ParallelPager
 from miva_sync.sync.plan import FUTURE_TOLERANCE, Plan
 from miva_sync.sync.writer import BackgroundWriter, InlineWriter
-from miva_sync.timespec import human_span, iso
 
 LATE_FRACTION = 0.8  # a late order in the last fifth of the window: widen it
 # Commits (fsync, then the state file) after every page, unless the disk is slow:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any, Protocol
 
-from miva_sync.client import MivaClient, Page
+from miva_sync.base.timespec import human_span, iso
 from miva_sync.errors import (
     AckError,
     ApiError,
@@ -32,18 +32,18 @@ from miva_sync.errors import (
     TransientError,
     UntrustedAnswerError,
 )
-from miva_sync.query import MAX_IN_LIST, Condition, ListQuery, chunked
 from miva_sync.sinks import identity
 from miva_sync.sinks.base import Sink
 from miva_sync.sinks.receipts import receipt, uncommitted
-from miva_sync.state import StateStore
+from miva_sync.state.file import StateStore
+from miva_sync.store.client import MivaClient, Page
+from miva_sync.store.orders import fingerprint, order_id, version_key
+from miva_sync.store.query import MAX_IN_LIST, Condition, ListQuery, chunked
 from miva_sync.sync.dedupe import DedupeWindow
 from miva_sync.sync.held import DEFAULT_HOLD_FOR, HeldOrders, fetcher
-from miva_sync.sync.orders import fingerprint, order_id, version_key
 from miva_sync.sync.pull import last_run
 from miva_sync.sync.queue_recovery import scan_received
 from miva_sync.sync.queue_state import QueuePlan, queue_keep
-from miva_sync.timespec import human_span, iso
 
 ACK_BATCH = 100  # MivaAccess GUARD-2666: bigger acknowledgements time out at gateways
 MAX_DOWNLOAD_FAILURES = 3  # failed no-ack downloads (each recovered) before giving up

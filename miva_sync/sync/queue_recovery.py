@@ -15,10 +15,10 @@ from collections.abc import Callable
 from itertools import pairwise
 from typing import Any
 
-from miva_sync.client import MivaClient
 from miva_sync.errors import AckError, ApiError, UntrustedAnswerError
-from miva_sync.query import Condition, ListQuery
-from miva_sync.sync.orders import order_id
+from miva_sync.store.client import MivaClient
+from miva_sync.store.orders import order_id
+from miva_sync.store.query import Condition, ListQuery
 
 
 def scan_received(

@@ -25,9 +25,9 @@ def is_bare(options: dict[str, Any]) -> bool:
 
 def saved_mode(shared: dict[str, Any], options: dict[str, Any]) -> str | None:
     """The store's active mode in the state file, read without the run lock."""
+    from miva_sync.app.session import SANDBOX_STORE_KEY
     from miva_sync.config import load_settings
-    from miva_sync.runner import SANDBOX_STORE_KEY
-    from miva_sync.state import StateStore
+    from miva_sync.state.file import StateStore
 
     settings = load_settings(shared)
     if options.get("use_sandbox"):
@@ -76,8 +76,7 @@ def _no_dry_run() -> UsageError:
 
 def run_queue(shared: dict[str, Any], options: dict[str, Any]) -> None:
     """``miva-sync pull --queue CODE`` (or a bare pull whose active mode is queue)."""
-    from miva_sync.client import MivaClient
-    from miva_sync.runner import (
+    from miva_sync.app.session import (
         base_query_from,
         is_new_consumer,
         reporter_from,
@@ -85,6 +84,7 @@ def run_queue(shared: dict[str, Any], options: dict[str, Any]) -> None:
         store_session,
     )
     from miva_sync.sinks import open_sink
+    from miva_sync.store.client import MivaClient
     from miva_sync.sync.held import DEFAULT_HOLD_FOR
     from miva_sync.sync.queue import QueueRun
     from miva_sync.sync.queue_state import QueueOptions, make_queue_plan
@@ -180,6 +180,6 @@ def run_queue(shared: dict[str, Any], options: dict[str, Any]) -> None:
 
 
 def _no_sink() -> Any:
-    from miva_sync.runner import _NoSink
+    from miva_sync.app.session import _NoSink
 
     return _NoSink()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from miva_sync.errors import UsageError
-from miva_sync.query import DEFAULT_COLUMNS, SENSITIVE_COLUMNS
+from miva_sync.store.query import DEFAULT_COLUMNS, SENSITIVE_COLUMNS
 
 TIME_MODES = ("date", "updated")
 PULL_MODES = ("date", "updated", "number")

@@ -30,7 +30,7 @@ from miva_sync.errors import (
     TransientError,
     UsageError,
 )
-from miva_sync.urls import redact_url
+from miva_sync.store.urls import redact_url
 
 # Skew worth a warning: Miva does not document its timestamp window
 # (docs/miva-api.md §2.4), so no skew is "safe"; this only keeps NTP honest.
@@ -202,7 +202,7 @@ def run_checks(
     auth = f"HMAC-{settings.digest.upper()}" if settings.signing_key else "token only"
     where = f"profile {settings.profile}, " if settings.profile else ""
     report.add("settings", OK, f"{where}store {settings.store_code}, auth {auth}")
-    from miva_sync.client import MivaClient
+    from miva_sync.store.client import MivaClient
 
     with MivaClient.from_settings(settings, clock=clock) as client:
         rows = _connect(report, client)
@@ -222,7 +222,7 @@ def _connect(report: Report, client: Any) -> list[dict[str, Any]] | None:
     said only after the store answered ``success: 1``: any refusal may be an
     authentication failure under an error code nobody has documented.
     """
-    from miva_sync.query import ListQuery
+    from miva_sync.store.query import ListQuery
 
     url = redact_url(report.settings.url or "")  # it goes into the rows
     https = url.lower().startswith("https://")
@@ -402,7 +402,7 @@ def _filter_probe(client: Any, total: int, clock: Callable[[], float]) -> Probe:
     """``dt_updated GE 0`` finds orders and ``dt_updated GE <far future>`` none:
     the filter is honoured, not silently dropped (a lenient store answers both
     with every order, and a pull would then page the whole store as if new)."""
-    from miva_sync.query import Condition, ListQuery
+    from miva_sync.store.query import Condition, ListQuery
 
     future = int(clock()) + FAR_FUTURE_SECONDS
     try:
@@ -437,8 +437,8 @@ def _filter_probe(client: Any, total: int, clock: Callable[[], float]) -> Probe:
 
 def _sort_probe(client: Any, *, descending: bool) -> tuple[Probe, list[dict[str, Any]]]:
     """A page sorted by ``dt_updated`` (or ``-dt_updated``) comes back in that order."""
-    from miva_sync.query import ListQuery
-    from miva_sync.sync.orders import cursor_value
+    from miva_sync.store.orders import cursor_value
+    from miva_sync.store.query import ListQuery
 
     sort = "-dt_updated" if descending else "dt_updated"
     query = ListQuery(count=SORT_PROBE_ROWS).sorted_by(
@@ -509,7 +509,7 @@ def _same_order(
 
 def _field_probe(rows: list[dict[str, Any]]) -> Probe:
     """Every row read carries a usable ``dt_updated`` (int or JSON_DateTime)."""
-    from miva_sync.sync.orders import cursor_value
+    from miva_sync.store.orders import cursor_value
 
     # an order may be in several pages: count it once
     seen = list({str(r.get("id", i)): r for i, r in enumerate(rows)}.values())
@@ -565,7 +565,7 @@ def _queue(report: Report, client: Any, queue: str | None, required: bool) -> No
 
 
 def _empty_queue_read(client: Any, queue: str) -> Any:
-    from miva_sync.query import Condition, ListQuery
+    from miva_sync.store.query import Condition, ListQuery
 
     query = ListQuery(count=1).where(Condition("id", "LT", 0))
     return client.queue_orders(queue, query)

@@ -31,7 +31,7 @@ import json
 import math
 from typing import Any, TypeGuard
 
-from miva_sync import jsonio
+from miva_sync.base import jsonio
 from miva_sync.errors import ApiError
 
 # Times outside years 1..9999 fit no datetime (nor, far out, a 64-bit column):

@@ -22,9 +22,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from miva_sync import jsonio
+from miva_sync.base import jsonio
+from miva_sync.base.fsio import fsync_dir, replace_durably
 from miva_sync.errors import ConfigError, LockedError
-from miva_sync.fsio import fsync_dir, replace_durably
 
 STATE_VERSION = 1
 MODES = ("date", "updated", "number", "queue", "webhook")  # webhook: listen's holds
@@ -266,7 +266,7 @@ def _validate_cursor(mode: str, cursor: dict[str, Any], *, where: str) -> None:
 
 def _is_overlap(value: Any) -> bool:
     """A count of ids (30, "30") or a span ("45m"), as ``pull --overlap`` takes."""
-    from miva_sync.timespec import parse_span
+    from miva_sync.base.timespec import parse_span
 
     if _is_int(value):
         return value >= 0

@@ -29,25 +29,25 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from miva_sync.base.timespec import iso
 from miva_sync.errors import IncompleteError, UsageError
-from miva_sync.query import MAX_PAGE_SIZE, ListQuery, chunked
 from miva_sync.sinks.readback import (
     Stored,
     TargetContents,
     check_target,
     read_target,
 )
+from miva_sync.store.orders import cursor_value, order_id
+from miva_sync.store.query import MAX_PAGE_SIZE, ListQuery, chunked
 from miva_sync.sync.held import fetcher
-from miva_sync.sync.orders import cursor_value, order_id
 from miva_sync.sync.pager import iter_chunks
 from miva_sync.sync.plan import FIELDS
-from miva_sync.timespec import iso
 
 if TYPE_CHECKING:
-    from miva_sync.client import MivaClient
+    from miva_sync.console import ConsoleReporter
     from miva_sync.sinks.base import Sink
-    from miva_sync.ui import ConsoleReporter
-    from miva_sync.urls import StoreIdentity
+    from miva_sync.store.client import MivaClient
+    from miva_sync.store.urls import StoreIdentity
 
 SHOWN_IDS = 20  # ids listed in a message; --json has them all
 
@@ -314,7 +314,7 @@ def repair(
 
 def run_verify(shared: dict[str, Any], options: dict[str, Any]) -> Report:
     """``miva-sync verify``: compare, optionally repair and compare again, render."""
-    from miva_sync.runner import (
+    from miva_sync.app.session import (
         base_query_from,
         reporter_from,
         store_session,
@@ -433,7 +433,7 @@ def render(report: Report, reporter: ConsoleReporter, *, table: bool) -> None:
 
 
 def _table(report: Report) -> None:
-    from miva_sync import ui
+    from miva_sync import console as ui
 
     columns = ("day (UTC)", "in store", "missing", "stale", "extra")
     rows = [

@@ -121,7 +121,7 @@ def run_profiles(
         return ProfileResult(name, proc.returncode, err or "")
 
     results: dict[str, ProfileResult] = {}
-    from miva_sync.runner import sigterm_as_interrupt
+    from miva_sync.app.session import sigterm_as_interrupt
 
     with sigterm_as_interrupt(), ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = {pool.submit(one, name): name for name in profiles}

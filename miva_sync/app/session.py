@@ -17,12 +17,12 @@ from miva_sync.config import Settings, load_settings
 from miva_sync.errors import UsageError
 
 if TYPE_CHECKING:
-    from miva_sync.client import MivaClient
-    from miva_sync.query import ListQuery
+    from miva_sync.console import ConsoleReporter
     from miva_sync.sinks.base import Sink
-    from miva_sync.state import StateStore
-    from miva_sync.ui import ConsoleReporter
-    from miva_sync.urls import StoreIdentity
+    from miva_sync.state.file import StateStore
+    from miva_sync.store.client import MivaClient
+    from miva_sync.store.query import ListQuery
+    from miva_sync.store.urls import StoreIdentity
 
 SANDBOX_STORE_KEY = "sandbox"
 SANDBOX_SEED = 1
@@ -78,7 +78,7 @@ def store_identity(settings: Settings, key: str) -> StoreIdentity:
     the state key, so a renamed profile reaches its own database; the
     built-in sandbox, which moves port every run, has one fixed identity.
     The state key is an alias: older databases recorded it."""
-    from miva_sync.urls import StoreIdentity
+    from miva_sync.store.urls import StoreIdentity
 
     if key == SANDBOX_STORE_KEY:
         return StoreIdentity.sandbox()
@@ -105,8 +105,8 @@ def store_session(
 ) -> Iterator[Session]:
     """SIGTERM as Ctrl-C, the store (or the sandbox), its state, optionally its
     run lock, and a client: the set-up every command that syncs a store shares."""
-    from miva_sync.client import MivaClient
-    from miva_sync.state import StateStore
+    from miva_sync.state.file import StateStore
+    from miva_sync.store.client import MivaClient
 
     with sigterm_as_interrupt(), connection(shared, use_sandbox) as (settings, key):
         state = StateStore(settings.state_path())
@@ -117,7 +117,7 @@ def store_session(
 
 def base_query_from(options: dict[str, Any]) -> ListQuery:
     """The page size and on-demand columns of a pull, from its options."""
-    from miva_sync.query import DEFAULT_COLUMNS, ListQuery, parse_columns
+    from miva_sync.store.query import DEFAULT_COLUMNS, ListQuery, parse_columns
 
     try:
         columns = (
@@ -140,7 +140,7 @@ def base_query_from(options: dict[str, Any]) -> ListQuery:
 
 
 def reporter_from(shared: dict[str, Any], options: dict[str, Any]) -> ConsoleReporter:
-    from miva_sync.ui import ConsoleReporter
+    from miva_sync.console import ConsoleReporter
 
     return ConsoleReporter(
         quiet=bool(shared.get("quiet")), progress=options["progress"]
@@ -194,7 +194,7 @@ def check_flags_in_mode(options: dict[str, Any], mode: str | None) -> None:
     given = options.get("given")
     if given is None or mode is None:
         return
-    from miva_sync.flag_rules import check
+    from miva_sync.app.flag_rules import check
 
     check(given, mode=mode)
 
@@ -210,8 +210,8 @@ def check_start(
     one already seen cannot be in the future, so a crontab repeating its
     ``--from-order`` costs nothing.
     """
-    from miva_sync.query import ListQuery
-    from miva_sync.sync.orders import order_id
+    from miva_sync.store.orders import order_id
+    from miva_sync.store.query import ListQuery
     from miva_sync.sync.plan import DEFAULT_OVERLAP, refuse_future_order
 
     explicit = options["since"] is not None or options["from_order"] is not None
@@ -257,8 +257,9 @@ def run_pull(shared: dict[str, Any], options: dict[str, Any]) -> None:
 
 
 def _run_pull(shared: dict[str, Any], options: dict[str, Any]) -> None:
-    from miva_sync.client import MivaClient
+    from miva_sync.app.queue import is_bare, run_queue, saved_mode
     from miva_sync.sinks import open_sink
+    from miva_sync.store.client import MivaClient
     from miva_sync.sync.held import DEFAULT_HOLD_FOR
     from miva_sync.sync.plan import (
         FUTURE_TOLERANCE,
@@ -267,10 +268,9 @@ def _run_pull(shared: dict[str, Any], options: dict[str, Any]) -> None:
         refuse_future_since,
     )
     from miva_sync.sync.pull import PullRun
-    from miva_sync.sync.queue_runner import is_bare, run_queue, saved_mode
 
     if options.get("ids") is not None or options.get("ids_from") is not None:
-        from miva_sync.resend import run_resend
+        from miva_sync.app.resend import run_resend
 
         run_resend(shared, options)
         return

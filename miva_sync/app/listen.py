@@ -28,15 +28,15 @@ from typing import Any
 from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
-from miva_sync import jsonio
+from miva_sync.base import jsonio
 from miva_sync.errors import ConfigError, MivaSyncError
 from miva_sync.sinks.base import Sink
-from miva_sync.state import StateStore
+from miva_sync.state.file import StateStore
+from miva_sync.store.orders import MAX_ID, cursor_value, version_key
+from miva_sync.store.urls import StoreIdentity
 from miva_sync.sync.held import HeldOrders
-from miva_sync.sync.orders import MAX_ID, cursor_value, version_key
-from miva_sync.urls import StoreIdentity
 
-log = logging.getLogger("miva_sync.webhook")
+log = logging.getLogger("miva_sync.app.listen")
 
 MAX_BODY = 1_000_000
 MAX_CONCURRENT = 32  # requests handled at once; more get 503 at once
@@ -611,7 +611,7 @@ def _served_store(settings: Any) -> StoreIdentity | None:
     """
     if not (settings.url and settings.store_code):
         return None
-    from miva_sync.runner import store_identity
+    from miva_sync.app.session import store_identity
 
     return store_identity(settings, settings.store_key)
 
@@ -620,8 +620,8 @@ def _store_access(
     settings: Any,
 ) -> tuple[Fetch, Callable[[list[int]], list[dict[str, Any]]]]:
     """Read one order, or many, from the store (one client shared by all threads)."""
-    from miva_sync.client import MivaClient
-    from miva_sync.query import DEFAULT_COLUMNS, ListQuery
+    from miva_sync.store.client import MivaClient
+    from miva_sync.store.query import DEFAULT_COLUMNS, ListQuery
     from miva_sync.sync.held import fetcher
 
     client = MivaClient.from_settings(settings)

@@ -27,13 +27,14 @@ from typing import Any
 
 import requests
 
-from miva_sync import __version__, jsonio
+from miva_sync import __version__
+from miva_sync.base import jsonio
 from miva_sync.config import Settings, decode_signing_key
 from miva_sync.errors import AckError, ApiError, AuthError, ConfigError, TransientError
-from miva_sync.query import ListQuery, chunked
-from miva_sync.urls import redact_url, url_passwords
+from miva_sync.store.query import ListQuery, chunked
+from miva_sync.store.urls import redact_url, url_passwords
 
-log = logging.getLogger("miva_sync.client")
+log = logging.getLogger("miva_sync.store.client")
 
 AUTH_HEADER = "X-Miva-API-Authorization"
 WORKFLOW_MODULE = "orderworkflow"

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from miva_sync.base.fsio import replace_durably
 from miva_sync.config import (
     ENV_REF_PREFIX,
     ENV_VARS,
@@ -23,7 +24,6 @@ from miva_sync.config import (
     read_config,
 )
 from miva_sync.errors import ConfigError, UsageError
-from miva_sync.fsio import replace_durably
 
 # the order keys are written in, so files read the same from one init to the next
 KEY_ORDER = (
@@ -148,7 +148,7 @@ def _string(text: str) -> str:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Never a torn config (see :func:`~miva_sync.fsio.replace_durably`)."""
+    """Never a torn config (see :func:`~miva_sync.base.fsio.replace_durably`)."""
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         replace_durably(path, text.encode("utf-8"))
@@ -169,7 +169,7 @@ def describe(
 
     env = os.environ if env is None else env
     from miva_sync.sinks import is_postgres
-    from miva_sync.urls import redact_url
+    from miva_sync.store.urls import redact_url
 
     shown: dict[str, Any] = {}
     for name in (

@@ -110,7 +110,7 @@ def saved_record(home: Path) -> dict[str, Any]:
 
 def assert_state_valid(home: Path) -> None:
     """The state file (if any) loads, and nothing was quarantined as corrupt."""
-    from miva_sync.state import StateStore
+    from miva_sync.state.file import StateStore
 
     path = home / "state.json"
     if path.exists():

@@ -49,16 +49,16 @@ def requested_ids(options: dict[str, Any]) -> list[int]:
 
 
 def run_resend(shared: dict[str, Any], options: dict[str, Any]) -> None:
-    from miva_sync.client import MivaClient
-    from miva_sync.runner import (
+    from miva_sync.app.session import (
         base_query_from,
         connection,
         reporter_from,
         store_identity,
     )
     from miva_sync.sinks import open_sink
+    from miva_sync.store.client import MivaClient
+    from miva_sync.store.orders import order_id
     from miva_sync.sync.held import fetcher
-    from miva_sync.sync.orders import order_id
 
     ids = requested_ids(options)
     reporter = reporter_from(shared, options)

@@ -9,8 +9,8 @@ import threading
 import time
 from typing import Any
 
-from miva_sync.client import Page
-from miva_sync.query import ListQuery
+from miva_sync.store.client import Page
+from miva_sync.store.query import ListQuery
 from miva_sync.sync.plan import PullOptions, make_plan
 from miva_sync.sync.pull import PullRun
 

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from miva_sync.app.session import SANDBOX_STORE_KEY
+from miva_sync.base.timespec import human_span, iso
 from miva_sync.config import Settings
 from miva_sync.errors import ConfigError, IncompleteError, UsageError
-from miva_sync.runner import SANDBOX_STORE_KEY
 from miva_sync.sync.plan import FIELDS
-from miva_sync.timespec import human_span, iso
 
 
 class StaleStateError(IncompleteError):
@@ -79,7 +79,7 @@ def _is_database(target: str) -> bool:
 
 def load(ref: StoreRef) -> tuple[dict[str, Any] | None, str]:
     """The record a pull would start from, and where it came from."""
-    from miva_sync.state import StateStore
+    from miva_sync.state.file import StateStore
 
     record = StateStore(ref.settings.state_path()).get(ref.key)
     with _target(ref) as sink:
@@ -367,7 +367,7 @@ def describe_point(mode: str, cursor: dict[str, Any] | None) -> str:
 
 def apply(ref: StoreRef, change_of: Any, *, wait: bool = False) -> Change:
     """Under the store's run lock: read, change, write the state file and the target copy."""
-    from miva_sync.state import StateStore
+    from miva_sync.state.file import StateStore
 
     state = StateStore(ref.settings.state_path())
     with state.run_lock(ref.key, wait=wait), _target(ref) as sink:
@@ -386,7 +386,7 @@ def reset(
     ref: StoreRef, *, wait: bool = False
 ) -> tuple[dict[str, Any] | None, str | None]:
     """Delete the store's record under its run lock; return it and a note for a database."""
-    from miva_sync.state import StateStore
+    from miva_sync.state.file import StateStore
 
     state = StateStore(ref.settings.state_path())
     with state.run_lock(ref.key, wait=wait):

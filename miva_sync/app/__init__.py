@@ -1,0 +1,1 @@
+"""The use cases: one function per command, fed a typed request."""

@@ -1,0 +1,280 @@
+"""What every command shares: the connection and verbosity options (accepted
+before or after the subcommand), the option types, messages on stderr."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Options shared by every command, accepted before or after the subcommand.
+# Their values are collected on the root context (a later one wins), so
+# ``miva-sync -v pull`` and ``miva-sync pull -v`` mean the same.
+_SHARED_KEY = "shared_options"
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if value is not None and value != () and param.name:
+        ctx.find_root().meta.setdefault(_SHARED_KEY, {})[param.name] = value
+    return value
+
+
+def _count(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    if value and param.name:
+        shared = ctx.find_root().meta.setdefault(_SHARED_KEY, {})
+        shared[param.name] = shared.get(param.name, 0) + value
+    return value
+
+
+class TimeZone(click.ParamType):
+    """An IANA time zone name (America/Los_Angeles, UTC), checked at once."""
+
+    name = "ZONE"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> str:
+        from miva_sync.base.timespec import zone_named
+
+        try:
+            zone_named(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        return str(value).strip()
+
+
+class When(click.ParamType):
+    """ISO date/datetime (in the store's timezone unless an offset is given),
+    unix seconds, today/yesterday, or a span (2h).
+
+    Options are parsed before the settings that name the store's zone are
+    loaded, so the text is checked now and read later by :func:`read_times`.
+    """
+
+    name = "WHEN"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        from miva_sync.base.timespec import WhenText
+
+        if isinstance(value, WhenText):
+            return value
+        try:
+            return WhenText(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class Span(click.ParamType):
+    """A length of time with its unit: 90m, 2h, 7d."""
+
+    name = "SPAN"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        from miva_sync.base.timespec import parse_span
+
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_span(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class Overlap(click.ParamType):
+    name = "N|SPAN"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> str:
+        from miva_sync.sync.plan import validate_overlap
+
+        try:
+            return validate_overlap(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is neither a count (30) nor a span (45m)", param, ctx)
+
+
+def shared_options(func: F) -> F:
+    """Connection and output-verbosity options (design.md §4.1)."""
+    options = [
+        click.option("--url", help="The store's JSON endpoint [env MIVA_URL]."),
+        click.option("--store-code", help="Store_Code [env MIVA_STORE_CODE]."),
+        click.option("--api-token", help="API access token [env MIVA_API_TOKEN]."),
+        click.option(
+            "--signing-key",
+            help="Base64 signing key; empty for token-only auth [env MIVA_SIGNING_KEY].",
+        ),
+        click.option(
+            "--digest",
+            type=click.Choice(["sha256", "sha1"], case_sensitive=False),
+            help="HMAC digest for signing (default sha256) [env MIVA_SYNC_DIGEST].",
+        ),
+        click.option(
+            "--profile", help="Profile in the config file [env MIVA_SYNC_PROFILE]."
+        ),
+        click.option(
+            "--state-file", help="Explicit state file [env MIVA_SYNC_STATE_FILE]."
+        ),
+        click.option(
+            "--timeout",
+            type=float,
+            help="Per-request read timeout in seconds (default 60) [env MIVA_SYNC_TIMEOUT].",
+        ),
+        click.option(
+            "--retry-budget",
+            type=float,
+            help="Seconds spent retrying one request before giving up (default 20) "
+            "[env MIVA_SYNC_RETRY_BUDGET].",
+        ),
+        click.option(
+            "--max-rps",
+            type=float,
+            help="Request-rate ceiling per second (off by default) [env MIVA_SYNC_MAX_RPS].",
+        ),
+        click.option(
+            "--insecure",
+            is_flag=True,
+            default=None,
+            help="Do not verify the store's TLS certificate (a warning is shown) "
+            "[env MIVA_SYNC_INSECURE].",
+        ),
+        click.option(
+            "--timezone",
+            type=TimeZone(),
+            help="The store's IANA time zone: dates without an offset (--since "
+            "2026-12-01, today) are its days (default UTC) [env MIVA_SYNC_TIMEZONE].",
+        ),
+        click.option(
+            "-v", "--verbose", count=True, help="Show requests (secrets redacted)."
+        ),
+        click.option(
+            "--log-format",
+            type=click.Choice(["text", "json"]),
+            help="Messages on stderr as text, or as JSON lines for log shippers "
+            "[env MIVA_SYNC_LOG_FORMAT].",
+        ),
+        click.option(
+            "-q", "--quiet", is_flag=True, default=None, help="Only errors on stderr."
+        ),
+        click.option("--debug", is_flag=True, default=None, help="Show tracebacks."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    # every shared option lands in ctx.meta, not in the function's arguments
+    for param in func.__click_params__[-len(options) :]:  # type: ignore[attr-defined]
+        param.expose_value = False
+        param.callback = _count if param.name == "verbose" else _remember
+    return func
+
+
+def shared(ctx: click.Context) -> dict[str, Any]:
+    return dict(ctx.find_root().meta.get(_SHARED_KEY, {}))
+
+
+@contextmanager
+def reporting(ctx: click.Context) -> Iterator[None]:
+    """Route the library's log records to stderr (-v, -vv, --log-format) for a command."""
+    from miva_sync.stderr_log import route_to_stderr
+
+    opts = shared(ctx)
+    fmt = log_format(opts.get("log_format"))
+    if fmt == "json":
+        from miva_sync import console as ui
+
+        ui.set_log_format(fmt)
+    route_to_stderr(
+        verbose=opts.get("verbose", 0),
+        quiet=bool(opts.get("quiet")),
+        json_lines=fmt == "json",
+    )
+    try:
+        yield
+    finally:
+        if fmt == "json":
+            from miva_sync import console as ui
+
+            ui.set_log_format("text")  # the process may run another command
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def log_format(flag: str | None) -> str:
+    """``--log-format`` if given, else MIVA_SYNC_LOG_FORMAT, else text."""
+    if flag:
+        return flag
+    chosen = os.environ.get("MIVA_SYNC_LOG_FORMAT") or "text"
+    if chosen not in LOG_FORMATS:
+        from miva_sync.errors import ConfigError
+
+        raise ConfigError(f"MIVA_SYNC_LOG_FORMAT must be text or json, not {chosen!r}")
+    return chosen
+
+
+def tell(ctx: click.Context, message: str, level: str = "info") -> None:
+    """A command's own line on stderr: nothing under -q (but a warning), a JSON
+    line under --log-format json, else ``miva-sync: MESSAGE``."""
+    opts = shared(ctx)
+    if opts.get("quiet") and level == "info":
+        return
+    if log_format(opts.get("log_format")) == "json":
+        from miva_sync.stderr_log import json_log_line
+
+        click.echo(json_log_line(level, message), err=True)
+    else:
+        prefix = "note: " if level == "warning" else ""
+        click.echo(f"miva-sync: {prefix}{message}", err=True)
+
+
+def settings_from(ctx: click.Context) -> Any:
+    from miva_sync.config import load_settings
+
+    return load_settings(shared(ctx))
+
+
+def read_times(
+    ctx: click.Context, options: dict[str, Any], names: tuple[str, ...]
+) -> None:
+    """Replace the When options ``names`` by unix seconds, reading dates and
+    times without an offset in the store's zone (flag > environment > profile)."""
+    from miva_sync.base.timespec import WhenText
+
+    typed = {n: options[n] for n in names if isinstance(options.get(n), WhenText)}
+    if not typed:
+        return  # no need to look for a zone (nor to read the config file)
+    from miva_sync.config import load_timezone
+
+    zone = load_timezone(shared(ctx))
+    for name, value in typed.items():
+        try:
+            options[name] = value.resolve(zone)
+        except ValueError as exc:
+            raise click.BadParameter(
+                str(exc), ctx, param_hint=f"'--{name.replace('_', '-')}'"
+            ) from None
+
+
+def from_command_line(ctx: click.Context, name: str) -> bool:
+    return ctx.get_parameter_source(name) in (
+        click.core.ParameterSource.COMMANDLINE,
+        click.core.ParameterSource.PROMPT,
+    )
+
+
+def hold_options(func: F) -> F:
+    """--require-payment and --hold-for, shared by pull and listen (design.md §5)."""
+    func = click.option(
+        "--hold-for",
+        type=Span(),
+        default="24h",
+        show_default=True,
+        help="With --require-payment: emit a still-unpaid order (with a warning) "
+        "this long after it was first seen (check, PO and terms orders).",
+    )(func)
+    return click.option(
+        "--require-payment",
+        is_flag=True,
+        help="Hold orders with no payment record and pay_status 0 (unpaid admin "
+        "orders) until they are paid or the hold expires.",
+    )(func)

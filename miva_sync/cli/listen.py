@@ -1,0 +1,67 @@
+"""``miva-sync listen``: receive Miva order webhooks into an output."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from miva_sync.cli.common import (
+    hold_options,
+    reporting,
+    settings_from,
+    shared,
+    shared_options,
+)
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option(
+    "--secret",
+    help="The secret path segment (better: MIVA_SYNC_WEBHOOK_SECRET, not visible in ps).",
+)
+@click.option(
+    "-o",
+    "--output",
+    help="FILE.jsonl, DIR/, sqlite:///PATH or postgresql://… (- for stdout); "
+    "required unless the profile sets output.",
+)
+@click.option(
+    "--verify-with-api",
+    is_flag=True,
+    help="Treat deliveries as notifications: write the order as re-read from the store.",
+)
+@click.option(
+    "--max-body",
+    type=click.IntRange(1),
+    default=1_000_000,
+    show_default=True,
+    help="Largest body accepted (bytes); larger ones get 413.",
+)
+@hold_options
+@shared_options
+@click.pass_context
+def listen(ctx: click.Context, /, **options: Any) -> None:
+    """Receive Miva order webhooks at /webhook/SECRET into an output.
+
+    A 2xx is answered only after the order is durably written; repeats and
+    older versions are no-ops. Point a Miva Order Workflow webhook at
+    https://your-proxy/webhook/SECRET. Never takes the run lock, so it can
+    share a folder or SQLite target with a cron pull.
+
+    Example:
+
+        MIVA_SYNC_WEBHOOK_SECRET=... miva-sync listen --port 8080 -o sqlite:///orders.db
+    """
+    from miva_sync.app.listen import run_listen
+
+    with reporting(ctx):
+        if options["output"] is None:
+            options["output"] = settings_from(ctx).defaults.get("output")
+        if options["output"] is None:
+            raise click.UsageError(
+                "Missing option '-o' / '--output' (or set output in the profile)"
+            )
+        run_listen(shared(ctx), options)

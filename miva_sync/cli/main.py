@@ -1,0 +1,175 @@
+"""The root command: global options, the command list, and the one place where
+every error becomes a stderr line and its exit code."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from typing import Any
+
+import click
+
+from miva_sync import __version__
+from miva_sync.cli.check import check
+from miva_sync.cli.common import LOG_FORMATS, log_format, shared_options
+from miva_sync.cli.config import config
+from miva_sync.cli.listen import listen
+from miva_sync.cli.pull import pull
+from miva_sync.cli.sandbox import sandbox
+from miva_sync.cli.state import state
+from miva_sync.cli.verify import verify
+from miva_sync.errors import MivaSyncError
+
+
+class MivaSyncGroup(click.Group):
+    """The root group: every error becomes one stderr line and its exit code."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        kwargs["standalone_mode"] = False
+        argv = list((args[0] if args else kwargs.get("args")) or sys.argv[1:])
+        debug = os.environ.get("MIVA_SYNC_DEBUG") == "1" or "--debug" in argv
+        global _json_errors
+        _json_errors = _wants_json(argv)
+        try:
+            result = super().main(*args, **kwargs)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else "miva-sync"
+            _fail(f"{exc.format_message()} (see '{where} --help')", 2)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), exc.exit_code)
+        except (click.Abort, KeyboardInterrupt):
+            _fail("interrupted", 130)
+        except MivaSyncError as exc:
+            if debug:
+                raise
+            _fail(str(exc), exc.exit_code)
+        except BrokenPipeError:
+            _close_stdout_quietly()
+            _fail("output closed (broken pipe)", 8)
+        except Exception as exc:
+            if debug:
+                raise
+            _fail(
+                f"internal error ({type(exc).__name__}); this is a bug, please "
+                "report it, with --debug for a traceback",
+                1,
+            )
+        _flush_stdout()  # a failure now is still exit 8; at exit it would be 120
+        # click returns the exit code of `--help`/`--version` style exits
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+@click.group(
+    cls=MivaSyncGroup, context_settings={"help_option_names": ["-h", "--help"]}
+)
+@click.version_option(__version__, "--version", prog_name="miva-sync")
+@shared_options
+def cli() -> None:
+    """Get every order out of a Miva Merchant store, safely, from cron.
+
+    Data goes to stdout (JSON lines); messages go to stderr. Exit codes:
+    0 ok, 2 usage, 3 config, 4 auth, 5 API refused, 6 store unreachable,
+    7 locked, 8 output failed, 9 incomplete or stale, 130 interrupted.
+
+    Example:
+
+        miva-sync config init && miva-sync check && miva-sync pull --since 7d
+
+    Shell completion: eval "$(_MIVA_SYNC_COMPLETE=bash_source miva-sync)"
+    """
+
+
+
+for _command in (check, config, listen, pull, sandbox, state, verify):
+    cli.add_command(_command)
+
+
+def main() -> None:
+    """Console entry point."""
+    from miva_sync.base.stdio import guard_std_streams
+
+    # first, before any file is opened: closed fds 1/2 must not be reused, a
+    # closed stdout is exit 8, and a closed or full stderr never fails the run
+    guard_std_streams()
+    cli.main(prog_name="miva-sync")
+
+
+# --log-format json: the final error line is a JSON line too (set per run)
+_json_errors = False
+
+
+def _wants_json(argv: list[str]) -> bool:
+    """Before click parses anything: will errors be JSON lines? (the flag wins)"""
+    flag = None
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        if arg.startswith("--log-format="):
+            flag = arg.partition("=")[2]
+        elif arg == "--log-format":
+            flag = next(iter(argv[i + 1 : i + 2]), None)
+    if flag is not None and flag not in LOG_FORMATS:
+        return False  # click refuses it, in text
+    try:
+        return log_format(flag) == "json"
+    except MivaSyncError:
+        return False  # the bad variable is reported, in text
+
+
+def _fail(message: str, code: int) -> None:
+    # Bytes stdout cannot take would fail Python's flush at exit and turn
+    # this code into 120: drop them now (the run has failed anyway).
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except (OSError, ValueError, MivaSyncError):
+        _close_stdout_quietly()
+    line = (
+        _json_error_line(message, code)
+        if _json_errors
+        else f"miva-sync: error: {message}"
+    )
+    # stderr may be closed or full (2>&-, 2>/dev/full): the exit code still
+    # tells cron what happened, so a lost message must not change it
+    with contextlib.suppress(OSError, ValueError):
+        click.echo(line, err=True)
+    sys.exit(code)
+
+
+def _json_error_line(message: str, code: int) -> str:
+    from miva_sync.stderr_log import json_log_line
+
+    return json_log_line("error", message, exit_code=code)
+
+
+def _flush_stdout() -> None:
+    """Hand stdout its last bytes while a failure can still be reported (exit 8)."""
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        _close_stdout_quietly()
+        _fail("output closed (broken pipe)", 8)
+    except (OSError, ValueError) as exc:
+        _close_stdout_quietly()
+        reason = getattr(exc, "strerror", None) or str(exc)
+        _fail(f"cannot write to stdout: {reason}", 8)
+    except MivaSyncError as exc:  # miva_sync.base.stdio.CheckedStdout
+        _close_stdout_quietly()
+        _fail(str(exc), exc.exit_code)
+
+
+def _close_stdout_quietly() -> None:
+    # Point fd 1 at /dev/null so Python's exit-time flush cannot raise again.
+    # By number: sys.stdout may be None or a stand-in without a descriptor.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    with contextlib.suppress(OSError):
+        os.dup2(devnull, 1)
+    if devnull != 1:
+        os.close(devnull)

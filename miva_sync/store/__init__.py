@@ -1,0 +1,1 @@
+"""Talking to Miva: the client (signing, retries), query building, order parsing."""
