@@ -33,7 +33,7 @@ DEFAULT_RETRY_BUDGET = 20.0
 MAX_TIMEOUT = 86400.0
 DIGESTS = ("sha256", "sha1")
 
-# setting name -> environment variable (design.md §4.1)
+# setting name -> environment variable (docs/design.md §4.1)
 ENV_VARS = {
     "url": "MIVA_URL",
     "store_code": "MIVA_STORE_CODE",
@@ -113,7 +113,7 @@ class Settings:
 
     @property
     def store_key(self) -> str:
-        """The key of this store's state record (design.md §4.2)."""
+        """The key of this store's state record (docs/design.md §6.1)."""
         if self.profile:
             return f"profile:{self.profile}"
         return f"{normalise_url(self.url or '')}#{self.store_code or ''}"

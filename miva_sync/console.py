@@ -1,37 +1,217 @@
-"""The stderr console: progress, warnings, summaries. The only module that imports rich."""
+"""The only writer to stderr: message lines, log records, progress, tables, the
+run summary and the final error line, all under one set of rules.
+
+The rules are set once per command (:func:`configured`, from -v/-vv, -q and
+``--log-format``) and read by every line:
+
+- text lines are ``miva-sync: MESSAGE``; a note, warning or error says so
+  (``miva-sync: note: …``, ``miva-sync: warning: …``, ``miva-sync: error: …``)
+  and ``listen``'s lines name it (``miva-sync listen: …``);
+- ``--log-format json`` turns every line into one JSON object
+  (:func:`json_log_line`) for log shippers, and shows no progress bar;
+- -q silences info lines (warnings, notes and errors stay); -v and -vv let the
+  library's log records through at info and debug level;
+- colour and other escape sequences only on a terminal (or with FORCE_COLOR),
+  never with NO_COLOR (https://no-color.org), so logs and mails stay plain.
+
+Cheap to import: rich is loaded only when a person is watching (stderr is a
+terminal) or a table is printed, logging only when a command routes its log
+records here, so ``--help`` and ``--version`` load neither. rich is imported
+nowhere else.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
+    import logging
+
     from rich.console import Console
     from rich.progress import Progress, TaskID
 
-# rich is imported only when a person is watching (stderr is a terminal) or a
-# table is printed: a cron run's plain lines need none of it, and importing it
-# costs start-up time and memory on every run.
+    from miva_sync.sync.summary import RunSummary
 
-# "text" or "json" (--log-format): JSON lines on stderr are for log shippers.
-_log_format = "text"
+_HANDLER_NAME = "miva-sync console"
 
 
-def set_log_format(fmt: str) -> None:
-    global _log_format
-    _log_format = fmt
+class Rules(NamedTuple):
+    """What the current command asked of its messages."""
+
+    verbose: int = 0  # -v: the library's info records, -vv: debug
+    quiet: bool = False  # -q: no info lines
+    json: bool = False  # --log-format json
 
 
-def json_logs() -> bool:
-    return _log_format == "json"
+_rules = Rules()
+# the console of the progress bar on screen, if any: lines go through it, so
+# they scroll above the bar instead of tearing it
+_live: Console | None = None
+
+
+@contextmanager
+def configured(
+    *,
+    verbose: int | None = None,
+    quiet: bool | None = None,
+    log_format: str | None = None,
+    logs: bool = False,
+) -> Iterator[Rules]:
+    """The rules for one command (what is not given stays), back as they were
+    afterwards: one process may run several commands (tests, library callers).
+
+    ``logs``: the ``miva_sync`` logger's records become console lines too, at
+    the level -v/-vv/-q ask for.
+    """
+    global _rules
+    previous = _rules
+    changes: dict[str, Any] = {}
+    if verbose is not None:
+        changes["verbose"] = verbose
+    if quiet is not None:
+        changes["quiet"] = quiet
+    if log_format is not None:
+        changes["json"] = log_format == "json"
+    _rules = previous._replace(**changes)
+    level = _route_logs(_rules) if logs else None
+    try:
+        yield _rules
+    finally:
+        _rules = previous
+        if level is not None:
+            _logger().setLevel(level)
+
+
+# -- lines ----------------------------------------------------------------------------
+
+
+def info(message: str, *, command: str | None = None, **fields: Any) -> None:
+    """``miva-sync: MESSAGE``; nothing under -q. ``fields`` go into the JSON line."""
+    if not _rules.quiet:
+        _emit("info", message, fields, command=command)
+
+
+def note(message: str, *, command: str | None = None, **fields: Any) -> None:
+    """``miva-sync: note: MESSAGE``: something to know that is no fault; shown under -q."""
+    _emit("warning", message, fields, label="note: ", command=command)
+
+
+def warning(message: str, *, command: str | None = None, **fields: Any) -> None:
+    """``miva-sync: warning: MESSAGE``, yellow on a terminal; shown under -q."""
+    _emit(
+        "warning", message, fields, label="warning: ", style="yellow", command=command
+    )
+
+
+def error(message: str, *, command: str | None = None, **fields: Any) -> None:
+    """``miva-sync: error: MESSAGE``: the line a failed command ends with."""
+    _emit("error", message, fields, label="error: ", command=command)
+
+
+def line(
+    level: str,
+    message: str,
+    *,
+    label: str = "",
+    command: str | None = None,
+    **fields: Any,
+) -> None:
+    """Any other message, whatever -q says: ``miva-sync: LABELMESSAGE`` as text,
+    a JSON line at ``level`` (info, warning, error) with ``fields``."""
+    _emit(level, message, fields, label=label, command=command)
+
+
+def _emit(
+    level: str,
+    message: str,
+    fields: dict[str, Any],
+    *,
+    label: str = "",
+    style: str | None = None,
+    command: str | None = None,
+    console: Console | None = None,
+) -> None:
+    """``miva-sync[ COMMAND]: LABELMESSAGE`` as text, else a JSON line at
+    ``level`` with ``fields`` (and the command)."""
+    if _rules.json:
+        if command is not None:
+            fields = {"command": command, **fields}
+        _write(json_log_line(level, message, **fields))
+    else:
+        prefix = f"miva-sync {command}: " if command else "miva-sync: "
+        _write(prefix + label + message, style, console)
+
+
+def relay(profile: str, text: str) -> None:
+    """A child run's stderr (``pull --all-profiles``), whole and marked with its
+    profile: ``[NAME] line`` as text, a ``profile`` field in each JSON line."""
+    if not _rules.json:
+        _write_block([f"[{profile}] {raw}" for raw in text.splitlines()])
+        return
+    import json
+
+    out = []
+    for raw in filter(str.strip, text.splitlines()):
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            record = None
+        if isinstance(record, dict):  # the child's own JSON line
+            out.append(json.dumps({**record, "profile": profile}, ensure_ascii=False))
+        else:  # e.g. Python's own last words: still one JSON line
+            out.append(json_log_line("warning", raw, profile=profile))
+    _write_block(out)
+
+
+def json_log_line(level: str, message: str, **fields: Any) -> str:
+    """One JSON log line: time (UTC ISO), level, logger, message, extra fields."""
+    import json
+    import time
+
+    record = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "level": level,
+        "logger": "miva_sync",
+        "message": message,
+    }
+    record.update(fields)
+    return json.dumps(record, ensure_ascii=False)
+
+
+def _write(text: str, style: str | None = None, console: Console | None = None) -> None:
+    target = _live or console
+    if target is None and style and _terminal():
+        target = stderr_console()
+    try:
+        if target is not None:
+            from rich.text import Text
+
+            target.print(Text(text, style=style or ""))
+        else:  # not a terminal: rich would print the same plain text
+            sys.stderr.write(text + "\n")
+            sys.stderr.flush()
+    except (OSError, ValueError):
+        pass  # a closed or full stderr (2>&-, 2>/dev/full) never changes the exit code
+
+
+def _write_block(lines: list[str]) -> None:
+    """Several lines in one write, so another thread's cannot fall in between."""
+    if lines:
+        _write("\n".join(lines))
+
+
+def _terminal() -> bool:
+    # FORCE_COLOR asks for styled output even when stderr is not a terminal
+    return sys.stderr.isatty() or bool(os.environ.get("FORCE_COLOR"))
 
 
 def stderr_console() -> Console:
-    """The stderr console. NO_COLOR (https://no-color.org) turns off every
-    escape sequence, not just colours, so logs and mails stay plain text."""
+    """A rich console on stderr. NO_COLOR turns off every escape sequence, not
+    just colours."""
     from rich.console import Console
 
     plain = bool(os.environ.get("NO_COLOR"))
@@ -44,20 +224,75 @@ def stderr_console() -> Console:
     )
 
 
-class ConsoleReporter:
-    """Progress bar (only on a terminal) and messages, all on stderr."""
+# -- the library's log records -----------------------------------------------------------
 
-    def __init__(self, *, quiet: bool = False, progress: bool | None = None) -> None:
+
+def _logger() -> logging.Logger:
+    import logging
+
+    return logging.getLogger("miva_sync")
+
+
+def _route_logs(rules: Rules) -> int:
+    """Make the ``miva_sync`` logger's records console lines; its level before."""
+    import logging
+
+    logger = _logger()
+    if not any(h.get_name() == _HANDLER_NAME for h in logger.handlers):
+        logger.addHandler(_log_handler())
+    previous = logger.level
+    level = (
+        logging.DEBUG
+        if rules.verbose > 1
+        else logging.INFO
+        if rules.verbose
+        else logging.WARNING
+    )
+    logger.setLevel(logging.ERROR if rules.quiet else level)
+    return previous
+
+
+def _log_handler() -> logging.Handler:
+    import logging
+
+    class ConsoleHandler(logging.Handler):
+        """A log record as one console line, as the rules at the time say."""
+
+        def emit(self, record: logging.LogRecord) -> None:
+            try:
+                warn = record.levelno >= logging.WARNING
+                _emit(
+                    record.levelname.lower(),
+                    record.getMessage(),
+                    {"logger": record.name},
+                    label="warning: " if warn else "",
+                )
+            except Exception:  # noqa: BLE001 - logging must never break a run
+                self.handleError(record)
+
+    handler = ConsoleHandler()
+    handler.set_name(_HANDLER_NAME)
+    return handler
+
+
+# -- a run: progress, messages, summary ------------------------------------------------
+
+
+class ConsoleReporter:
+    """A run's progress bar (only on a terminal) and messages."""
+
+    def __init__(
+        self, *, quiet: bool | None = None, progress: bool | None = None
+    ) -> None:
         self._console: Console | None = None
-        # FORCE_COLOR asks for styled output even when stderr is not a terminal
-        self._terminal = sys.stderr.isatty() or bool(os.environ.get("FORCE_COLOR"))
-        self.quiet = quiet
+        self._terminal = _terminal()
+        self.quiet = _rules.quiet if quiet is None else quiet
         show = sys.stderr.isatty() if progress is None else progress
-        if json_logs():
+        if _rules.json:
             show = False  # a progress bar is not a log line
         self._progress: Progress | None = None
         self._task: TaskID | None = None
-        if show and not quiet:
+        if show and not self.quiet:
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
@@ -83,29 +318,19 @@ class ConsoleReporter:
             self._console = stderr_console()
         return self._console
 
-    def _say(self, line: str, style: str | None = None) -> None:
-        if self._terminal or self._progress is not None:
-            from rich.text import Text
-
-            self.console.print(Text(line, style=style or ""))
-        else:  # not a terminal: rich would print the same plain text
-            sys.stderr.write(line + "\n")
-            sys.stderr.flush()
-
     def __enter__(self) -> ConsoleReporter:
+        global _live
         if self._progress:
             self._progress.start()
             self._task = self._progress.add_task("pull", total=None, rate="")
+            _live = self.console
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
+        global _live
         if self._progress:
             self._progress.stop()
+            _live = None
 
     def progress(self, done: int, total: int | None) -> None:
         if self._progress is None or self._task is None:
@@ -117,43 +342,49 @@ class ConsoleReporter:
             self._task, completed=done, total=max(total or 0, done) or None, rate=rate
         )
 
+    def _say(
+        self,
+        level: str,
+        message: str,
+        label: str = "",
+        style: str | None = None,
+        **fields: Any,
+    ) -> None:
+        # on a terminal through this reporter's own console (its settings hold)
+        console = self.console if self._terminal else None
+        _emit(level, message, fields, label=label, style=style, console=console)
+
     def info(self, message: str) -> None:
-        if self.quiet:
-            return
-        if json_logs():
-            _write_json("info", message)
-            return
-        self._say(f"miva-sync: {message}")
+        if not self.quiet:
+            self._say("info", message)
 
     def warn(self, message: str) -> None:
-        if json_logs():
-            _write_json("warning", message)
-            return
-        self._say(f"miva-sync: warning: {message}", "yellow")
+        self._say("warning", message, "warning: ", "yellow")
 
     def alarm(self, message: str) -> None:
         """A warning for cron to see: printed even under -q, whatever -q does to
         other warnings (a queue that never delivers must not stay silent)."""
-        if json_logs():
-            _write_json("warning", message, alarm=True)
-            return
-        self._say(f"miva-sync: warning: {message}", "bold yellow")
+        self._say("warning", message, "warning: ", "bold yellow", alarm=True)
 
     def table(self, rows: dict[str, Any]) -> None:
-        if json_logs():
-            _write_json("info", "summary", **{k: str(v) for k, v in rows.items()})
+        if _rules.json:
+            self._say("info", "summary", **{k: str(v) for k, v in rows.items()})
             return
+        # a table is the command's answer (a dry run's plan): no prefix, and
+        # shown under -q too
         width = max(len(k) for k in rows)
-        for key, value in rows.items():
-            self._say(f"{key.rjust(width)}  {value}")
+        lines = [f"{key.rjust(width)}  {value}" for key, value in rows.items()]
+        _write("\n".join(lines), console=self.console if self._terminal else None)
+
+    def summary(self, summary: RunSummary) -> None:
+        """The run's closing line (not under -q): as text, what
+        :meth:`RunSummary.describe` says; as JSON, one line with event
+        ``summary`` and every field of the summary."""
+        if not self.quiet:
+            self._say("info", summary.describe(), event="summary", **summary.to_json())
 
 
-def _write_json(level: str, message: str, **fields: Any) -> None:
-    from miva_sync.stderr_log import json_log_line
-
-    sys.stderr.write(json_log_line(level, message, **fields) + "\n")
-    sys.stderr.flush()
-
+# -- tables ----------------------------------------------------------------------------
 
 _STATUS_STYLE = {
     "ok": ("ok", "green"),
@@ -172,9 +403,9 @@ def print_table(
     styles: Sequence[str | None] | None = None,
 ) -> None:
     """A table on stderr (a JSON line per row with --log-format json)."""
-    if json_logs():
+    if _rules.json:
         for row in rows:
-            _write_json("info", title, **dict(zip(columns, row, strict=False)))
+            _emit("info", title, dict(zip(columns, row, strict=False)))
         return
     from rich.table import Table
 
@@ -187,14 +418,11 @@ def print_table(
 
 
 def print_check(rows: Sequence[Any]) -> None:
-    """The doctor's rows (``doctor.Row``) as a table on stderr."""
-    if json_logs():
+    """``check``'s rows (``app.check.Row``) as a table on stderr."""
+    if _rules.json:
         for row in rows:
-            _write_json(
-                "error" if row.status == "fail" else "info",
-                f"check {row.name}: {row.status}",
-                detail=row.detail,
-            )
+            level = "error" if row.status == "fail" else "info"
+            _emit(level, f"check {row.name}: {row.status}", {"detail": row.detail})
         return
     from rich.table import Table
     from rich.text import Text

@@ -1,35 +1,69 @@
-"""Typed errors, each carrying the exit code cron sees (design.md §4.3).
+"""Typed errors, each carrying the exit status cron sees (docs/design.md §7).
 
-The library only raises these; ``cli.py`` turns them into one line on stderr and
-the exit code. Messages never contain a token, signing key or passphrase.
+The library only raises these; :mod:`miva_sync.cli.main` turns them into one
+line on stderr and the exit status. Messages never contain a token, signing key
+or passphrase.
 """
 
 from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    """Every status miva-sync exits with, and its meaning in a few words.
+
+    Defined here once: the root ``--help``, the ``--all-profiles`` summary and
+    every error class read it. The human table in docs/design.md §7 and the
+    README is checked against it (tests/unit/test_exit_status.py).
+    """
+
+    meaning: str
+
+    # builds the members below; ``ExitStatus(4)`` looks one up by value (the
+    # default only lets type checkers accept that call)
+    def __new__(cls, value: int, meaning: str = "") -> ExitStatus:
+        member = int.__new__(cls, value)
+        member._value_ = value
+        member.meaning = meaning
+        return member
+
+    OK = 0, "ok"
+    INTERNAL = 1, "internal error"
+    USAGE = 2, "usage error"
+    CONFIG = 3, "configuration error"
+    AUTH = 4, "authentication refused"
+    API = 5, "API refused the request"
+    UNREACHABLE = 6, "store unreachable"
+    LOCKED = 7, "locked by another run"
+    OUTPUT = 8, "output failed"
+    INCOMPLETE = 9, "incomplete or stale"
+    INTERRUPTED = 130, "interrupted"
 
 
 class MivaSyncError(Exception):
     """Base of every error miva-sync raises on purpose."""
 
-    exit_code = 1
+    exit_code: ExitStatus = ExitStatus.INTERNAL
 
 
 class UsageError(MivaSyncError):
     """Bad flags or values, or nothing saved to resume from."""
 
-    exit_code = 2
+    exit_code = ExitStatus.USAGE
 
 
 class ConfigError(MivaSyncError):
     """Missing or invalid settings, unreadable config, corrupt state."""
 
-    exit_code = 3
+    exit_code = ExitStatus.CONFIG
 
 
 class AuthError(MivaSyncError):
     """The store refused our credentials (HTTP 401/403, or ``success: 0`` with
     an error code known to mean authentication: see ``client.AUTH_ERROR_CODES``)."""
 
-    exit_code = 4
+    exit_code = ExitStatus.AUTH
 
     def __init__(
         self, message: str, *, http_status: int | None = None, code: str | None = None
@@ -42,7 +76,7 @@ class AuthError(MivaSyncError):
 class ApiError(MivaSyncError):
     """The store answered but refused the request (``success: 0`` or another 4xx)."""
 
-    exit_code = 5
+    exit_code = ExitStatus.API
 
     def __init__(
         self,
@@ -59,7 +93,7 @@ class ApiError(MivaSyncError):
 
 
 class UntrustedAnswerError(ApiError):
-    """The store answered, but in a way the mode cannot trust (design.md §5):
+    """The store answered, but in a way the mode cannot trust (docs/design.md §5.2):
     a page out of the requested order, rows without the cursor field, a
     ``total_count`` showing rows were skipped. Nothing of that page is used."""
 
@@ -75,7 +109,7 @@ class AckError(ApiError):
 class TransientError(MivaSyncError):
     """The store is unreachable or failing; retrying later may succeed."""
 
-    exit_code = 6
+    exit_code = ExitStatus.UNREACHABLE
 
     def __init__(
         self,
@@ -92,13 +126,13 @@ class TransientError(MivaSyncError):
 class LockedError(MivaSyncError):
     """Another run for this store holds the lock."""
 
-    exit_code = 7
+    exit_code = ExitStatus.LOCKED
 
 
 class OutputError(MivaSyncError):
     """The output target failed: disk full, closed pipe, database down."""
 
-    exit_code = 8
+    exit_code = ExitStatus.OUTPUT
 
 
 class BrokenPipeOutputError(OutputError):
@@ -108,10 +142,10 @@ class BrokenPipeOutputError(OutputError):
 class IncompleteError(MivaSyncError):
     """``verify`` found missing or stale orders in the target."""
 
-    exit_code = 9
+    exit_code = ExitStatus.INCOMPLETE
 
 
 class InterruptedRunError(MivaSyncError):
     """Ctrl-C or SIGTERM; state was left consistent."""
 
-    exit_code = 130
+    exit_code = ExitStatus.INTERRUPTED

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,18 +11,15 @@ import pytest
 import responses
 from click.testing import CliRunner, Result
 
+from tests.support.fakes import KEY, STORE_URL, TOKEN, FakeClock
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--chaos-seed",
         default=None,
-        help="Replay one seed of the chaos suite (tests/test_chaos.py).",
+        help="Replay one seed of the chaos suite (tests/process/test_chaos.py).",
     )
-
-
-STORE_URL = "https://shop.example.com/mm5/json.mvc"
-TOKEN = "0f90f77b58ca98836eba3d50f526f523"
-KEY = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA"  # unpadded, as Miva shows it
 
 
 @pytest.fixture(autouse=True)
@@ -36,24 +32,6 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home.mkdir()
     monkeypatch.setenv("MIVA_SYNC_HOME", str(home))
     return home
-
-
-@dataclass
-class FakeClock:
-    """A clock whose sleep advances time instead of waiting."""
-
-    now: float = 1_700_000_000.0
-    sleeps: list[float] = field(default_factory=list)
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture

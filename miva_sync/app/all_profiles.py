@@ -16,33 +16,31 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
-from miva_sync.errors import InterruptedRunError, MivaSyncError
+from miva_sync.errors import ExitStatus, InterruptedRunError, MivaSyncError
 
 # Most severe first: what needs a person (a bug, data that could not be
 # written, broken settings or credentials, a refused request, a usage problem
 # such as a profile with nothing to resume) before what heals by itself
 # (an incomplete target the next run fills, a store that is down, a run still
 # going, an interrupted child).
-SEVERITY = (1, 8, 3, 4, 5, 2, 9, 6, 7, 130)
-MEANINGS = {
-    0: "ok",
-    1: "internal error",
-    2: "usage error",
-    3: "configuration error",
-    4: "authentication refused",
-    5: "API refused the request",
-    6: "store unreachable",
-    7: "locked by another run",
-    8: "output failed",
-    9: "incomplete",
-    130: "interrupted",
-}
+SEVERITY = (
+    ExitStatus.INTERNAL,
+    ExitStatus.OUTPUT,
+    ExitStatus.CONFIG,
+    ExitStatus.AUTH,
+    ExitStatus.API,
+    ExitStatus.USAGE,
+    ExitStatus.INCOMPLETE,
+    ExitStatus.UNREACHABLE,
+    ExitStatus.LOCKED,
+    ExitStatus.INTERRUPTED,
+)
 
 
 class ProfilesFailedError(MivaSyncError):
     """Some profiles failed; the exit code is the worst of theirs."""
 
-    def __init__(self, message: str, exit_code: int) -> None:
+    def __init__(self, message: str, exit_code: ExitStatus) -> None:
         super().__init__(message)
         self.exit_code = exit_code
 
@@ -57,7 +55,10 @@ class ProfileResult:
 
     @property
     def meaning(self) -> str:
-        return MEANINGS.get(self.exit_code, f"killed or unknown ({self.exit_code})")
+        try:
+            return ExitStatus(self.exit_code).meaning
+        except ValueError:
+            return f"killed or unknown ({self.exit_code})"
 
     @property
     def last_line(self) -> str:
@@ -72,16 +73,16 @@ class ProfileResult:
         return line
 
 
-def normalise(code: int) -> int:
+def normalise(code: int) -> ExitStatus:
     """A code outside the table (a child killed by a signal) counts as a bug (1)."""
-    return code if code == 0 or code in SEVERITY else 1
+    return ExitStatus(code) if code == 0 or code in SEVERITY else ExitStatus.INTERNAL
 
 
-def worst(codes: Sequence[int]) -> int:
+def worst(codes: Sequence[int]) -> ExitStatus:
     """The most severe exit code (0 when every one is 0)."""
     failing = [normalise(c) for c in codes if c != 0]
     if not failing:
-        return 0
+        return ExitStatus.OK
     return min(failing, key=SEVERITY.index)
 
 
@@ -105,7 +106,9 @@ def run_profiles(
         command = [sys.executable, "-m", "miva_sync", "--profile", name, *pull_args]
         with lock:
             if stopping.is_set():  # its thread was already on its way when stopped
-                return ProfileResult(name, 130, "not started: interrupted\n")
+                return ProfileResult(
+                    name, ExitStatus.INTERRUPTED, "not started: interrupted\n"
+                )
             proc = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,

@@ -19,18 +19,22 @@ import itertools
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from miva_sync.config import Settings
 from miva_sync.errors import (
     ApiError,
     AuthError,
     ConfigError,
+    ExitStatus,
     MivaSyncError,
     TransientError,
     UsageError,
 )
 from miva_sync.store.urls import redact_url
+
+if TYPE_CHECKING:
+    from miva_sync.store.client import MivaClient, Page
 
 # Skew worth a warning: Miva does not document its timestamp window
 # (docs/miva-api.md §2.4), so no skew is "safe"; this only keeps NTP honest.
@@ -48,19 +52,15 @@ FAR_FUTURE_SECONDS = 366 * 86400
 # A queue code no store has: how the store answers it tells whether a
 # success answer on the real code proves anything (docs/miva-api.md §6.1).
 BOGUS_QUEUE = "miva_sync_check_no_such_queue"
-API_NOTES = "docs/miva-api.md"
 # What a probe counts as the store's "no". Once the first list query passed,
 # the credentials are proven, so a later ``access_denied`` (an AuthError: it
-# is also Miva's answer for a function the token may not call, §3.7) means
-# "not granted", a probe result, not a failed check.
+# is also Miva's answer for a function the token may not call, docs/miva-api.md
+# §3.7) means "not granted", a probe result, not a failed check.
 REFUSALS = (ApiError, AuthError)
 
 _ERRORS: dict[int, type[MivaSyncError]] = {
-    2: UsageError,
-    3: ConfigError,
-    4: AuthError,
-    5: ApiError,
-    6: TransientError,
+    error.exit_code: error
+    for error in (UsageError, ConfigError, AuthError, ApiError, TransientError)
 }
 
 
@@ -215,7 +215,7 @@ def run_checks(
     return report
 
 
-def _connect(report: Report, client: Any) -> list[dict[str, Any]] | None:
+def _connect(report: Report, client: MivaClient) -> list[dict[str, Any]] | None:
     """Reachability, TLS, authentication and one list query.
 
     Returns the rows read when all passed, else None. "authentication ok" is
@@ -268,7 +268,7 @@ def _connect(report: Report, client: Any) -> list[dict[str, Any]] | None:
             "authentication",
             WARN,
             "not proven: the store refused the first request; its error code is "
-            f"not one known to mean authentication ({API_NOTES} §3.7), but may be",
+            "not one known to mean authentication (docs/miva-api.md §3.7), but may be",
         )
         report.add(
             "list orders",
@@ -305,7 +305,7 @@ def _tls(report: Report, https: bool) -> None:
         )
 
 
-def _skew(report: Report, client: Any, *, refused: bool) -> None:
+def _skew(report: Report, client: MivaClient, *, refused: bool) -> None:
     """Report the skew against the store's ``Date`` header, from answers already
     received: check never sends a deliberately mis-timestamped request."""
     header = getattr(client, "last_response_date", None)
@@ -332,12 +332,17 @@ def _skew(report: Report, client: Any, *, refused: bool) -> None:
     text = (
         f"the store's clock is {abs(skew):.0f}s {side} this machine's; requests "
         "carry this machine's time and a store with timestamp validation refuses "
-        f"one outside its window, whose width is unknown ({API_NOTES} §2.4)"
+        "one outside its window, whose width is unknown (docs/miva-api.md §2.4)"
     )
     fix = "sync this machine's clock (NTP: timedatectl set-ntp true)"
     if refused:
         # the store refused us: a skewed clock is a likely cause, say so loudly
-        report.add("clock", FAIL, f"{text}: a likely cause of the refusal; {fix}", 4)
+        report.add(
+            "clock",
+            FAIL,
+            f"{text}: a likely cause of the refusal; {fix}",
+            ExitStatus.AUTH,
+        )
     else:
         report.add("clock", WARN, f"{text}; the store accepted it this time; {fix}")
 
@@ -347,13 +352,14 @@ def _skew(report: Report, client: Any, *, refused: bool) -> None:
 
 def _updated_probes(
     report: Report,
-    client: Any,
+    client: MivaClient,
     first_rows: list[dict[str, Any]],
     clock: Callable[[], float],
     required: bool,
 ) -> None:
-    """Prove updated mode on this store (design.md §5): the field, the filter and
-    the sort both ways. Its per-page checks in pulls guard the same facts."""
+    """Prove updated mode on this store (docs/design.md §5.1): the field, the
+    filter and the sort both ways. Its per-page checks in pulls guard the same
+    facts."""
     try:
         filter_probe = _filter_probe(client, report.total_count or 0, clock)
         ascending, asc_rows = _sort_probe(client, descending=False)
@@ -385,7 +391,7 @@ def _add_probe(
     elif probe.value == UNKNOWN:
         report.add(name, WARN, f"unknown: {probe.reason}")
     elif required:
-        report.add(name, FAIL, f"unsupported: {probe.reason}", 5)
+        report.add(name, FAIL, f"unsupported: {probe.reason}", ExitStatus.API)
     else:
         # a store without the field is simply older (info); one that has it but
         # ignores it would mislead a pull, so that is worth a warning
@@ -398,7 +404,7 @@ def _refused(exc: MivaSyncError) -> str:
     return str(exc)
 
 
-def _filter_probe(client: Any, total: int, clock: Callable[[], float]) -> Probe:
+def _filter_probe(client: MivaClient, total: int, clock: Callable[[], float]) -> Probe:
     """``dt_updated GE 0`` finds orders and ``dt_updated GE <far future>`` none:
     the filter is honoured, not silently dropped (a lenient store answers both
     with every order, and a pull would then page the whole store as if new)."""
@@ -435,7 +441,7 @@ def _filter_probe(client: Any, total: int, clock: Callable[[], float]) -> Probe:
     )
 
 
-def _sort_probe(client: Any, *, descending: bool) -> tuple[Probe, list[dict[str, Any]]]:
+def _sort_probe(client: MivaClient, *, descending: bool) -> tuple[Probe, list[dict[str, Any]]]:
     """A page sorted by ``dt_updated`` (or ``-dt_updated``) comes back in that order."""
     from miva_sync.store.orders import cursor_value
     from miva_sync.store.query import ListQuery
@@ -532,7 +538,7 @@ def _field_probe(rows: list[dict[str, Any]]) -> Probe:
 # --- queue ------------------------------------------------------------------------------
 
 
-def _queue(report: Report, client: Any, queue: str | None, required: bool) -> None:
+def _queue(report: Report, client: MivaClient, queue: str | None, required: bool) -> None:
     """Whether the store knows the queue, as far as the API can tell.
 
     The orderworkflow module offers no function that lists queues
@@ -564,14 +570,14 @@ def _queue(report: Report, client: Any, queue: str | None, required: bool) -> No
     _add_probe(report, "queue", _bogus_queue_probe(client, queue), required)
 
 
-def _empty_queue_read(client: Any, queue: str) -> Any:
+def _empty_queue_read(client: MivaClient, queue: str) -> Page:
     from miva_sync.store.query import Condition, ListQuery
 
     query = ListQuery(count=1).where(Condition("id", "LT", 0))
     return client.queue_orders(queue, query)
 
 
-def _bogus_queue_probe(client: Any, queue: str) -> Probe:
+def _bogus_queue_probe(client: MivaClient, queue: str) -> Probe:
     tail = "(acknowledgement is not tried: it would change the queue)"
     try:
         _empty_queue_read(client, BOGUS_QUEUE)

@@ -6,10 +6,13 @@ orders.db`` (written as JSON Lines). Each row refuses one such combination
 with one line saying what to use instead (exit 2). Pure: no click, no I/O.
 
 The rows read the flags given on the command line (``given``: option name ->
-value, as the pull command names them) and the mode they apply to. The command
-line checks them with the mode its flags name; a bare pull's mode is only
-known from the saved state, so the runner checks them again with it. A
-profile's defaults are not flags the user typed and are never refused.
+value, as the pull command names them; a library caller's request counts
+every field it sets, see :meth:`PullRequest.flags`) and the mode they apply
+to. The command line checks them with the mode its flags name; a bare pull's
+mode is only known from the saved state, so the dispatcher (app/pull.py)
+checks them again with it. A profile's defaults are not flags the user typed
+and are never refused. This is the only place such combinations are refused:
+the planners in sync/ trust what they are given.
 """
 
 from __future__ import annotations
@@ -104,6 +107,15 @@ _NOT_WITH_QUEUE = {
     "to_order": "--to-order",
     "updated": "--updated",
 }
+
+
+# also said by a dry run that resumes a saved --no-ack queue (app/pull.py)
+NO_ACK_PREVIEW = (
+    "--dry-run cannot preview a --no-ack queue: in such a queue any download "
+    "moves the orders out, so even a preview would take them without writing "
+    "them. Drop --no-ack to preview an acknowledgement queue, or look at the "
+    "queue in the Miva admin"
+)
 
 
 def _no_ack(flags: Flags) -> bool:
@@ -343,6 +355,23 @@ RULES: tuple[Rule, ...] = (
             "--dry-run takes no lock and writes nothing, so there is nothing "
             "to wait for: drop --wait"
         ),
+    ),
+    Rule(
+        "queue-without-a-code",
+        lambda f: isinstance(f["queue_code"], str) and not f["queue_code"].strip(),
+        lambda f: "--queue needs the store's queue code",
+    ),
+    Rule(
+        # --updated names a mode (date mode's switch), so this is no bare pull
+        # adding a received queue to a saved --no-ack queue
+        "received-queue-with-updated",
+        lambda f: f.has("received_queue") and f.has("updated"),
+        lambda f: "--received-queue goes with --no-ack",
+    ),
+    Rule(
+        "dry-run-with-no-ack",
+        lambda f: f.has("dry_run") and _no_ack(f),
+        lambda f: NO_ACK_PREVIEW,
     ),
 )
 

@@ -24,10 +24,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
+from miva_sync import console
 from miva_sync.base import jsonio
 from miva_sync.errors import ConfigError, MivaSyncError
 from miva_sync.sinks.base import Sink
@@ -35,6 +36,9 @@ from miva_sync.state.file import StateStore
 from miva_sync.store.orders import MAX_ID, cursor_value, version_key
 from miva_sync.store.urls import StoreIdentity
 from miva_sync.sync.held import HeldOrders
+
+if TYPE_CHECKING:
+    from miva_sync.app.requests import GlobalOptions, ListenRequest
 
 log = logging.getLogger("miva_sync.app.listen")
 
@@ -120,9 +124,8 @@ class Holds:
     def __init__(self, state: StateStore, store_key: str, hold_for: int) -> None:
         self.state = state
         self.key = f"listen:{store_key}"
-        record = state.get(self.key) or {}
         self.orders = HeldOrders.from_record(
-            record, require_payment=True, hold_for=hold_for
+            state.get(self.key), require_payment=True, hold_for=hold_for
         )
 
     def save(self) -> None:
@@ -156,7 +159,7 @@ class OrderWriter:
         oid = order["id"]
         # dt_updated, else the content fingerprint, which leaves out the workflow
         # module's queue flags: a delivery (or re-read) that differs only there
-        # is "unchanged", not a new version (sync/orders.py)
+        # is "unchanged", not a new version (store/orders.py)
         version = version_key(order)
         with self._lock:
             known = self._versions.get(oid)
@@ -358,7 +361,8 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
     if length > limit:
         raise Rejected(413, f"body over {limit} bytes")
     try:
-        return stream.read(length) if length > 0 else b""  # type: ignore[no-any-return]
+        body: bytes = stream.read(length) if length > 0 else b""
+        return body
     except OSError:  # the socket timeout: fewer bytes came than announced
         raise Rejected(400, "the body did not arrive (Content-Length)") from None
 
@@ -420,8 +424,15 @@ def _read_to_end(stream: Any, limit: int) -> bytes:
         raise Rejected(400, "the body did not arrive") from None
 
 
+def _say(message: str, level: str = "info", **fields: Any) -> None:
+    """One of the receiver's lines, ``miva-sync listen: …`` (a JSON line with
+    ``fields`` under --log-format json). They are the server's access log, so
+    -q leaves them on, as it always has; its warnings use console.warning."""
+    console.line(level, message, command="listen", **fields)
+
+
 class _Handler(WSGIRequestHandler):
-    """Access log on stderr without the secret path or customer details."""
+    """Access log on the console without the secret path or customer details."""
 
     # every socket read and write gives up after this long: a client that sends
     # its request slowly (or never finishes it) cannot hold a thread forever
@@ -434,13 +445,23 @@ class _Handler(WSGIRequestHandler):
         outcome = getattr(_request, "outcome", None) or {}
         _request.outcome = None
         detail = ""
+        fields: dict[str, Any] = {}
         if "id" in outcome:
             detail = f" order {outcome['id']} {outcome['result']}"
+            fields = {"order": outcome["id"], "result": outcome["result"]}
         elif "error" in outcome:
             detail = f" ({outcome['error']})"
-        command = getattr(self, "command", None) or "-"
-        sys.stderr.write(
-            f'miva-sync listen: {self.client_address[0]} "{command} {shown}" {code}{detail}\n'
+            fields = {"error": outcome["error"]}
+        method = getattr(self, "command", None) or "-"
+        client = self.client_address[0]
+        _say(
+            f'{client} "{method} {shown}" {code}{detail}',
+            event="request",
+            client=client,
+            method=method,
+            path=shown,
+            status=int(code) if str(code).isdigit() else str(code),
+            **fields,
         )
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -477,9 +498,10 @@ class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
         # a client that stalls mid-request (socket timeout) or hangs up: one
         # line, not socketserver's traceback (the receiver keeps serving)
         error = sys.exc_info()[1]
-        sys.stderr.write(
-            f"miva-sync listen: {client_address[0]} request abandoned "
-            f"({type(error).__name__})\n"
+        _say(
+            f"{client_address[0]} request abandoned ({type(error).__name__})",
+            event="abandoned",
+            client=client_address[0],
         )
 
 
@@ -537,15 +559,14 @@ def serve(
             signal.signal(sig, handler)
 
 
-def run_listen(shared: dict[str, Any], options: dict[str, Any]) -> None:
+def run_listen(options: GlobalOptions, request: ListenRequest) -> None:
     """``miva-sync listen``: wire settings, sink, store access and the server."""
     from miva_sync.config import load_settings
     from miva_sync.sinks import open_sink
 
-    flags = dict(shared)
-    if options.get("secret"):
-        flags["webhook_secret"] = options["secret"]
-    settings = load_settings(flags)
+    settings = load_settings(
+        options.settings_flags(webhook_secret=request.secret or None)
+    )
     # the receiver may use every secret (its own, and the store's to re-read
     # orders): an unset env: reference is exit 3 here, naming the variable
     settings.require_secrets()
@@ -553,46 +574,46 @@ def run_listen(shared: dict[str, Any], options: dict[str, Any]) -> None:
         settings.webhook_secret,
         (s for s in (settings.api_token, settings.signing_key) if s),
     )
-    if options["verify_with_api"] or options.get("require_payment"):
+    if request.verify_with_api or request.require_payment:
         # held orders are re-read by id to see whether they were paid
         settings.require_connection()
     access = _store_access(settings) if settings.has_connection else None
     fetch = access[0] if access else None
     if fetch is None:
-        sys.stderr.write(
-            "miva-sync listen: warning: no store connection configured; deliveries "
-            "that carry only an id are refused (503) and deliveries without "
-            "dt_updated are written as they arrive\n"
+        console.warning(
+            "no store connection configured; deliveries that carry only an id are "
+            "refused (503) and deliveries without dt_updated are written as they "
+            "arrive",
+            command="listen",
         )
-    sink = open_sink(options["output"], source="webhook", store=_served_store(settings))
+    sink = open_sink(request.output, source="webhook", store=_served_store(settings))
     writer: OrderWriter | None = None
     try:
         holds = None
-        if options.get("require_payment"):
+        if request.require_payment:
             holds = Holds(
-                StateStore(settings.state_path()),
-                settings.store_key,
-                options["hold_for"],
+                StateStore(settings.state_path()), settings.store_key, request.hold_for
             )
         writer = OrderWriter(
-            sink, fetch, verify_with_api=options["verify_with_api"], holds=holds
+            sink, fetch, verify_with_api=request.verify_with_api, holds=holds
         )
         if holds is not None and access is not None:
             _start_rechecks(writer, access[1], _recheck_interval())
-        app = WebhookApp(secret, writer, max_body=options["max_body"])
+        app = WebhookApp(secret, writer, max_body=request.max_body)
         try:
-            server = make_server(options["host"], options["port"], app)
+            server = make_server(request.host, request.port, app)
         except OSError as exc:
             raise ConfigError(
-                f"cannot listen on {options['host']}:{options['port']}: {exc.strerror}"
+                f"cannot listen on {request.host}:{request.port}: {exc.strerror}"
             ) from None
 
         def ready(base: str) -> None:
-            sys.stderr.write(
-                f"miva-sync listen: receiving at {base}/webhook/<secret> into "
-                f"{sink.description}; health at {base}/healthz\n"
+            _say(
+                f"receiving at {base}/webhook/<secret> into {sink.description}; "
+                f"health at {base}/healthz",
+                event="start",
+                url=base,
             )
-            sys.stderr.flush()
 
         serve(server, on_ready=ready)
     finally:
@@ -600,7 +621,7 @@ def run_listen(shared: dict[str, Any], options: dict[str, Any]) -> None:
             writer.close()
         else:
             sink.close()
-    sys.stderr.write("miva-sync listen: stopped\n")
+    _say("stopped", event="stop")
 
 
 def _served_store(settings: Any) -> StoreIdentity | None:
@@ -672,11 +693,9 @@ def _start_rechecks(
         while True:
             try:
                 for warning in writer.release_due(fetch_many):
-                    sys.stderr.write(f"miva-sync listen: warning: {warning}\n")
+                    console.warning(warning, command="listen")
             except (Rejected, MivaSyncError) as err:
-                sys.stderr.write(
-                    f"miva-sync listen: re-checking held orders failed: {err}\n"
-                )
+                _say(f"re-checking held orders failed: {err}", "error")
             time.sleep(every)
 
     threading.Thread(target=loop, name="miva-sync-holds", daemon=True).start()

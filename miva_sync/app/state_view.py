@@ -2,15 +2,15 @@
 
 The state file is the record of every store; a database target (SQLite,
 PostgreSQL) also keeps its own copy of the cursor, committed with its rows, and
-that copy is authoritative for it (design.md §4.2). So these commands act on the
-target's copy too when one is named (``-o``, or the profile's ``output``).
+that copy is authoritative for it (docs/design.md §6.4). So these commands act
+on the target's copy too when one is named (``-o``, or the profile's ``output``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,8 @@ from miva_sync.app.session import SANDBOX_STORE_KEY
 from miva_sync.base.timespec import human_span, iso
 from miva_sync.config import Settings
 from miva_sync.errors import ConfigError, IncompleteError, UsageError
-from miva_sync.sync.plan import FIELDS
+from miva_sync.state.record import PullCursor, PullMode, StateRecord, new_record
+from miva_sync.sync.plan import FIELDS, restarted
 
 
 class StaleStateError(IncompleteError):
@@ -77,7 +78,7 @@ def _is_database(target: str) -> bool:
     return False
 
 
-def load(ref: StoreRef) -> tuple[dict[str, Any] | None, str]:
+def load(ref: StoreRef) -> tuple[StateRecord | None, str]:
     """The record a pull would start from, and where it came from."""
     from miva_sync.state.file import StateStore
 
@@ -90,15 +91,13 @@ def load(ref: StoreRef) -> tuple[dict[str, Any] | None, str]:
     return record, str(ref.settings.state_path())
 
 
-def with_last_run(
-    record: dict[str, Any], other: dict[str, Any] | None
-) -> dict[str, Any]:
+def with_last_run(record: StateRecord, other: StateRecord | None) -> StateRecord:
     """``record`` carrying the newer ``last_run`` of the two.
 
     A database's cursor copy is committed with its last page, before the run
     ends, so the run's ``last_run`` may be only in the state file.
     """
-    theirs = (other or {}).get("last_run")
+    theirs = other.get("last_run") if other else None
     ours = record.get("last_run")
     if isinstance(theirs, dict) and (
         not isinstance(ours, dict)
@@ -108,13 +107,13 @@ def with_last_run(
     return record
 
 
-def view(
-    record: dict[str, Any], key: str, source: str, *, now: float
-) -> dict[str, Any]:
+def view(record: StateRecord, key: str, source: str, *, now: float) -> dict[str, Any]:
     """The ``state show --json`` object (documented in the README)."""
     mode = record.get("mode")
     cursors = {}
-    for name, cursor in record.get("cursors", {}).items():
+    # every kind of cursor, each key shown as saved
+    saved: Mapping[str, Any] = record.get("cursors", {})
+    for name, cursor in saved.items():
         shown: dict[str, Any] = {"field": FIELDS.get(name)}
         for point in ("start", "watermark"):
             value = cursor.get(point)
@@ -315,14 +314,14 @@ def no_state(key: str) -> UsageError:
 class Change:
     """What ``state set`` did: the mode and its cursor before and after."""
 
-    mode: str
-    before: dict[str, Any] | None
-    after: dict[str, Any]
-    record: dict[str, Any]
+    mode: PullMode
+    before: PullCursor | None
+    after: PullCursor
+    record: StateRecord
 
 
 def set_cursor(
-    record: dict[str, Any] | None,
+    record: StateRecord | None,
     *,
     order: int | None = None,
     since: int | None = None,
@@ -340,13 +339,14 @@ def set_cursor(
         raise UsageError("give one of --order N or --since WHEN")
     if updated and since is None:
         raise UsageError("--updated goes with --since")
-    mode = "number" if order is not None else ("updated" if updated else "date")
+    mode: PullMode = (
+        "number" if order is not None else ("updated" if updated else "date")
+    )
     value = order if order is not None else since
     assert value is not None  # noqa: S101 - checked above
-    new = copy.deepcopy(record) if record else {"cursors": {}, "dedupe": {}, "held": {}}
+    new = copy.deepcopy(record) if record else new_record(mode)
     before = new["cursors"].get(mode)
-    cursor = {k: v for k, v in (before or {}).items() if k in ("lookback", "overlap")}
-    cursor.update({"start": int(value), "watermark": None})
+    cursor = restarted(before, int(value))
     new["cursors"][mode] = cursor
     new["mode"] = mode
     if forget_seen:
@@ -354,7 +354,7 @@ def set_cursor(
     return Change(mode, copy.deepcopy(before), cursor, new)
 
 
-def describe_point(mode: str, cursor: dict[str, Any] | None) -> str:
+def describe_point(mode: str, cursor: Mapping[str, Any] | None) -> str:
     if not cursor:
         return "none"
     value = cursor.get("watermark")
@@ -365,7 +365,12 @@ def describe_point(mode: str, cursor: dict[str, Any] | None) -> str:
     return f"#{value}" if mode == "number" else f"{iso(value)} ({value})"
 
 
-def apply(ref: StoreRef, change_of: Any, *, wait: bool = False) -> Change:
+def apply(
+    ref: StoreRef,
+    change_of: Callable[[StateRecord | None], Change],
+    *,
+    wait: bool = False,
+) -> Change:
     """Under the store's run lock: read, change, write the state file and the target copy."""
     from miva_sync.state.file import StateStore
 
@@ -384,7 +389,7 @@ def apply(ref: StoreRef, change_of: Any, *, wait: bool = False) -> Change:
 
 def reset(
     ref: StoreRef, *, wait: bool = False
-) -> tuple[dict[str, Any] | None, str | None]:
+) -> tuple[StateRecord | None, str | None]:
     """Delete the store's record under its run lock; return it and a note for a database."""
     from miva_sync.state.file import StateStore
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +44,7 @@ from miva_sync.sync.pager import iter_chunks
 from miva_sync.sync.plan import FIELDS
 
 if TYPE_CHECKING:
+    from miva_sync.app.requests import GlobalOptions, VerifyRequest
     from miva_sync.console import ConsoleReporter
     from miva_sync.sinks.base import Sink
     from miva_sync.store.client import MivaClient
@@ -66,7 +67,7 @@ class Range:
 
     @property
     def stale_counts(self) -> bool:
-        """Only updated mode promises the latest version (design.md §5)."""
+        """Only updated mode promises the latest version (docs/design.md §5.1)."""
         return self.mode == "updated"
 
     def value(self, oid: int, stored: Stored) -> int | None:
@@ -186,7 +187,7 @@ class Report:
         return out
 
     def raise_if_incomplete(self) -> None:
-        """Exit 9 (design.md §4.3) unless every order of the range is there."""
+        """Exit 9 (docs/design.md §7) unless every order of the range is there."""
         if self.complete:
             return
         parts = [f"{len(self.missing)} missing"]
@@ -266,7 +267,7 @@ def check(
     listed = list_store(client, rng)
     contents = read_target(target, store_key)
     if contents.checkpoint is not None:
-        # a database's own cursor is authoritative for it (design.md §4.2)
+        # a database's own cursor is authoritative for it (docs/design.md §6.4)
         held = _held_ids(contents.checkpoint)
     missing, stale, waiting, candidates = compare(rng, listed, contents, held)
     extra = confirm_gone(client, candidates)
@@ -312,47 +313,39 @@ def repair(
     return sorted(written)
 
 
-def run_verify(shared: dict[str, Any], options: dict[str, Any]) -> Report:
+def run_verify(options: GlobalOptions, request: VerifyRequest) -> Report:
     """``miva-sync verify``: compare, optionally repair and compare again, render."""
-    from miva_sync.app.session import (
-        base_query_from,
-        reporter_from,
-        store_session,
-    )
+    from miva_sync.app.session import base_query, reporter, store_session
     from miva_sync.sinks import check_store
 
     rng = range_from(
-        since=options["since"],
-        until=options["until"],
-        updated=options["updated"],
-        from_order=options["from_order"],
-        to_order=options["to_order"],
+        since=request.since,
+        until=request.until,
+        updated=request.updated,
+        from_order=request.from_order,
+        to_order=request.to_order,
         now=int(time.time()),
     )
-    target = options["output"]
+    target = request.output
     check_target(target)  # a typo fails before any request is sent
     # parsed (a typo refused) before any request; only a repair uses it
-    base = base_query_from({"columns": options.get("columns"), "page_size": 1})
-    reporter = reporter_from(shared, {"progress": False})
-    repair = bool(options.get("repair"))
+    base = base_query(request.columns, page_size=1)
+    console = reporter(options, progress=False)
     # only a repair writes, so only a repair takes the run lock
     with store_session(
-        shared,
-        options.get("use_sandbox", False),
-        lock=repair,
-        wait=options.get("wait", False),
+        options, request.use_sandbox, lock=request.repair, wait=request.wait
     ) as session:
         key, client = session.key, session.client
         # another store's database: refused before the store is listed
         check_store(target, session.identity)
         held = _held_ids(session.state.get(key))
-        if not repair:
+        if not request.repair:
             report = check(client, target, rng, key, held)
         else:
             report = _check_and_repair(
-                client, target, rng, key, held, base, options, session.identity
+                client, target, rng, key, held, base, request.wait, session.identity
             )
-    render(report, reporter, table=not options.get("as_json"))
+    render(report, console, table=not request.as_json)
     return report
 
 
@@ -363,7 +356,7 @@ def _check_and_repair(
     key: str,
     held: list[int],
     base: ListQuery,
-    options: dict[str, Any],
+    wait: bool,
     store: StoreIdentity,
 ) -> Report:
     from miva_sync.sinks import open_sink
@@ -373,13 +366,7 @@ def _check_and_repair(
     wanted = sorted({*first.missing, *first.stale})
     repaired: list[int] = []
     if wanted:
-        sink = open_sink(
-            target,
-            source="pull",
-            fmt=first.fmt,
-            wait=options.get("wait", False),
-            store=store,
-        )
+        sink = open_sink(target, source="pull", fmt=first.fmt, wait=wait, store=store)
         try:
             repaired = repair(client, sink, wanted, base, key)
         finally:
@@ -474,8 +461,9 @@ def _days(
     return [DayCount(d, store[d], gaps[d], old[d], gone[d]) for d in days]
 
 
-def _held_ids(record: dict[str, Any] | None) -> list[int]:
-    held = (record or {}).get("held") or {}
+def _held_ids(record: Mapping[str, Any] | None) -> list[int]:
+    # the state file's record, or a database's read unchecked (sinks/readback.py)
+    held = (record.get("held") if record else None) or {}
     return [int(k) for k in held if str(k).isdigit()]
 
 

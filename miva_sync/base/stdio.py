@@ -5,7 +5,7 @@ anything opens a file:
 
 - **stdout closed** (``>&-``): Python leaves ``sys.stdout`` as None, and every
   write would be dropped or crash. Data that cannot be written is an output
-  failure (exit 8, design.md §4.3), exactly as a closed pipe is, and it must be
+  failure (exit 8, docs/design.md §7), exactly as a closed pipe is, and it must be
   one before anything is committed: :class:`ClosedStdout` raises
   :class:`OutputError` on the first write.
 - **stderr closed or failing** (``2>&-``, ``2>/dev/full``): messages are not
@@ -84,7 +84,7 @@ class ClosedStdout(io.TextIOBase):
     is a no-op: nothing is ever held, so Python's flush at exit cannot fail.
     """
 
-    encoding = "utf-8"  # type: ignore[assignment]  # what click checks before writing
+    encoding = "utf-8"  # what click checks before writing
 
     def write(self, text: str) -> int:
         if not isinstance(text, str):  # click probes for a binary stream this way

@@ -3,7 +3,7 @@
 A date or a datetime without an offset (and ``today``/``yesterday``) means a
 day or a time in the *store's* time zone: a store owner in Los Angeles who
 asks for ``--since 2026-12-01`` means that day's orders there, not those after
-midnight UTC (design.md §4.2). The zone defaults to UTC.
+midnight UTC (docs/design.md §4.2). The zone defaults to UTC.
 """
 
 from __future__ import annotations

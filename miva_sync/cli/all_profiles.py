@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
@@ -109,9 +108,7 @@ def pull_all_profiles(ctx: click.Context, options: dict[str, Any]) -> None:
 
     def done(result: Any) -> None:
         # each child's messages, whole and labelled, as it finishes
-        for line in result.stderr.splitlines():
-            sys.stderr.write(f"[{result.profile}] {line}\n")
-        sys.stderr.flush()
+        ui.relay(result.profile, result.stderr)
 
     results = multi.run_profiles(names, child_args, jobs=options["jobs"], on_done=done)
     if not quiet:

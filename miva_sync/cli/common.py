@@ -96,7 +96,7 @@ class Overlap(click.ParamType):
 
 
 def shared_options(func: F) -> F:
-    """Connection and output-verbosity options (design.md §4.1)."""
+    """Connection and output-verbosity options (docs/design.md §4.1, §4.3)."""
     options = [
         click.option("--url", help="The store's JSON endpoint [env MIVA_URL]."),
         click.option("--store-code", help="Store_Code [env MIVA_STORE_CODE]."),
@@ -174,27 +174,18 @@ def shared(ctx: click.Context) -> dict[str, Any]:
 
 @contextmanager
 def reporting(ctx: click.Context) -> Iterator[None]:
-    """Route the library's log records to stderr (-v, -vv, --log-format) for a command."""
-    from miva_sync.stderr_log import route_to_stderr
+    """The console for a command: -v/-vv, -q and --log-format rule every line it
+    writes to stderr, the library's log records included."""
+    from miva_sync import console
 
     opts = shared(ctx)
-    fmt = log_format(opts.get("log_format"))
-    if fmt == "json":
-        from miva_sync import console as ui
-
-        ui.set_log_format(fmt)
-    route_to_stderr(
+    with console.configured(
         verbose=opts.get("verbose", 0),
         quiet=bool(opts.get("quiet")),
-        json_lines=fmt == "json",
-    )
-    try:
+        log_format=log_format(opts.get("log_format")),
+        logs=True,
+    ):
         yield
-    finally:
-        if fmt == "json":
-            from miva_sync import console as ui
-
-            ui.set_log_format("text")  # the process may run another command
 
 
 LOG_FORMATS = ("text", "json")
@@ -213,18 +204,13 @@ def log_format(flag: str | None) -> str:
 
 
 def tell(ctx: click.Context, message: str, level: str = "info") -> None:
-    """A command's own line on stderr: nothing under -q (but a warning), a JSON
-    line under --log-format json, else ``miva-sync: MESSAGE``."""
-    opts = shared(ctx)
-    if opts.get("quiet") and level == "info":
-        return
-    if log_format(opts.get("log_format")) == "json":
-        from miva_sync.stderr_log import json_log_line
+    """A command's own line on stderr, also after its ``reporting`` block:
+    ``miva-sync: MESSAGE`` (nothing under -q), or for a warning
+    ``miva-sync: note: MESSAGE``."""
+    from miva_sync import console
 
-        click.echo(json_log_line(level, message), err=True)
-    else:
-        prefix = "note: " if level == "warning" else ""
-        click.echo(f"miva-sync: {prefix}{message}", err=True)
+    with reporting(ctx):
+        (console.note if level == "warning" else console.info)(message)
 
 
 def settings_from(ctx: click.Context) -> Any:
@@ -263,7 +249,8 @@ def from_command_line(ctx: click.Context, name: str) -> bool:
 
 
 def hold_options(func: F) -> F:
-    """--require-payment and --hold-for, shared by pull and listen (design.md §5)."""
+    """--require-payment and --hold-for, shared by pull and listen
+    (docs/design.md §5.8)."""
     func = click.option(
         "--hold-for",
         type=Span(),

@@ -56,6 +56,7 @@ def listen(ctx: click.Context, /, **options: Any) -> None:
         MIVA_SYNC_WEBHOOK_SECRET=... miva-sync listen --port 8080 -o sqlite:///orders.db
     """
     from miva_sync.app.listen import run_listen
+    from miva_sync.app.requests import GlobalOptions, ListenRequest
 
     with reporting(ctx):
         if options["output"] is None:
@@ -64,4 +65,4 @@ def listen(ctx: click.Context, /, **options: Any) -> None:
             raise click.UsageError(
                 "Missing option '-o' / '--output' (or set output in the profile)"
             )
-        run_listen(shared(ctx), options)
+        run_listen(GlobalOptions.of(shared(ctx)), ListenRequest.of(options))

@@ -19,7 +19,7 @@ from miva_sync.cli.pull import pull
 from miva_sync.cli.sandbox import sandbox
 from miva_sync.cli.state import state
 from miva_sync.cli.verify import verify
-from miva_sync.errors import MivaSyncError
+from miva_sync.errors import ExitStatus, MivaSyncError
 
 
 class MivaSyncGroup(click.Group):
@@ -37,49 +37,55 @@ class MivaSyncGroup(click.Group):
             sys.exit(exc.exit_code)
         except click.UsageError as exc:
             where = exc.ctx.command_path if exc.ctx else "miva-sync"
-            _fail(f"{exc.format_message()} (see '{where} --help')", 2)
+            _fail(f"{exc.format_message()} (see '{where} --help')", ExitStatus.USAGE)
         except click.ClickException as exc:
             _fail(exc.format_message(), exc.exit_code)
         except (click.Abort, KeyboardInterrupt):
-            _fail("interrupted", 130)
+            _fail("interrupted", ExitStatus.INTERRUPTED)
         except MivaSyncError as exc:
             if debug:
                 raise
             _fail(str(exc), exc.exit_code)
         except BrokenPipeError:
             _close_stdout_quietly()
-            _fail("output closed (broken pipe)", 8)
+            _fail("output closed (broken pipe)", ExitStatus.OUTPUT)
         except Exception as exc:
             if debug:
                 raise
             _fail(
                 f"internal error ({type(exc).__name__}); this is a bug, please "
                 "report it, with --debug for a traceback",
-                1,
+                ExitStatus.INTERNAL,
             )
         _flush_stdout()  # a failure now is still exit 8; at exit it would be 120
         # click returns the exit code of `--help`/`--version` style exits
         sys.exit(result if isinstance(result, int) else 0)
 
 
+# The exit-code list comes from ExitStatus, so it cannot drift from the codes.
+_EXIT_CODES = ", ".join(f"{status.value} {status.meaning}" for status in ExitStatus)
+ROOT_HELP = f"""Get every order out of a Miva Merchant store, safely, from cron.
+
+Data goes to stdout (JSON lines); messages go to stderr. Exit codes:
+{_EXIT_CODES}.
+
+Example:
+
+    miva-sync config init && miva-sync check && miva-sync pull --since 7d
+
+Shell completion: eval "$(_MIVA_SYNC_COMPLETE=bash_source miva-sync)"
+"""
+
+
 @click.group(
-    cls=MivaSyncGroup, context_settings={"help_option_names": ["-h", "--help"]}
+    cls=MivaSyncGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help=ROOT_HELP,
 )
 @click.version_option(__version__, "--version", prog_name="miva-sync")
 @shared_options
 def cli() -> None:
-    """Get every order out of a Miva Merchant store, safely, from cron.
-
-    Data goes to stdout (JSON lines); messages go to stderr. Exit codes:
-    0 ok, 2 usage, 3 config, 4 auth, 5 API refused, 6 store unreachable,
-    7 locked, 8 output failed, 9 incomplete or stale, 130 interrupted.
-
-    Example:
-
-        miva-sync config init && miva-sync check && miva-sync pull --since 7d
-
-    Shell completion: eval "$(_MIVA_SYNC_COMPLETE=bash_source miva-sync)"
-    """
+    """The root group: its help is ROOT_HELP."""
 
 
 
@@ -127,22 +133,14 @@ def _fail(message: str, code: int) -> None:
             sys.stdout.flush()
     except (OSError, ValueError, MivaSyncError):
         _close_stdout_quietly()
-    line = (
-        _json_error_line(message, code)
-        if _json_errors
-        else f"miva-sync: error: {message}"
-    )
-    # stderr may be closed or full (2>&-, 2>/dev/full): the exit code still
-    # tells cron what happened, so a lost message must not change it
-    with contextlib.suppress(OSError, ValueError):
-        click.echo(line, err=True)
+    from miva_sync import console
+
+    # the command's own console rules are gone by now: the format comes from
+    # the command line as read before parsing (a stderr that is closed or full
+    # loses the line, never the exit code)
+    with console.configured(log_format="json" if _json_errors else "text"):
+        console.error(message, exit_code=code)
     sys.exit(code)
-
-
-def _json_error_line(message: str, code: int) -> str:
-    from miva_sync.stderr_log import json_log_line
-
-    return json_log_line("error", message, exit_code=code)
 
 
 def _flush_stdout() -> None:
@@ -152,11 +150,11 @@ def _flush_stdout() -> None:
             sys.stdout.flush()
     except BrokenPipeError:
         _close_stdout_quietly()
-        _fail("output closed (broken pipe)", 8)
+        _fail("output closed (broken pipe)", ExitStatus.OUTPUT)
     except (OSError, ValueError) as exc:
         _close_stdout_quietly()
         reason = getattr(exc, "strerror", None) or str(exc)
-        _fail(f"cannot write to stdout: {reason}", 8)
+        _fail(f"cannot write to stdout: {reason}", ExitStatus.OUTPUT)
     except MivaSyncError as exc:  # miva_sync.base.stdio.CheckedStdout
         _close_stdout_quietly()
         _fail(str(exc), exc.exit_code)

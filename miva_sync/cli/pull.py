@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import IO, Any
 
 import click
 
@@ -208,8 +208,8 @@ def pull(ctx: click.Context, /, **options: Any) -> None:
             flag_rules.check(given)
             pull_all_profiles(ctx, options)
         return
-    options.pop("jobs")
-    from miva_sync.app.session import run_pull
+    from miva_sync.app.pull import run_pull
+    from miva_sync.app.requests import GlobalOptions, PullRequest
 
     with reporting(ctx):
         if not options["use_sandbox"]:
@@ -221,13 +221,27 @@ def pull(ctx: click.Context, /, **options: Any) -> None:
         if options["output"] != "-":
             given["output"] = options["output"]  # -o x.db from a profile is refused too
         flag_rules.check(given)
-        options["given"] = given  # the runner checks again in a bare pull's saved mode
         unknown = flag_rules.unknown_columns(options.get("columns"))
         if unknown:
             tell(ctx, flag_rules.column_warning(unknown), "warning")
-        # after the defaults: a profile's columns may ask for payment_data
-        options["passphrase"] = _payment_data_passphrase(options.get("columns"))
-        run_pull(shared(ctx), options)
+        request = PullRequest.of(
+            options,
+            # after the defaults: a profile's columns may ask for payment_data
+            passphrase=_payment_data_passphrase(options["columns"]),
+            ids=_requested_ids(options["ids"], options["ids_from"]),
+            # the dispatcher checks them again in a bare pull's saved mode
+            given=given,
+        )
+        run_pull(GlobalOptions.of(shared(ctx)), request)
+
+
+def _requested_ids(text: str | None, source: IO[str] | None) -> tuple[int, ...] | None:
+    """--ids and --ids-from together, parsed; None: neither was given."""
+    from miva_sync.app.requests import parse_ids
+
+    if text is None and source is None:
+        return None
+    return parse_ids((text or "") + ("\n" + source.read() if source else ""))
 
 
 def _payment_data_passphrase(columns: str | None) -> str | None:

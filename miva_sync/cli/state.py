@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -16,6 +16,10 @@ from miva_sync.cli.common import (
     shared_options,
     tell,
 )
+
+if TYPE_CHECKING:
+    from miva_sync.app.state_view import Change
+    from miva_sync.state.record import StateRecord
 
 
 def _state_ref(ctx: click.Context, use_sandbox: bool, output: str | None) -> Any:
@@ -209,7 +213,7 @@ def state_set(ctx: click.Context, /, **options: Any) -> None:
         _refuse_future_since(since)
         ref = _state_ref(ctx, options["use_sandbox"], options["output"])
 
-        def change(record: dict[str, Any] | None) -> Any:
+        def change(record: StateRecord | None) -> Change:
             return set_cursor(
                 record,
                 order=options["order"],

@@ -71,12 +71,14 @@ def verify(ctx: click.Context, /, **options: Any) -> None:
 
         miva-sync verify --from-order 1020 -o orders/ --repair
     """
+    from miva_sync.app.requests import GlobalOptions, VerifyRequest
     from miva_sync.app.verify import run_verify
 
     with reporting(ctx):
         read_times(ctx, options, ("since", "until"))
-        report = run_verify(shared(ctx), options)
-    if options["as_json"]:
+        request = VerifyRequest.of(options)
+        report = run_verify(GlobalOptions.of(shared(ctx)), request)
+    if request.as_json:
         import json
 
         click.echo(json.dumps(report.as_json()))

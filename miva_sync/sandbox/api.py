@@ -90,7 +90,8 @@ class Api:
             return _fail(
                 200, "multicall_unsupported", "The sandbox does not emulate multicall"
             )
-        # Doc examples spell it Store_code; the SDKs send Store_Code (§1).
+        # Doc examples spell it Store_code; the SDKs send Store_Code
+        # (docs/miva-api.md §1).
         code = payload.get("Store_Code", payload.get("Store_code"))
         if code != self.store_code:
             return _fail(200, "invalid_store", f"Invalid store code '{code}'")

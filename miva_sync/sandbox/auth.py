@@ -53,7 +53,8 @@ class AuthFailure(Exception):
 
 
 def decode_key(signing_key: str) -> bytes:
-    """Decode a base64 signing key, restoring the padding Miva's admin omits (§2.3)."""
+    """Decode a base64 signing key, restoring the padding Miva's admin omits
+    (docs/miva-api.md §2.3)."""
     key = signing_key.strip()
     key += "=" * (-len(key) % 4)
     try:

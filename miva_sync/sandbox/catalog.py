@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 # A few names with accents on purpose: clients that hash or encode the body as
-# ASCII break on them (docs/miva-api.md §10.2).
+# ASCII break on them (docs/miva-api.md §10, pitfall 2).
 FIRST_NAMES = (
     "Dana", "Alex", "Jordan", "Maria", "Liam", "Olivia", "Noah", "Emma", "Ava",
     "Ethan", "Sophia", "Mason", "Isabella", "Lucas", "Mia", "James", "Harper",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-# Base columns in the order a store emits them (§5.10); returned without any
-# on-demand column. dt_updated is dropped when the store predates 10.03.
+# Base columns in the order a store emits them (docs/miva-api.md §5); returned
+# without any on-demand column. dt_updated is dropped when the store predates 10.03.
 BASE_COLUMNS: tuple[str, ...] = (
     "id", "pay_id", "batch_id", "status", "pay_status", "stk_status", "dt_instock",
     "orderdate", "cust_id", "ship_res",
@@ -19,7 +19,7 @@ BASE_COLUMNS: tuple[str, ...] = (
     "dt_updated",
 )  # fmt: skip
 
-# On-demand columns (§4.4), in the order they are appended to a row.
+# On-demand columns (docs/miva-api.md §4.4), in the order they are appended to a row.
 ONDEMAND_COLUMNS: tuple[str, ...] = (
     "ship_method", "cust_login", "cust_pw_email", "business_title", "payment_module",
     "customer", "items", "charges", "coupons", "discounts", "payments", "notes",
@@ -27,11 +27,11 @@ ONDEMAND_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 
 # payment_data is on-demand too but only with a Passphrase; CustomField_Values
-# is requested with the colon syntax (§3.5).
+# is requested with the colon syntax (docs/miva-api.md §3.5).
 PAYMENT_DATA = "payment_data"
 CUSTOM_FIELDS = "CustomField_Values"
 
-# §4.1 (dt_updated added separately when the store supports it).
+# docs/miva-api.md §4.1 (dt_updated added separately when the store supports it).
 SEARCHABLE: frozenset[str] = frozenset(
     [
         "id",
@@ -85,7 +85,7 @@ SEARCHABLE: frozenset[str] = frozenset(
     ]
 )
 
-# §4.2: searchable minus ship_id, plus payment_module.
+# docs/miva-api.md §4.2: searchable minus ship_id, plus payment_module.
 SORTABLE: frozenset[str] = (SEARCHABLE - {"ship_id"}) | {"payment_module"}
 
 NUMERIC: frozenset[str] = frozenset(

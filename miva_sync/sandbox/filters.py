@@ -121,7 +121,7 @@ def parse_filters(
             result.exact = False
         else:
             # Unknown filter names (e.g. "OnDemandColumns" in the wrong case) are
-            # ignored, as the wrong-case pitfall (docs/miva-api.md §10.8) implies.
+            # ignored, as the wrong-case pitfall (docs/miva-api.md §10, pitfall 8) implies.
             result.ignored.append(name)
     result.predicate = _all_of(predicates)
     return result

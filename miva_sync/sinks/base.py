@@ -1,12 +1,16 @@
-"""The sink interface the sync engine writes through."""
+"""The sink interface the sync engine writes through, and what streams share."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, Protocol
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
-from miva_sync.errors import ConfigError
-from miva_sync.store.urls import StoreIdentity, describe_store, is_identity
+if TYPE_CHECKING:
+    from miva_sync.base.fsio import WriteLock
+    from miva_sync.state.record import StateRecord
+    from miva_sync.store.urls import StoreIdentity
 
 
 class Sink(Protocol):
@@ -22,8 +26,8 @@ class Sink(Protocol):
     target's work overlaps the next fetch (miva_sync/sync/writer.py).
 
     Databases hold one store's orders: they take the store's identity when
-    opened (:func:`miva_sync.sinks.open_sink`), refuse another store's
-    (:func:`other_store`) and record it with their first write.
+    opened (:func:`miva_sync.sinks.open_sink`), refuse another store's and
+    record it with their first write (miva_sync/sinks/database.py).
     """
 
     description: str
@@ -32,38 +36,54 @@ class Sink(Protocol):
 
     def write(self, orders: list[dict[str, Any]]) -> None: ...
 
-    def commit(self, store_key: str, checkpoint: dict[str, Any] | None) -> None: ...
+    def commit(self, store_key: str, checkpoint: StateRecord | None) -> None: ...
 
-    def load_checkpoint(self, store_key: str) -> dict[str, Any] | None: ...
+    def load_checkpoint(self, store_key: str) -> StateRecord | None: ...
 
     def close(self) -> None: ...
 
 
-def legacy_owner(store: StoreIdentity, state_keys: Iterable[str]) -> str | None:
-    """Another store that a database written before identities holds, if it shows.
+@dataclass(frozen=True)
+class Opening:
+    """How :func:`miva_sync.sinks.open_sink` opens a target, besides its name.
 
-    Such a database recorded no identity, only cursors under state keys
-    (``sync_state``). A key that is this store's, or a profile's name (which
-    cannot be told apart from this store), lets it be adopted; a key naming
-    another store by URL and code means the database is that store's.
+    ``source`` (pull, queue or webhook) is recorded by targets that keep it.
+    ``wait``: a PostgreSQL target waits for another host's run of the same
+    store instead of exiting 7, like ``--wait`` does for the local lock.
+    ``store``: the identity of the store whose orders go there; a database
+    holding another store's refuses them (ConfigError, exit 3) and one holding
+    none records it (streams and folders have no place to keep it).
     """
-    keys = list(state_keys)
-    if any(store.owns(key) for key in keys):
+
+    source: str = "pull"
+    wait: bool = False
+    store: StoreIdentity | None = None
+
+
+class SinkClass(Protocol):
+    """A class in :data:`miva_sync.sinks.SCHEMES`' table: each opens its kind
+    of ``-o`` from the target and takes what it has a use for."""
+
+    def from_target(self, target: str, how: Opening) -> Sink: ...
+
+
+class WithoutCursor:
+    """A target that keeps no copy of the cursor: the state file holds it."""
+
+    keeps_checkpoint = False
+
+    def load_checkpoint(self, store_key: str) -> StateRecord | None:
         return None
-    return next((key for key in keys if is_identity(key)), None)
 
 
-def other_store(
-    where: str, recorded: str, store: StoreIdentity, fix: str, reset: str
-) -> ConfigError:
-    """The refusal (exit 3) of a database that holds another store's orders.
+class Locked(WithoutCursor):
+    """A file target written under a short ``flock`` on an open descriptor,
+    so that a webhook receiver and a cron pull can share it."""
 
-    Identities are URLs without user info or query plus a store code, so
-    nothing secret is named.
-    """
-    return ConfigError(
-        f"{where} holds the orders of {describe_store(recorded)}, not of "
-        f"{store.describe()}: order numbers repeat across stores, so one target for "
-        f"both would overwrite one store's orders with the other's. {fix}. If it "
-        f"really is the same store (its address changed), run {reset!r} once"
-    )
+    _fd: int
+    _lock: WriteLock
+
+    def close(self) -> None:
+        self._lock.release()
+        with contextlib.suppress(OSError):
+            os.close(self._fd)

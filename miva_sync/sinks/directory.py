@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -10,13 +9,15 @@ from typing import Any
 from miva_sync.base import jsonio
 from miva_sync.base.fsio import WriteLock, fsync_dir, replace_durably
 from miva_sync.errors import OutputError
+from miva_sync.sinks.base import Locked, Opening
 from miva_sync.sinks.jsonl import encode_lines
+from miva_sync.state.record import StateRecord
 from miva_sync.store.orders import cursor_value, order_id
 
 LOCK_NAME = ".miva-sync.lock"
 
 
-class DirectorySink:
+class DirectorySink(Locked):
     """Write each order to ``DIR/<id>.json`` (temp file, fsync, rename).
 
     The id is checked to be an integer before it becomes a file name, so
@@ -27,13 +28,17 @@ class DirectorySink:
     def __init__(self, folder: Path, *, source: str = "pull") -> None:
         self.folder = folder
         self.description = f"{folder}/"
-        self.keeps_checkpoint = False
         try:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._lock_fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+            self._fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise OutputError(f"cannot use folder {folder}: {exc.strerror}") from None
-        self._lock = WriteLock(self._lock_fd)
+        self._lock = WriteLock(self._fd)
+
+    @classmethod
+    def from_target(cls, target: str, how: Opening) -> DirectorySink:
+        """``-o DIR/`` (or an existing folder)."""
+        return cls(Path(target), source=how.source)
 
     def write(self, orders: list[dict[str, Any]]) -> None:
         self._lock.acquire()
@@ -45,21 +50,13 @@ class DirectorySink:
                 f"cannot write to {self.folder}: {exc.strerror}"
             ) from None
 
-    def commit(self, store_key: str, checkpoint: dict[str, Any] | None) -> None:
+    def commit(self, store_key: str, checkpoint: StateRecord | None) -> None:
         try:
             fsync_dir(self.folder)  # the renames themselves must be durable
         except OSError as exc:
             raise OutputError(f"cannot flush {self.folder}: {exc.strerror}") from None
         finally:
             self._lock.release()
-
-    def load_checkpoint(self, store_key: str) -> dict[str, Any] | None:
-        return None
-
-    def close(self) -> None:
-        self._lock.release()
-        with contextlib.suppress(OSError):
-            os.close(self._lock_fd)
 
     def path_of(self, oid: int) -> Path:
         return self.folder / f"{oid}.json"

@@ -17,6 +17,8 @@ from typing import Any, BinaryIO
 from miva_sync.base.fsio import WriteLock, write_all
 from miva_sync.base.jsonio import dumps
 from miva_sync.errors import BrokenPipeOutputError, OutputError
+from miva_sync.sinks.base import Locked, Opening, WithoutCursor
+from miva_sync.state.record import StateRecord
 
 
 def encode_lines(orders: list[dict[str, Any]]) -> bytes:
@@ -28,11 +30,10 @@ def encode_lines(orders: list[dict[str, Any]]) -> bytes:
     return b"\n".join(lines)
 
 
-class StdoutSink:
+class StdoutSink(WithoutCursor):
     """Standard output. A pipe counts as durable only once its reader has taken the bytes."""
 
     description = "stdout"
-    keeps_checkpoint = False
 
     def __init__(self, stream: BinaryIO | None = None) -> None:
         self._stream = stream or _stdout_buffer()
@@ -42,6 +43,11 @@ class StdoutSink:
         except (OSError, ValueError, AttributeError):
             self._fd, self._is_pipe = None, False
 
+    @classmethod
+    def from_target(cls, target: str, how: Opening) -> StdoutSink:
+        """``-o -``."""
+        return cls()
+
     def write(self, orders: list[dict[str, Any]]) -> None:
         try:
             self._stream.write(encode_lines(orders))
@@ -50,7 +56,7 @@ class StdoutSink:
         except OSError as exc:
             raise OutputError(f"cannot write to stdout: {exc.strerror}") from None
 
-    def commit(self, store_key: str, checkpoint: dict[str, Any] | None) -> None:
+    def commit(self, store_key: str, checkpoint: StateRecord | None) -> None:
         try:
             self._stream.flush()
         except BrokenPipeError:
@@ -59,9 +65,6 @@ class StdoutSink:
             raise OutputError(f"cannot write to stdout: {exc.strerror}") from None
         if self._is_pipe and self._fd is not None:
             _wait_until_pipe_drained(self._fd)
-
-    def load_checkpoint(self, store_key: str) -> dict[str, Any] | None:
-        return None
 
     def close(self) -> None:
         with contextlib.suppress(OSError, ValueError):
@@ -107,18 +110,22 @@ def _wait_until_pipe_drained(fd: int) -> None:
         delay = min(delay * 2, 0.05)
 
 
-class FileSink:
+class FileSink(Locked):
     """Append to a JSON Lines file: flock while writing, fsync before state moves."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.description = str(path)
-        self.keeps_checkpoint = False
         try:
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         except OSError as exc:
             raise OutputError(f"cannot open {path}: {exc.strerror}") from None
         self._lock = WriteLock(self._fd)
+
+    @classmethod
+    def from_target(cls, target: str, how: Opening) -> FileSink:
+        """``-o FILE.jsonl``."""
+        return cls(Path(target))
 
     def write(self, orders: list[dict[str, Any]]) -> None:
         data = encode_lines(orders)
@@ -131,7 +138,7 @@ class FileSink:
             self._lock.release()
             raise OutputError(f"cannot write {self.path}: {exc.strerror}") from None
 
-    def commit(self, store_key: str, checkpoint: dict[str, Any] | None) -> None:
+    def commit(self, store_key: str, checkpoint: StateRecord | None) -> None:
         try:
             os.fsync(self._fd)
         except OSError as exc:
@@ -140,14 +147,6 @@ class FileSink:
             ) from None
         finally:
             self._lock.release()
-
-    def load_checkpoint(self, store_key: str) -> dict[str, Any] | None:
-        return None
-
-    def close(self) -> None:
-        self._lock.release()
-        with contextlib.suppress(OSError):
-            os.close(self._fd)
 
     def _repair_tail(self) -> None:
         """Cut a partial last line (left by a killed writer) back to the last newline."""
@@ -172,7 +171,7 @@ def whole_lines_length(path: Path) -> int:
         return _whole_lines_end(reader, reader.seek(0, os.SEEK_END))
 
 
-def _whole_lines_end(reader: Any, size: int) -> int:
+def _whole_lines_end(reader: BinaryIO, size: int) -> int:
     if size == 0:
         return 0
     reader.seek(size - 1)
@@ -181,7 +180,7 @@ def _whole_lines_end(reader: Any, size: int) -> int:
     return _last_newline_end(reader, size)
 
 
-def _last_newline_end(reader: Any, size: int) -> int:
+def _last_newline_end(reader: BinaryIO, size: int) -> int:
     """Offset just past the last newline before ``size`` (0 if there is none)."""
     block = 65536
     end = size

@@ -35,24 +35,32 @@ import contextlib
 import hashlib
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from miva_sync.base import jsonio
 from miva_sync.errors import ConfigError, LockedError, OutputError, UsageError
-from miva_sync.sinks.base import other_store
-from miva_sync.sinks.rows import (
-    INTEGER_COLUMNS,
-    ITEM_COLUMNS,
-    REAL_COLUMNS,
-    TEXT_COLUMNS,
-    order_columns,
-    order_item_rows,
-    storable,
+from miva_sync.sinks.base import Opening
+from miva_sync.sinks.database import (
+    INSERT_ITEMS,
+    INSERT_ORDERS,
+    ITEM_ROW,
+    ON_ORDER_CONFLICT,
+    ORDER_ROW,
+    RECORDED_STORE,
+    REPLACES_STORED,
+    DatabaseSink,
+    Refusal,
+    Statements,
+    apply_migrations,
+    order_row,
+    order_tables,
+    refuse_other_store,
 )
-from miva_sync.state.file import validate_record
+from miva_sync.sinks.rows import ITEM_COLUMNS, REAL_COLUMNS, order_item_rows, storable
+from miva_sync.state.record import StateRecord
 from miva_sync.store.orders import cursor_value, order_id
 from miva_sync.store.urls import (
     StoreIdentity,
@@ -75,43 +83,10 @@ SERVER_KEEPALIVES = {
 # Advisory-lock namespaces: the first 8 bytes of sha256(namespace, ...), as a bigint.
 _MIGRATION_NAMESPACE = "miva-sync:migrate"
 _STORE_NAMESPACE = "miva-sync:store"
-_ONE_SCHEMA_PER_STORE = (
-    "Give each store its own schema (?schema=NAME in the URL) or database"
-)
 
-_V1 = f"""
-CREATE TABLE orders (
-    id BIGINT PRIMARY KEY,
-    orderdate BIGINT,
-    dt_updated BIGINT,
-    {", ".join(f"{c} BIGINT" for c in INTEGER_COLUMNS)},
-    {", ".join(f"{c} NUMERIC" for c in REAL_COLUMNS)},
-    {", ".join(f"{c} TEXT" for c in TEXT_COLUMNS)},
-    order_json JSONB NOT NULL,
-    first_seen BIGINT NOT NULL,
-    last_seen BIGINT NOT NULL,
-    source TEXT NOT NULL
-);
-CREATE INDEX orders_orderdate ON orders (orderdate);
-CREATE INDEX orders_dt_updated ON orders (dt_updated);
-CREATE TABLE order_items (
-    order_id BIGINT NOT NULL REFERENCES orders (id) ON DELETE CASCADE,
-    line_id BIGINT NOT NULL,
-    code TEXT,
-    sku TEXT,
-    name TEXT,
-    quantity BIGINT,
-    price NUMERIC,
-    total NUMERIC,
-    PRIMARY KEY (order_id, line_id)
-);
-CREATE INDEX order_items_sku ON order_items (sku);
-CREATE TABLE sync_state (
-    store_key TEXT PRIMARY KEY,
-    record JSONB NOT NULL,
-    updated_at BIGINT NOT NULL
-);
-CREATE TABLE sync_store (
+_V1 = (
+    order_tables(integer="BIGINT", real="NUMERIC", json="JSONB")
+    + """CREATE TABLE sync_store (
     only_one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_one),
     store_key TEXT NOT NULL,
     claimed_at BIGINT NOT NULL
@@ -125,40 +100,29 @@ SELECT id,
        to_timestamp(first_seen) AT TIME ZONE 'UTC' AS first_seen_utc,
        to_timestamp(last_seen) AT TIME ZONE 'UTC' AS last_seen_utc
 FROM orders;
-"""  # noqa: S608 - the column names are ours
+"""
+)
 
 # (version, script). Append only: a released migration never changes.
 MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1),)
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
-_ORDER_COLUMNS = (
-    "id",
-    "orderdate",
-    "dt_updated",
-    *INTEGER_COLUMNS,
-    *REAL_COLUMNS,
-    *TEXT_COLUMNS,
-    "order_json",
-    "first_seen",
-    "last_seen",
-    "source",
-)
-# newest wins inside the statement, under the row lock: an older version (a
-# late webhook, a replayed page) updates nothing and returns no row
+# One order per statement, newest wins inside it, under the row lock: a
+# version older than the stored one updates nothing and returns no row.
 _UPSERT = (
-    f"INSERT INTO orders ({', '.join(_ORDER_COLUMNS)}) "  # noqa: S608 - names are ours
-    f"VALUES ({', '.join(['%s'] * len(_ORDER_COLUMNS))}) "
-    "ON CONFLICT (id) DO UPDATE SET "
-    + ", ".join(
-        f"{c} = EXCLUDED.{c}" for c in _ORDER_COLUMNS if c not in ("id", "first_seen")
-    )
-    + " WHERE orders.dt_updated IS NULL OR EXCLUDED.dt_updated IS NULL"
-    " OR EXCLUDED.dt_updated >= orders.dt_updated RETURNING id"
+    f"{INSERT_ORDERS}({', '.join(['%s'] * len(ORDER_ROW))}){ON_ORDER_CONFLICT}"
+    f" WHERE {REPLACES_STORED} RETURNING id"
 )
-_ITEM_NAMES = ("order_id", "line_id", *ITEM_COLUMNS)
+# A schema nobody claimed yet is claimed; one claimed stays as it is. Concurrent
+# first writers: the second waits on the first's row, then does nothing.
+_CLAIM_IF_FREE = (
+    "INSERT INTO sync_store (store_key, claimed_at) VALUES (%s, %s) "
+    "ON CONFLICT (only_one) DO NOTHING"
+)
+# where the amounts stand in a row: they go in as exact NUMERIC
+_AMOUNTS = frozenset(ORDER_ROW.index(c) for c in REAL_COLUMNS)
 _INSERT_ITEM = (
-    f"INSERT INTO order_items ({', '.join(_ITEM_NAMES)}) "  # noqa: S608 - names are ours
-    f"VALUES ({', '.join(['%s'] * len(_ITEM_NAMES))}) "
+    f"{INSERT_ITEMS}({', '.join(['%s'] * len(ITEM_ROW))}) "
     "ON CONFLICT (order_id, line_id) DO UPDATE SET "
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in ITEM_COLUMNS)
 )
@@ -181,9 +145,11 @@ def lock_key(namespace: str, *parts: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-class PostgresSink:
-    """Upsert orders into PostgreSQL; one transaction per page."""
+class PostgresSink(DatabaseSink):
+    """Upsert orders into PostgreSQL (the rules: miva_sync/sinks/database.py)."""
 
+    SQL = Statements("%s")
+    ONE = True
     schema: str  # where the tables live, as each new session resolved it
 
     def __init__(
@@ -200,21 +166,14 @@ class PostgresSink:
             raise ConfigError(
                 "PostgreSQL output needs psycopg: pip install 'miva-sync[postgres]'"
             ) from None
+        super().__init__(source=source, store=store)
         self._psycopg = psycopg
-        self.source = source
+        self._errors = psycopg.Error
         self.wait = wait
-        self.description = redact_url(target)
-        self.keeps_checkpoint = True
-        self.write_behind = True  # round trips overlap the next fetch
+        self.description = self.where = redact_url(target)
         self._secrets = url_passwords(target)
         dsn, self.schema_name = split_target(target)
         self._claimed: set[str] = set()
-        # With a store (the CLI always gives one) the schema holds its orders
-        # only: refused when opening, recorded with the first write (so
-        # settings that fail before any order arrives claim nothing).
-        self.store = store
-        self._store_confirmed = False  # durably this store's: never changes
-        self._store_pending = False  # recorded in the open transaction
         try:
             defaults = _connect_defaults(dsn)
         except psycopg.Error:
@@ -227,18 +186,32 @@ class PostgresSink:
         self._conn = self._connect()
         if store is not None:
             try:
-                recorded = self._recorded_store()
-                self._conn.commit()  # end the read: no idle transaction
-                self._refuse_other(recorded)
-            except self._psycopg.Error as exc:
-                self._conn.close()
-                raise OutputError(
-                    f"cannot read {self.description}: {self._why(exc)}"
-                ) from None
+                with self._failing("read"):
+                    recorded = self._recorded_store()
+                    self._conn.commit()  # end the read: no idle transaction
+                self._check_store_when_opened(recorded)
             except BaseException:
                 self._conn.close()
                 raise
-            self._store_confirmed = recorded == store.value
+
+    @classmethod
+    def from_target(cls, target: str, how: Opening) -> PostgresSink:
+        """``-o postgresql://…``; ``wait``: for another host's run of the store."""
+        return cls(target, source=how.source, wait=how.wait, store=how.store)
+
+    @staticmethod
+    def check_store(target: str, store: StoreIdentity) -> None:
+        """Refuse (exit 3) a schema holding another store's orders, read-only, for
+        ``verify``: it must neither create, migrate nor claim anything."""
+        with reading(target) as conn:
+            row = conn.execute(
+                "SELECT current_schema(), to_regclass('sync_store') IS NOT NULL"
+            ).fetchone()
+            if not row or not row[1]:
+                return  # nothing written there yet: verify says so itself
+            owner = conn.execute(RECORDED_STORE).fetchone()
+        recorded = None if owner is None else str(owner[0])
+        refuse_other_store(store, recorded, _refusal(row[0], redact_url(target)))
 
     # -- the sink interface ------------------------------------------------------
 
@@ -248,69 +221,28 @@ class PostgresSink:
         # ascending ids: every writer locks rows in the same order, so two
         # transactions (a receiver, a backfill, a pull) can never deadlock
         ordered = sorted(orders, key=order_id)
-        try:
+        with self._failing("write to"):
             self._ensure_store()
             with self._conn.cursor() as cur:
                 for order in ordered:
                     self._upsert(cur, order, now)
-        except self._psycopg.Error as exc:
-            self._rollback()
-            raise OutputError(
-                f"cannot write to {self.description}: {self._why(exc)}"
-            ) from None
 
-    def commit(self, store_key: str, checkpoint: dict[str, Any] | None) -> None:
-        from psycopg.types.json import Jsonb
-
-        try:
+    def commit(self, store_key: str, checkpoint: StateRecord | None) -> None:
+        with self._failing("commit to"):
             if checkpoint is not None:
                 # only the run holding the store's lock may move its cursor
                 self._claim(store_key)
                 self._ensure_store()
-                self._conn.execute(
-                    "INSERT INTO sync_state (store_key, record, updated_at) "
-                    "VALUES (%s, %s, %s) ON CONFLICT (store_key) DO UPDATE SET "
-                    "record = EXCLUDED.record, updated_at = EXCLUDED.updated_at",
-                    (store_key, Jsonb(checkpoint), int(time.time())),
-                )
+                self._save_checkpoint(store_key, checkpoint)
             self._conn.commit()
-            if self._store_pending:
-                self._store_confirmed, self._store_pending = True, False
-        except self._psycopg.Error as exc:
-            self._rollback()
-            raise OutputError(
-                f"cannot commit to {self.description}: {self._why(exc)}"
-            ) from None
-        except BaseException:
-            self._rollback()
-            raise
+        self._committed()
 
-    def load_checkpoint(self, store_key: str) -> dict[str, Any] | None:
-        try:
+    def load_checkpoint(self, store_key: str) -> StateRecord | None:
+        with self._failing("read"):
             self._claim(store_key)
-            row = self._conn.execute(
-                "SELECT record FROM sync_state WHERE store_key = %s", (store_key,)
-            ).fetchone()
+            value = self._read_checkpoint(store_key)
             self._conn.commit()  # end the read: no idle transaction while paging
-        except self._psycopg.Error as exc:
-            self._rollback()
-            raise OutputError(
-                f"cannot read {self.description}: {self._why(exc)}"
-            ) from None
-        except BaseException:
-            self._rollback()
-            raise
-        if row is None:
-            return None
-        record = row[0]
-        try:
-            validate_record(record, where="the database's cursor")
-        except ValueError as exc:
-            raise ConfigError(
-                f"{self.description}: its saved cursor for this store is unreadable "
-                f"({exc}); delete that row of {self.schema}.sync_state to start again"
-            ) from None
-        return record  # type: ignore[no-any-return]
+        return None if value is None else self._checked(value)
 
     def close(self) -> None:
         self._rollback()
@@ -321,6 +253,36 @@ class PostgresSink:
                 self._conn.execute("SELECT pg_advisory_unlock_all()")
                 self._conn.rollback()
             self._conn.close()
+
+    # -- the dialect -------------------------------------------------------------
+
+    def _execute(self, query: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
+        return self._conn.execute(query, params)
+
+    def _abort(self) -> None:
+        with contextlib.suppress(self._psycopg.Error):
+            self._conn.rollback()
+
+    def _why(self, exc: Exception) -> str:
+        """psycopg's message on one line, never with the password in it."""
+        return one_line_without(exc, self._secrets)
+
+    def _refusal(self) -> Refusal:
+        return _refusal(self.schema, self.description)
+
+    def _before_claim(self) -> None:
+        # concurrent first writers: the second waits on the first's row, then
+        # does nothing and reads the committed claim
+        assert self.store is not None  # noqa: S101 - only claims call it
+        self._conn.execute(_CLAIM_IF_FREE, (self.store.value, int(time.time())))
+
+    def _state_table(self) -> str:
+        return f"{self.schema}.sync_state"
+
+    def _encode(self, record: StateRecord) -> Any:
+        from psycopg.types.json import Jsonb
+
+        return Jsonb(record)
 
     # -- mechanics ---------------------------------------------------------------
 
@@ -357,24 +319,26 @@ class PostgresSink:
         from psycopg.types.json import Jsonb
 
         oid = order_id(order)
-        values = order_columns(order)
-        for name in REAL_COLUMNS:
-            values[name] = _decimal(values[name])
-        values.update(
-            id=oid,
-            orderdate=cursor_value(order, "orderdate"),
-            dt_updated=cursor_value(order, "dt_updated"),
-            order_json=Jsonb(order, dumps=_dumps_jsonb),
-            first_seen=now,
-            last_seen=now,
-            source=self.source,
+        row = order_row(
+            order,
+            oid,
+            cursor_value(order, "dt_updated"),
+            Jsonb(order, dumps=_dumps_jsonb),
+            now,
+            self.source,
         )
-        cur.execute(_UPSERT, [_without_nul(values[n]) for n in _ORDER_COLUMNS])
+        cur.execute(
+            _UPSERT,
+            [
+                _decimal(value) if i in _AMOUNTS else _without_nul(value)
+                for i, value in enumerate(row)
+            ],
+        )
         if cur.fetchone() is None:
             # an older version than the stored one: note that we saw it, no more
-            cur.execute("UPDATE orders SET last_seen = %s WHERE id = %s", (now, oid))
+            cur.execute(self.SQL.touch, (now, oid))
             return
-        cur.execute("DELETE FROM order_items WHERE order_id = %s", (oid,))
+        cur.execute(self.SQL.delete_items, (oid,))
         items = [
             (
                 oid,
@@ -417,11 +381,7 @@ class PostgresSink:
             return
         # a sink opened without an identity (library use): the schema is
         # claimed by the state key, as before identities
-        self._conn.execute(
-            "INSERT INTO sync_store (store_key, claimed_at) VALUES (%s, %s) "
-            "ON CONFLICT (only_one) DO NOTHING",
-            (store_key, int(time.time())),
-        )
+        self._conn.execute(_CLAIM_IF_FREE, (store_key, int(time.time())))
         owner = self._conn.execute("SELECT store_key FROM sync_store").fetchone()
         if owner and owner[0] != store_key:
             self._rollback()
@@ -435,47 +395,6 @@ class PostgresSink:
         # the lock is the session's: it outlives this transaction, so it stays
         # taken even if the page that took it rolls back
         self._claimed.add(store_key)
-
-    def _recorded_store(self) -> str | None:
-        row = self._conn.execute("SELECT store_key FROM sync_store").fetchone()
-        return None if row is None else str(row[0])
-
-    def _refuse_other(self, recorded: str | None) -> None:
-        store = self.store
-        if store is not None and recorded is not None and not store.owns(recorded):
-            self._rollback()
-            raise other_store(
-                f"schema {self.schema} of {self.description}",
-                recorded,
-                store,
-                _ONE_SCHEMA_PER_STORE,
-                f"DELETE FROM {self.schema}.sync_store",  # noqa: S608 - a message
-            )
-
-    def _ensure_store(self) -> None:
-        """Record this store in the open transaction, or refuse (ConfigError).
-
-        Checked again inside the write: another store's run may have claimed
-        an empty schema since this one was opened; a schema claimed by this
-        store's state key (an older release) is adopted.
-        """
-        if self.store is None or self._store_confirmed or self._store_pending:
-            return
-        # concurrent first writers: the second waits on the first's row, then
-        # does nothing and reads the committed claim
-        self._conn.execute(
-            "INSERT INTO sync_store (store_key, claimed_at) VALUES (%s, %s) "
-            "ON CONFLICT (only_one) DO NOTHING",
-            (self.store.value, int(time.time())),
-        )
-        recorded = self._recorded_store()
-        self._refuse_other(recorded)
-        if recorded != self.store.value:
-            self._conn.execute(
-                "UPDATE sync_store SET store_key = %s, claimed_at = %s",
-                (self.store.value, int(time.time())),
-            )
-        self._store_pending = True
 
     def _migrate(self, conn: psycopg.Connection[Any]) -> str:
         """Bring the schema to :data:`SCHEMA_VERSION`; return the schema's name."""
@@ -502,23 +421,13 @@ class PostgresSink:
                     f"{self.description}: no schema to write to (empty search_path); "
                     "add ?schema=NAME to the URL"
                 )
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
+            apply_migrations(
+                conn,
+                MIGRATIONS,
+                where=f"schema {schema} of {self.description}",
+                sql=self.SQL,
+                run=conn.execute,  # several statements: no parameters allowed
             )
-            found = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-            current = (found[0] if found else None) or 0
-            if current > SCHEMA_VERSION:
-                raise OutputError(
-                    f"schema {schema} of {self.description} was written by a newer "
-                    f"miva-sync (schema {current}, this release knows "
-                    f"{SCHEMA_VERSION}): upgrade miva-sync"
-                )
-            for version, script in MIGRATIONS:
-                if version > current:
-                    conn.execute(script)  # several statements: no parameters allowed
-                    conn.execute(
-                        "INSERT INTO schema_version (version) VALUES (%s)", (version,)
-                    )
             conn.commit()
         except self._psycopg.Error as exc:
             # the caller closes this session: nothing to roll back
@@ -526,15 +435,6 @@ class PostgresSink:
                 f"cannot prepare {self.description}: {self._why(exc)}"
             ) from None
         return str(schema)
-
-    def _rollback(self) -> None:
-        self._store_pending = False
-        with contextlib.suppress(self._psycopg.Error):
-            self._conn.rollback()
-
-    def _why(self, exc: Exception) -> str:
-        """psycopg's message on one line, never with the password in it."""
-        return one_line_without(exc, self._secrets)
 
 
 @contextlib.contextmanager
@@ -564,24 +464,12 @@ def reading(target: str) -> Iterator[psycopg.Connection[Any]]:
         raise OutputError(f"cannot read {description}: {reason}") from None
 
 
-def check_store(target: str, store: StoreIdentity) -> None:
-    """Refuse (exit 3) a schema holding another store's orders, read-only, for
-    ``verify``: it must neither create, migrate nor claim anything."""
-    with reading(target) as conn:
-        row = conn.execute(
-            "SELECT current_schema(), to_regclass('sync_store') IS NOT NULL"
-        ).fetchone()
-        if not row or not row[1]:
-            return  # nothing written there yet: verify says so itself
-        owner = conn.execute("SELECT store_key FROM sync_store").fetchone()
-    if owner is not None and not store.owns(str(owner[0])):
-        raise other_store(
-            f"schema {row[0]} of {redact_url(target)}",
-            str(owner[0]),
-            store,
-            _ONE_SCHEMA_PER_STORE,
-            f"DELETE FROM {row[0]}.sync_store",  # noqa: S608 - a message
-        )
+def _refusal(schema: str, description: str) -> Refusal:
+    return {
+        "where": f"schema {schema} of {description}",
+        "fix": "Give each store its own schema (?schema=NAME in the URL) or database",
+        "reset": f"DELETE FROM {schema}.sync_store",  # noqa: S608 - a message
+    }
 
 
 def use_schema(conn: psycopg.Connection[Any], schema: str) -> None:

@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import contextlib
 import re
-import sqlite3
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from miva_sync.base import jsonio
 from miva_sync.errors import OutputError, UsageError
-from miva_sync.sinks import is_postgres
+from miva_sync.sinks import POSTGRES, SQLITE, kind_of
+from miva_sync.sinks.database import STORED_VERSIONS
 from miva_sync.store.orders import cursor_value
 
 _ORDER_FILE = re.compile(r"^\d+\.json$")
@@ -72,16 +72,7 @@ class TargetContents:
 
 def read_target(target: str, store_key: str) -> TargetContents:
     """Read the output named by ``-o`` back (see the module docstring)."""
-    kind = check_target(target)
-    if kind == "sqlite":
-        from miva_sync.sinks.sqlite import sqlite_path
-
-        return _read_sqlite(sqlite_path(target), store_key)
-    if kind == "postgres":
-        return _read_postgres(target, store_key)
-    if kind == "folder":
-        return _read_folder(Path(target))
-    return _read_lines(Path(target))
+    return _READERS[check_target(target)](target, store_key)
 
 
 def check_target(target: str) -> str:
@@ -95,27 +86,23 @@ def check_target(target: str) -> str:
             "stdout cannot be read back: verify the file, folder or database the "
             "orders went to (-o orders.jsonl, -o orders/, -o sqlite:///orders.db)"
         )
-    if is_postgres(target):
-        return "postgres"
-    if target.startswith("sqlite:///"):
-        from miva_sync.sinks.sqlite import sqlite_path
+    kind = kind_of(
+        target, forms="verify reads FILE.jsonl, DIR/, sqlite:///PATH or postgresql://…"
+    )
+    if kind is not POSTGRES:
+        if kind is SQLITE:
+            from miva_sync.sinks.sqlite import sqlite_path
 
-        path, kind = sqlite_path(target), "sqlite"
-    elif "://" in target:
-        scheme = target.split("://", 1)[0]
-        raise UsageError(
-            f"unknown output {scheme}://; verify reads FILE.jsonl, DIR/, "
-            "sqlite:///PATH or postgresql://…"
-        )
-    else:
-        path = Path(target)
-        kind = "folder" if target.endswith("/") or path.is_dir() else "lines"
-    if not path.exists():
-        raise OutputError(f"cannot read {target}: it does not exist")
-    return kind
+            path = sqlite_path(target)
+        else:
+            path = Path(target)
+        if not path.exists():
+            raise OutputError(f"cannot read {target}: it does not exist")
+    return kind.name
 
 
-def _read_lines(path: Path) -> TargetContents:
+def _read_lines(target: str, store_key: str) -> TargetContents:
+    path = Path(target)
     contents = TargetContents(str(path))
     try:
         with path.open("rb") as lines:
@@ -145,7 +132,8 @@ def _take_line(contents: TargetContents, line: bytes) -> None:
     contents.keep(message)
 
 
-def _read_folder(folder: Path) -> TargetContents:
+def _read_folder(target: str, store_key: str) -> TargetContents:
+    folder = Path(target)
     contents = TargetContents(f"{folder}/")
     try:
         names = [p.name for p in folder.iterdir() if _ORDER_FILE.match(p.name)]
@@ -164,37 +152,34 @@ def _read_folder(folder: Path) -> TargetContents:
     return contents
 
 
-def _read_sqlite(path: Path, store_key: str) -> TargetContents:
-    contents = TargetContents(f"sqlite:///{path}")
-    try:
-        # read-only: verify must never create, migrate or lock the writers out
-        conn = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        raise OutputError(f"cannot open {path}: {exc}") from None
-    try:
-        rows = conn.execute("SELECT id, orderdate, dt_updated FROM orders").fetchall()
-        state = conn.execute(
-            "SELECT record FROM sync_state WHERE store_key = ?", (store_key,)
-        ).fetchone()
-    except sqlite3.Error as exc:
-        raise OutputError(
-            f"cannot read {path}: {exc} (is it a miva-sync database?)"
-        ) from None
-    finally:
-        conn.close()
-    contents.orders = {oid: Stored(od, up) for oid, od, up in rows}
+def _read_sqlite(target: str, store_key: str) -> TargetContents:
+    import sqlite3
+
+    from miva_sync.sinks.sqlite import SqliteSink, reading, sqlite_path
+
+    path = sqlite_path(target)
+    with reading(path) as conn:
+        try:
+            rows = conn.execute(STORED_VERSIONS).fetchall()
+            state = conn.execute(
+                SqliteSink.SQL.read_checkpoint, (store_key,)
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise OutputError(
+                f"cannot read {path}: {exc} (is it a miva-sync database?)"
+            ) from None
+    record = None
     if state is not None:
         with contextlib.suppress(ValueError):
-            contents.checkpoint = jsonio.loads(state[0].encode())
-    return contents
+            record = jsonio.loads(state[0].encode())
+    return _database(f"sqlite:///{path}", rows, record)
 
 
 def _read_postgres(target: str, store_key: str) -> TargetContents:
-    from miva_sync.sinks.postgres import reading, split_target
+    from miva_sync.sinks.postgres import PostgresSink, reading, split_target
     from miva_sync.store.urls import redact_url
 
     description = redact_url(target)
-    contents = TargetContents(description)
     _, schema = split_target(target)
     with reading(target) as conn:
         found = conn.execute("SELECT to_regclass('orders')").fetchone()
@@ -204,11 +189,25 @@ def _read_postgres(target: str, store_key: str) -> TargetContents:
                 f"{description}: no orders table in {where}; nothing was "
                 "written there yet (check ?schema=)"
             )
-        rows = conn.execute("SELECT id, orderdate, dt_updated FROM orders").fetchall()
-        state = conn.execute(
-            "SELECT record FROM sync_state WHERE store_key = %s", (store_key,)
-        ).fetchone()
+        rows = conn.execute(STORED_VERSIONS).fetchall()
+        state = conn.execute(PostgresSink.SQL.read_checkpoint, (store_key,)).fetchone()
+    return _database(description, rows, None if state is None else state[0])
+
+
+def _database(
+    description: str, rows: Iterable[tuple[int, int | None, int | None]], record: Any
+) -> TargetContents:
+    """A database's rows (one per order) and its own cursor record, if readable."""
+    contents = TargetContents(description)
     contents.orders = {oid: Stored(od, up) for oid, od, up in rows}
-    if state is not None and isinstance(state[0], dict):
-        contents.checkpoint = state[0]
+    if isinstance(record, dict):
+        contents.checkpoint = record
     return contents
+
+
+_READERS: dict[str, Callable[[str, str], TargetContents]] = {
+    "lines": _read_lines,
+    "folder": _read_folder,
+    "sqlite": _read_sqlite,
+    "postgres": _read_postgres,
+}

@@ -3,8 +3,8 @@
 A run killed after writing a page but before saving its state leaves that page
 in the file. The next run appending to the same file reads those lines back
 (everything past the offset of the last checkpoint) into its dedupe window,
-so they are not emitted a second time. The state file keeps the receipt:
-``{"target": path, "inode": n, "offset": bytes}``. Only appending to the same
+so they are not emitted a second time. The state file keeps the receipt
+(``output``: :class:`~miva_sync.state.record.Receipt`). Only appending to the same
 file can be made exactly-once this way; stdout, or a new file each run, stays
 at-least-once across a crash.
 """
@@ -16,10 +16,11 @@ from typing import Any
 
 from miva_sync.base import jsonio
 from miva_sync.sinks.base import Sink
+from miva_sync.state.record import Receipt
 from miva_sync.store.orders import cursor_value
 
 
-def receipt(sink: Sink) -> dict[str, Any] | None:
+def receipt(sink: Sink) -> Receipt | None:
     """The file's identity and committed length, taken right after a commit.
 
     The length counts whole lines only: a partial line a killed writer left is
@@ -38,7 +39,7 @@ def receipt(sink: Sink) -> dict[str, Any] | None:
     return {"target": str(sink.path), "inode": status.st_ino, "offset": length}
 
 
-def uncommitted(sink: Sink, saved: Any) -> list[dict[str, Any]]:
+def uncommitted(sink: Sink, saved: object) -> list[dict[str, Any]]:
     """Orders written to the same file after the saved receipt (a crashed run's page)."""
     here = receipt(sink)
     if not isinstance(saved, dict) or here is None:

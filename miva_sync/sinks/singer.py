@@ -13,9 +13,11 @@ a pipe's reader has taken it, or once a file is fsynced.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from miva_sync.sinks.jsonl import FileSink, StdoutSink
+from miva_sync.sinks.base import Sink, WithoutCursor
+from miva_sync.state.record import StateRecord
 
 STREAM = "orders"
 # date/updated/number modes page by one field: Singer's "replication key"
@@ -81,32 +83,35 @@ def order_schema() -> dict[str, Any]:
     }
 
 
-def state_value(store_key: str, checkpoint: dict[str, Any]) -> dict[str, Any]:
+def state_value(store_key: str, checkpoint: StateRecord) -> dict[str, Any]:
     """The STATE message's value: Singer's ``bookmarks`` shape, keyed by stream."""
+    # read as the JSON it is written as: a whitelist of its keys, and the
+    # active mode's cursor whatever its kind
+    saved: Mapping[str, Any] = checkpoint
     bookmark: dict[str, Any] = {"store": store_key}
-    bookmark.update({k: checkpoint[k] for k in STATE_FIELDS if k in checkpoint})
-    field = REPLICATION_KEYS.get(str(checkpoint.get("mode")))
-    cursor = checkpoint.get("cursors", {}).get(checkpoint.get("mode"), {})
+    bookmark.update({k: saved[k] for k in STATE_FIELDS if k in saved})
+    field = REPLICATION_KEYS.get(str(saved.get("mode")))
+    cursor = saved.get("cursors", {}).get(saved.get("mode"), {})
     if field is not None and isinstance(cursor, dict):
         bookmark["replication_key"] = field
         bookmark["replication_key_value"] = cursor.get("watermark")
     return {"bookmarks": {STREAM: bookmark}}
 
 
-class SingerSink:
-    """Wrap a JSON Lines sink: messages are lines, so its durability rules apply."""
+class SingerSink(WithoutCursor):
+    """Wrap a JSON Lines sink (stdout or a file): messages are lines, so its
+    durability rules apply."""
 
-    def __init__(self, lines: StdoutSink | FileSink) -> None:
+    def __init__(self, lines: Sink) -> None:
         self._lines = lines
         self.description = f"{lines.description} (Singer)"
-        self.keeps_checkpoint = False
         self._schema_sent = False
 
     def write(self, orders: list[dict[str, Any]]) -> None:
         records = [{"type": "RECORD", "stream": STREAM, "record": o} for o in orders]
         self._lines.write(self._preamble() + records)
 
-    def commit(self, store_key: str, checkpoint: dict[str, Any] | None) -> None:
+    def commit(self, store_key: str, checkpoint: StateRecord | None) -> None:
         # STATE after the page's records and before the flush that makes both
         # durable: a target never stores state ahead of the records it covers
         messages = self._preamble()
@@ -117,7 +122,7 @@ class SingerSink:
             self._lines.write(messages)
         self._lines.commit(store_key, checkpoint)
 
-    def load_checkpoint(self, store_key: str) -> dict[str, Any] | None:
+    def load_checkpoint(self, store_key: str) -> StateRecord | None:
         return None
 
     def close(self) -> None:

@@ -15,78 +15,42 @@ import contextlib
 import os
 import sqlite3
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from miva_sync.base import jsonio
 from miva_sync.errors import ConfigError, OutputError
-from miva_sync.sinks.base import legacy_owner, other_store
-from miva_sync.sinks.rows import (
-    INTEGER_COLUMNS,
-    QUERY_COLUMNS,
-    REAL_COLUMNS,
-    TEXT_COLUMNS,
-    order_column_values,
-    order_item_rows,
+from miva_sync.sinks.base import Opening
+from miva_sync.sinks.database import (
+    INSERT_ITEMS,
+    INSERT_ORDERS,
+    ON_ORDER_CONFLICT,
+    RECORDED_STORE,
+    DatabaseSink,
+    Refusal,
+    Statements,
+    apply_migrations,
+    keeps_stored,
+    order_row,
+    order_tables,
+    refuse_other_store,
 )
-from miva_sync.state.file import validate_record
+from miva_sync.sinks.rows import order_item_rows
+from miva_sync.state.record import StateRecord
 from miva_sync.store.orders import cursor_value, order_id
 from miva_sync.store.urls import StoreIdentity
 
 BUSY_TIMEOUT_MS = 30_000
 # ids per "id IN (…)" lookup: far below SQLite's variable limit, old builds too
 LOOKUP_BATCH = 500
-
-# Every column an order row sets, in one fixed order. Rows go to SQLite many per
-# statement: the statements are these heads, a "(?, …)" per row, and the tail.
-_ROW_COLUMNS = (
-    "id", "orderdate", "dt_updated", *QUERY_COLUMNS,
-    "order_json", "first_seen", "last_seen", "source",
-)  # fmt: skip
-_UPSERT_HEAD = f"INSERT INTO orders ({', '.join(_ROW_COLUMNS)}) VALUES "  # noqa: S608 - names are ours
-_UPSERT_TAIL = " ON CONFLICT (id) DO UPDATE SET " + ", ".join(
-    f"{c} = excluded.{c}" for c in _ROW_COLUMNS if c not in ("id", "first_seen")
-)
-_INSERT_ITEM_HEAD = (
-    "INSERT OR REPLACE INTO order_items "
-    "(order_id, line_id, code, sku, name, quantity, price, total) VALUES "
-)
+# Rows go to SQLite many per statement: the statement's head, a "(?, …)" per
+# row, and its tail. An item replaces the row of its line.
+_INSERT_ITEMS = INSERT_ITEMS.replace("INSERT", "INSERT OR REPLACE", 1)
 MAX_ROWS_PER_STATEMENT = 100  # and never more ? marks than this SQLite allows
 
-_V1 = f"""
-CREATE TABLE orders (
-    id INTEGER PRIMARY KEY,
-    orderdate INTEGER,
-    dt_updated INTEGER,
-    {", ".join(f"{c} INTEGER" for c in INTEGER_COLUMNS)},
-    {", ".join(f"{c} REAL" for c in REAL_COLUMNS)},
-    {", ".join(f"{c} TEXT" for c in TEXT_COLUMNS)},
-    order_json TEXT NOT NULL,
-    first_seen INTEGER NOT NULL,
-    last_seen INTEGER NOT NULL,
-    source TEXT NOT NULL
-);
-CREATE INDEX orders_orderdate ON orders (orderdate);
-CREATE INDEX orders_dt_updated ON orders (dt_updated);
-CREATE TABLE order_items (
-    order_id INTEGER NOT NULL REFERENCES orders (id) ON DELETE CASCADE,
-    line_id INTEGER NOT NULL,
-    code TEXT,
-    sku TEXT,
-    name TEXT,
-    quantity INTEGER,
-    price REAL,
-    total REAL,
-    PRIMARY KEY (order_id, line_id)
-);
-CREATE INDEX order_items_sku ON order_items (sku);
-CREATE TABLE sync_state (
-    store_key TEXT PRIMARY KEY,
-    record TEXT NOT NULL,
-    updated_at INTEGER NOT NULL
-);
-"""
+_V1 = order_tables(integer="INTEGER", real="REAL", json="TEXT")
 
 _V2 = """
 CREATE VIEW orders_iso AS
@@ -123,144 +87,121 @@ def sqlite_path(target: str) -> Path:
     return Path(path).expanduser()
 
 
-class SqliteSink:
-    """Upsert orders into a SQLite file.
+class SqliteSink(DatabaseSink):
+    """Upsert orders into a SQLite file (the rules: miva_sync/sinks/database.py)."""
 
-    With ``store`` (what the CLI always gives), the file holds that store's
-    orders only: another store's is refused when opening (before any request
-    to the store), and the identity is recorded in the transaction of the
-    first write, so settings that fail before any order arrives (a mistyped
-    URL) claim nothing.
-    """
+    SQL = Statements("?")
+    ONE = 1
+    _errors = sqlite3.Error
 
     def __init__(
         self, path: Path, *, source: str = "pull", store: StoreIdentity | None = None
     ) -> None:
+        super().__init__(source=source, store=store)
         self.path = path
         self.description = f"sqlite:///{path}"
-        self.keeps_checkpoint = True
-        self.write_behind = True  # SQLite's work releases the GIL: overlap the fetch
-        self.source = source
+        self.where = str(path)
         self._conn = _connect(path)
         self._in_transaction = False
         self._max_variables = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        self.store = store
-        # True once this file is known to hold ``store`` durably: it never
-        # changes after that (short of someone emptying sync_store by hand)
-        self._store_confirmed = False
-        self._store_pending = False
         try:
             migrate(self._conn, path)
             if store is not None:
-                recorded = recorded_store(self._conn, path)
-                self._refuse_other(recorded)
-                self._store_confirmed = recorded == store.value
+                self._check_store_when_opened(self._recorded_store())
         except BaseException:
             self._conn.close()
             raise
+
+    @classmethod
+    def from_target(cls, target: str, how: Opening) -> SqliteSink:
+        """``-o sqlite:///PATH`` (one host: the local run lock is the only lock)."""
+        return cls(sqlite_path(target), source=how.source, store=how.store)
+
+    @staticmethod
+    def check_store(target: str, store: StoreIdentity) -> None:
+        """Refuse (exit 3) a file holding another store's orders, read-only, for
+        ``verify``: it must neither create, migrate nor claim anything."""
+        path = sqlite_path(target)
+        if not path.exists():
+            return
+        with reading(path) as conn:
+            refuse_other_store(
+                store,
+                recorded_store(conn, path),
+                _refusal(path),
+                lambda: _state_keys(conn, path),
+            )
 
     # -- the sink interface ------------------------------------------------------
 
     def write(self, orders: list[dict[str, Any]]) -> None:
         self._begin()
         now = int(time.time())
-        try:
+        with self._failing("write to"):
             self._upsert_page(orders, now)
-        except sqlite3.Error as exc:
-            self._rollback()
-            raise OutputError(f"cannot write to {self.path}: {exc}") from None
 
-    def commit(self, store_key: str, checkpoint: dict[str, Any] | None) -> None:
+    def commit(self, store_key: str, checkpoint: StateRecord | None) -> None:
         self._begin()
-        try:
+        with self._failing("commit to"):
             if checkpoint is not None:
-                self._conn.execute(
-                    "INSERT INTO sync_state (store_key, record, updated_at) VALUES (?, ?, ?) "
-                    "ON CONFLICT (store_key) DO UPDATE SET record = excluded.record, "
-                    "updated_at = excluded.updated_at",
-                    (
-                        store_key,
-                        # every commit: orjson (the dedupe window can be large)
-                        jsonio.dumps(checkpoint).decode("utf-8"),
-                        int(time.time()),
-                    ),
-                )
+                self._save_checkpoint(store_key, checkpoint)
             self._conn.execute("COMMIT")
             self._in_transaction = False
-            if self._store_pending:
-                self._store_confirmed, self._store_pending = True, False
-        except sqlite3.Error as exc:
-            self._rollback()
-            raise OutputError(f"cannot commit to {self.path}: {exc}") from None
+        self._committed()
 
-    def load_checkpoint(self, store_key: str) -> dict[str, Any] | None:
-        row = self._conn.execute(
-            "SELECT record FROM sync_state WHERE store_key = ?", (store_key,)
-        ).fetchone()
-        if row is None:
-            return None
-        try:
-            record = jsonio.loads(row[0].encode())
-            validate_record(record, where="the database's cursor")
-        except ValueError as exc:
-            raise ConfigError(
-                f"{self.path}: its saved cursor for this store is unreadable ({exc}); "
-                "delete that row of sync_state to start again"
-            ) from None
-        return record  # type: ignore[no-any-return]
+    def load_checkpoint(self, store_key: str) -> StateRecord | None:
+        with self._failing("read"):
+            value = self._read_checkpoint(store_key)
+        return None if value is None else self._checked(value)
 
     def close(self) -> None:
         self._rollback()
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()
 
-    # -- mechanics ---------------------------------------------------------------
+    # -- the dialect -------------------------------------------------------------
 
-    def _begin(self) -> None:
-        if not self._in_transaction:
-            try:
-                # IMMEDIATE: take the write lock now (waiting up to the busy
-                # timeout) rather than failing half-way through a page
-                self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise OutputError(f"cannot write to {self.path}: {exc}") from None
-            self._in_transaction = True
-            if self.store is not None and not self._store_confirmed:
-                self._claim_store()
+    def _execute(self, query: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        return self._conn.execute(query, tuple(params))
 
-    def _claim_store(self) -> None:
-        """Record this store in the open write transaction, or refuse.
-
-        Checked again under the write lock: another store's run may have
-        claimed an empty file since this one was opened.
-        """
-        assert self.store is not None  # noqa: S101 - the caller checks
-        try:
-            recorded = recorded_store(self._conn, self.path)
-            self._refuse_other(recorded)
-            if recorded != self.store.value:  # none yet, or an older name: adopt
-                self._conn.execute(
-                    "INSERT INTO sync_store (only_one, store_key, claimed_at) "
-                    "VALUES (1, ?, ?) ON CONFLICT (only_one) DO UPDATE SET "
-                    "store_key = excluded.store_key, claimed_at = excluded.claimed_at",
-                    (self.store.value, int(time.time())),
-                )
-        except BaseException:
-            self._rollback()
-            raise
-        # durable with this transaction's COMMIT, not before
-        self._store_pending = True
-
-    def _refuse_other(self, recorded: str | None) -> None:
-        if self.store is not None:
-            refuse_other_store(self._conn, self.path, recorded, self.store)
-
-    def _rollback(self) -> None:
+    def _abort(self) -> None:
         if self._in_transaction:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
             self._in_transaction = False
-        self._store_pending = False
+
+    def _recorded_store(self) -> str | None:
+        return recorded_store(self._conn, self.path)
+
+    def _refusal(self) -> Refusal:
+        return _refusal(self.path)
+
+    def _legacy_keys(self) -> list[str]:
+        return _state_keys(self._conn, self.path)
+
+    def _encode(self, record: StateRecord) -> str:
+        # every commit: orjson (the dedupe window can be large)
+        return jsonio.dumps(record).decode("utf-8")
+
+    def _decode(self, value: Any) -> Any:
+        return jsonio.loads(value.encode())
+
+    # -- mechanics ---------------------------------------------------------------
+
+    def _begin(self) -> None:
+        """Open the page's transaction, and claim the file for the store in it."""
+        if self._in_transaction:
+            return
+        try:
+            # IMMEDIATE: take the write lock now (waiting up to the busy
+            # timeout) rather than failing half-way through a page
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise OutputError(f"cannot write to {self.path}: {exc}") from None
+        self._in_transaction = True
+        # under the write lock: no other run can claim the file meanwhile
+        with self._failing("write to"):
+            self._ensure_store()
 
     def _upsert_page(self, orders: list[dict[str, Any]], now: int) -> None:
         """Newest version wins, order by order, as one lookup and a few executemany.
@@ -277,29 +218,23 @@ class SqliteSink:
         for order in orders:
             oid = order_id(order)
             updated = cursor_value(order, "dt_updated")
-            known = stored.get(oid)
-            if known is not None and updated is not None and updated <= known:
-                # the same version again, or an older one (a late webhook, a
-                # replayed page): keep what is stored, and who delivered it
+            if keeps_stored(stored.get(oid), updated):
                 seen_again.append((now, oid))
                 continue
             stored[oid] = updated
-            rows.append((
-                oid, cursor_value(order, "orderdate"), updated,
-                *order_column_values(order),
-                jsonio.dumps(order).decode("utf-8"), now, now, self.source,
-            ))  # fmt: skip
+            order_json = jsonio.dumps(order).decode("utf-8")
+            rows.append(order_row(order, oid, updated, order_json, now, self.source))
             items[oid] = order_item_rows(oid, order)  # the last version's items
         conn = self._conn
         if seen_again:
-            conn.executemany("UPDATE orders SET last_seen = ? WHERE id = ?", seen_again)
+            conn.executemany(self.SQL.touch, seen_again)
         if rows:
-            self._insert(_UPSERT_HEAD, _UPSERT_TAIL, rows)
+            self._insert(INSERT_ORDERS, ON_ORDER_CONFLICT, rows)
             replaced = [(i,) for i in items if i in had_items]
             if replaced:
-                conn.executemany("DELETE FROM order_items WHERE order_id = ?", replaced)
+                conn.executemany(self.SQL.delete_items, replaced)
             self._insert(
-                _INSERT_ITEM_HEAD,
+                _INSERT_ITEMS,
                 "",
                 [row for per_order in items.values() for row in per_order],
             )
@@ -344,42 +279,39 @@ def recorded_store(conn: sqlite3.Connection, path: Path) -> str | None:
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sync_store'"
         ).fetchone():
             return None
-        row = conn.execute("SELECT store_key FROM sync_store").fetchone()
+        row = conn.execute(RECORDED_STORE).fetchone()
     except sqlite3.Error as exc:
         raise OutputError(f"cannot read {path}: {exc}") from None
     return None if row is None else str(row[0])
 
 
-def refuse_other_store(
-    conn: sqlite3.Connection, path: Path, recorded: str | None, store: StoreIdentity
-) -> None:
-    """Raise ConfigError (exit 3) if the file holds another store's orders."""
-    if recorded is None:
-        # a file from before identities: the keys of its cursors may still tell
-        try:
-            keys = [str(r[0]) for r in conn.execute("SELECT store_key FROM sync_state")]
-        except sqlite3.Error as exc:
-            raise OutputError(f"cannot read {path}: {exc}") from None
-        recorded = legacy_owner(store, keys)
-    if recorded is not None and not store.owns(recorded):
-        raise other_store(
-            f"sqlite:///{path}",
-            recorded,
-            store,
-            "Give each store its own file (-o sqlite:///OTHER.db)",
-            f"sqlite3 {path} 'DELETE FROM sync_store'",  # noqa: S608 - a message
-        )
+def _state_keys(conn: sqlite3.Connection, path: Path) -> list[str]:
+    """The state keys of the file's cursors: in a file from before identities,
+    all that may tell whose orders it holds."""
+    try:
+        return [str(r[0]) for r in conn.execute("SELECT store_key FROM sync_state")]
+    except sqlite3.Error as exc:
+        raise OutputError(f"cannot read {path}: {exc}") from None
 
 
-def check_store(path: Path, store: StoreIdentity) -> None:
-    """Refuse (exit 3) a file holding another store's orders, read-only, for
-    ``verify``: it must neither create, migrate nor claim anything."""
+def _refusal(path: Path) -> Refusal:
+    return {
+        "where": f"sqlite:///{path}",
+        "fix": "Give each store its own file (-o sqlite:///OTHER.db)",
+        "reset": f"sqlite3 {path} 'DELETE FROM sync_store'",  # noqa: S608 - a message
+    }
+
+
+@contextlib.contextmanager
+def reading(path: Path) -> Iterator[sqlite3.Connection]:
+    """A read-only connection (``verify``: it must never create, migrate or
+    lock the writers out)."""
     try:
         conn = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
     except sqlite3.Error as exc:
         raise OutputError(f"cannot open {path}: {exc}") from None
     try:
-        refuse_other_store(conn, path, recorded_store(conn, path), store)
+        yield conn
     finally:
         conn.close()
 
@@ -410,33 +342,28 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 def migrate(conn: sqlite3.Connection, path: Path) -> None:
-    """Bring the file to :data:`SCHEMA_VERSION`, one transaction per step."""
+    """Bring the file to :data:`SCHEMA_VERSION` in one transaction."""
     try:
         conn.execute("BEGIN IMMEDIATE")
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
+        apply_migrations(
+            conn,
+            MIGRATIONS,
+            where=str(path),
+            sql=SqliteSink.SQL,
+            run=lambda script: _run_statements(conn, script),
         )
-        row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-        current = row[0] or 0
-        if current > SCHEMA_VERSION:
-            conn.execute("ROLLBACK")
-            raise OutputError(
-                f"{path} was written by a newer miva-sync (schema {current}, this "
-                f"release knows {SCHEMA_VERSION}): upgrade miva-sync"
-            )
-        for version, script in MIGRATIONS:
-            if version > current:
-                for statement in _statements(script):
-                    conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO schema_version (version) VALUES (?)", (version,)
-                )
         conn.execute("COMMIT")
-    except sqlite3.Error as exc:
+    except BaseException as exc:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
-        raise OutputError(f"cannot prepare {path}: {exc}") from None
+        if isinstance(exc, sqlite3.Error):
+            raise OutputError(f"cannot prepare {path}: {exc}") from None
+        raise
 
 
-def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
+def _run_statements(conn: sqlite3.Connection, script: str) -> None:
+    """A migration's statements one by one, in the open transaction
+    (executescript would commit it first)."""
+    for statement in (s.strip() for s in script.split(";")):
+        if statement:
+            conn.execute(statement)

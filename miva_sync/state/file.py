@@ -8,6 +8,8 @@
   duration. The kernel drops it when the holder dies, so a dead run never
   blocks the next one.
 * Anything read back is validated; a corrupt file is moved aside and reported.
+
+The record's keys are documented in :mod:`miva_sync.state.record`.
 """
 
 from __future__ import annotations
@@ -18,16 +20,16 @@ import fcntl
 import hashlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TypeGuard, cast
 
 from miva_sync.base import jsonio
 from miva_sync.base.fsio import fsync_dir, replace_durably
 from miva_sync.errors import ConfigError, LockedError
+from miva_sync.state.record import MODES, QueueCursor, StateRecord
 
 STATE_VERSION = 1
-MODES = ("date", "updated", "number", "queue", "webhook")  # webhook: listen's holds
 
 
 class StateStore:
@@ -38,12 +40,12 @@ class StateStore:
 
     # -- records -------------------------------------------------------------
 
-    def get(self, store_key: str) -> dict[str, Any] | None:
+    def get(self, store_key: str) -> StateRecord | None:
         """The store's record, or None when there is none."""
         with self._file_lock():
             return self._read().get(store_key)
 
-    def put(self, store_key: str, record: dict[str, Any]) -> None:
+    def put(self, store_key: str, record: StateRecord) -> None:
         """Replace the store's record (atomic and durable)."""
         validate_record(record, where="record to save")
         with self._file_lock():
@@ -59,7 +61,7 @@ class StateStore:
             self._write(stores)
             return True
 
-    def all(self) -> dict[str, dict[str, Any]]:
+    def all(self) -> dict[str, StateRecord]:
         with self._file_lock():
             return self._read()
 
@@ -109,7 +111,7 @@ class StateStore:
                 f"cannot use the state folder {path.parent}: {exc.strerror}"
             ) from None
 
-    def _read(self) -> dict[str, dict[str, Any]]:
+    def _read(self) -> dict[str, StateRecord]:
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
@@ -135,7 +137,7 @@ class StateStore:
         fsync_dir(self.path.parent)
         return target
 
-    def _write(self, stores: dict[str, dict[str, Any]]) -> None:
+    def _write(self, stores: dict[str, StateRecord]) -> None:
         document = {"version": STATE_VERSION, "stores": stores}
         # read and written on every commit: orjson, not the standard library
         data = jsonio.dumps_document(document) + b"\n"
@@ -151,24 +153,24 @@ def _first_line(exc: Exception) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-def validate_document(document: Any) -> dict[str, dict[str, Any]]:
+def validate_document(document: object) -> dict[str, StateRecord]:
     """Check the whole file's shape; raise ValueError when anything is off."""
     if not isinstance(document, dict) or document.get("version") != STATE_VERSION:
         raise ValueError(f"not a version {STATE_VERSION} state document")
     stores = document.get("stores")
     if not isinstance(stores, dict):
         raise ValueError("'stores' is not an object")
-    for key, record in stores.items():
-        validate_record(record, where=f"store {key!r}")
-    return stores
+    return {
+        key: validate_record(record, where=f"store {key!r}")
+        for key, record in stores.items()
+    }
 
 
-def validate_record(record: Any, *, where: str) -> None:
-    """A store record: active mode, cursors, dedupe window, held orders, last run.
+def validate_record(record: object, *, where: str) -> StateRecord:
+    """``record`` if it is a store record (:class:`StateRecord`), else ValueError.
 
-    ``held``: ``{"<id>": {"since": first seen unpaid (unix s), "orderdate": int|None}}``.
-    ``last_run``: ``{"finished_at": unix s, "mode", "emitted", "unchanged", "held",
-    "released", "seconds"}``, written when a run ends successfully.
+    Checked: everything a run or ``state show`` reads without checking it
+    itself; the keys left to their readers are listed in state/record.py.
     """
     if not isinstance(record, dict):
         raise ValueError(f"{where}: not an object")
@@ -185,30 +187,28 @@ def validate_record(record: Any, *, where: str) -> None:
     if not isinstance(dedupe, dict):
         raise ValueError(f"{where}: dedupe is not an object")
     for order_id, entry in dedupe.items():
-        # [version, orderdate, dt_updated]; readers treat a non-int time as unknown.
-        # version: dt_updated, or a content fingerprint "h" + 24 hex (the same
-        # shape before and after the fingerprint's upgrade: sync/orders.py); a
-        # version that matches nothing only makes its order emitted once more
+        # the elements are left to the readers: a version that matches nothing
+        # only makes its order emitted once more, and a time that is not an
+        # int counts as unknown
         if not _is_id_key(order_id) or not isinstance(entry, list) or len(entry) != 3:
             raise ValueError(f"{where}: bad dedupe entry for {order_id!r}")
     held = record.get("held", {})
     if not isinstance(held, dict):
         raise ValueError(f"{where}: held is not an object")
     for order_id, entry in held.items():
-        # {"since": unix seconds first seen unpaid, "orderdate": int | None}
         if (
             not _is_id_key(order_id)
             or not isinstance(entry, dict)
-            or not _is_int(entry.get("since"))
-            or not (entry.get("orderdate") is None or _is_int(entry["orderdate"]))
+            or not is_int(entry.get("since"))
+            or not (entry.get("orderdate") is None or is_int(entry["orderdate"]))
         ):
             raise ValueError(f"{where}: bad held entry for {order_id!r}")
     last_run = record.get("last_run")
     if last_run is not None and (
         not isinstance(last_run, dict)
-        or not _is_int(last_run.get("finished_at"))
+        or not is_int(last_run.get("finished_at"))
         or not all(
-            last_run.get(k) is None or _is_int(last_run[k])
+            last_run.get(k) is None or is_int(last_run[k])
             for k in ("emitted", "unchanged", "held", "released")
         )
         or not (
@@ -217,9 +217,12 @@ def validate_record(record: Any, *, where: str) -> None:
         )
     ):
         raise ValueError(f"{where}: bad last_run")
+    # every key a reader relies on is checked above; TypedDicts have no isinstance
+    return cast(StateRecord, record)
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: object) -> TypeGuard[int]:
+    """A JSON integer: an int, not a bool (``True`` is an ``int`` to Python)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -228,47 +231,53 @@ def _is_id_key(key: str) -> bool:
     return 0 < len(key) <= 20 and key.isascii() and key.isdigit()
 
 
-def _validate_cursor(mode: str, cursor: dict[str, Any], *, where: str) -> None:
+def _validate_cursor(mode: str, cursor: Mapping[str, object], *, where: str) -> None:
     """One mode's cursor: everything a run or ``state show`` will read from it."""
-    if mode in ("date", "updated", "number") and not _is_int(cursor.get("start")):
+    if mode in ("date", "updated", "number") and not is_int(cursor.get("start")):
         raise ValueError(f"{where}: no start")
     for name in ("start", "watermark"):
         value = cursor.get(name)
-        if value is not None and not _is_int(value):
+        if value is not None and not is_int(value):
             raise ValueError(f"{where}: {name} is not an integer")
     lookback = cursor.get("lookback", 0)
-    if not (_is_int(lookback) and lookback >= 0):
+    if not (is_int(lookback) and lookback >= 0):
         raise ValueError(f"{where}: lookback is not a number of seconds")
     overlap = cursor.get("overlap", 0)
     if not _is_overlap(overlap):
         raise ValueError(f"{where}: overlap is neither a count nor a span")
-    if mode == "queue":
-        pending = cursor.get("pending_ack", [])
-        drained = cursor.get("drained_at")
-        received = cursor.get("received_queue")
-        if not (
-            isinstance(cursor.get("queue_code"), str)
-            and cursor["queue_code"]
-            and isinstance(cursor.get("ack", True), bool)
-            and isinstance(cursor.get("in_flight", False), bool)
-            and (received is None or isinstance(received, str))
-            and isinstance(pending, list)
-            and all(_is_int(i) and i >= 0 for i in pending)
-            and (drained is None or _is_int(drained))
-            # optional: state files from before the never-delivered alarm lack them
-            and all(
-                cursor.get(k) is None or _is_int(cursor[k])
-                for k in ("first_run_at", "delivered_at")
-            )
-        ):
-            raise ValueError(f"{where}: malformed queue cursor")
+    if mode == "queue" and not (
+        is_queue_cursor(cursor) and all(i >= 0 for i in cursor.get("pending_ack", []))
+    ):
+        raise ValueError(f"{where}: malformed queue cursor")
 
 
-def _is_overlap(value: Any) -> bool:
+def is_queue_cursor(cursor: Mapping[str, object]) -> TypeGuard[QueueCursor]:
+    """Does every field of a queue cursor have its type (state/record.py)?"""
+    pending = cursor.get("pending_ack", [])
+    received = cursor.get("received_queue")
+    code = cursor.get("queue_code")
+    return bool(
+        isinstance(code, str)
+        and code
+        and isinstance(cursor.get("ack", True), bool)
+        and isinstance(cursor.get("in_flight", False), bool)
+        and (received is None or isinstance(received, str))
+        and isinstance(pending, list)
+        and all(is_int(i) for i in pending)
+        # first_run_at and delivered_at: absent from files written before the
+        # never-delivered alarm
+        and all(
+            cursor.get(k) is None or is_int(cursor.get(k))
+            for k in ("drained_at", "first_run_at", "delivered_at")
+        )
+    )
+
+
+def _is_overlap(value: object) -> bool:
     """A count of ids (30, "30") or a span ("45m"), as ``pull --overlap`` takes."""
     from miva_sync.base.timespec import parse_span
 
-    if _is_int(value):
+    if is_int(value):
         return value >= 0
     if not isinstance(value, str):
         return False

@@ -21,7 +21,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,6 +149,7 @@ class MivaClient:
             }
         )
         self.requests_sent = 0
+        self.retries = 0  # requests sent again after a transient failure
         self.max_response_bytes = MAX_RESPONSE_BYTES
         # The environment's proxy and CA-bundle settings, read once: requests
         # would scan the whole environment (and ~/.netrc) again on every
@@ -275,6 +276,7 @@ class MivaClient:
                         http_status=err.http_status,
                     ) from None
                 log.info("retrying in %.1fs after: %s", delay, err)
+                self.retries += 1
                 self._sleep(delay)
 
     # -- one attempt -----------------------------------------------------------
@@ -379,7 +381,9 @@ class MivaClient:
             )
         return b"".join(chunks)
 
-    def _classify(self, status: int, headers: Any, content: bytes) -> dict[str, Any]:
+    def _classify(
+        self, status: int, headers: Mapping[str, str], content: bytes
+    ) -> dict[str, Any]:
         """Map one HTTP answer to a response object or a typed error."""
         if 300 <= status < 400:
             raise ConfigError(
@@ -506,7 +510,8 @@ class MivaClient:
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(max(retry_after, 0.0), RETRY_AFTER_CAP)
-        ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
+        # int ** int is typed Any (a negative exponent gives a float)
+        ceiling: float = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
         return ceiling * (0.5 + 0.5 * self._jitter())
 
     def _throttle(self) -> None:

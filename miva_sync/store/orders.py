@@ -113,7 +113,7 @@ def version_key(order: dict[str, Any]) -> int | str:
 
     A store that bumps ``dt_updated`` when it acknowledges an order makes the
     acknowledged order a new version: that is the store's word, and it is
-    emitted (design.md §5).
+    emitted (docs/design.md §5.4).
     """
     updated = cursor_value(order, "dt_updated")
     if updated is not None:

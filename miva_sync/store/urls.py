@@ -52,7 +52,7 @@ def one_line_without(exc: BaseException, secrets: Iterable[str]) -> str:
 # -- store identity ---------------------------------------------------------------
 
 # The built-in sandbox (``--sandbox``) listens on a new port every run, so its
-# identity is fixed, like its state key (runner.SANDBOX_STORE_KEY).
+# identity is fixed, like its state key (app.session.SANDBOX_STORE_KEY).
 SANDBOX_IDENTITY = "sandbox"
 
 

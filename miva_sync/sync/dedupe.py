@@ -6,7 +6,7 @@ unchanged; a newer version is emitted again. Entries fall out once their
 cursor is below anything a later run can query.
 
 The version is ``dt_updated``, or on stores without it the order's content
-fingerprint (``sync/orders.py``). An entry saved by a release before the
+fingerprint (``store/orders.py``). An entry saved by a release before the
 fingerprint holds that release's content hash: it is recognised, and replaced
 by the new fingerprint, the first time its order is seen unchanged.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from miva_sync.state.record import DedupeEntry
 from miva_sync.store.orders import (
     cursor_value,
     legacy_fingerprints,
@@ -23,12 +24,10 @@ from miva_sync.store.orders import (
     version_key,
 )
 
-Entry = list[Any]  # [version, orderdate, dt_updated]
-
 
 class DedupeWindow:
-    def __init__(self, entries: dict[str, Entry] | None = None) -> None:
-        self.entries: dict[str, Entry] = dict(entries or {})
+    def __init__(self, entries: dict[str, DedupeEntry] | None = None) -> None:
+        self.entries: dict[str, DedupeEntry] = dict(entries or {})
 
     def __contains__(self, order: dict[str, Any]) -> bool:
         """Seen before in exactly this version?"""
@@ -62,16 +61,16 @@ class DedupeWindow:
             cursor_value(order, "dt_updated"),
         ]
 
-    def prune(self, keep: Callable[[int, Entry], bool]) -> None:
+    def prune(self, keep: Callable[[int, DedupeEntry], bool]) -> None:
         """Drop entries a later run can no longer read back."""
         self.entries = {k: e for k, e in self.entries.items() if keep(int(k), e)}
 
 
-def keep_from(field: str, floor: int) -> Callable[[int, Entry], bool]:
+def keep_from(field: str, floor: int) -> Callable[[int, DedupeEntry], bool]:
     """Keep entries whose cursor ``field`` is at or above ``floor`` (or unknown)."""
     position = {"orderdate": 1, "dt_updated": 2}
 
-    def keep(oid: int, entry: Entry) -> bool:
+    def keep(oid: int, entry: DedupeEntry) -> bool:
         value = oid if field == "id" else entry[position[field]]
         # None (or, from a hand-edited state file, anything but an int): unknown
         return not isinstance(value, int) or value >= floor

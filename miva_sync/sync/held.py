@@ -1,4 +1,4 @@
-"""Held orders: unpaid admin orders wait for payment (design.md §5, "Held orders").
+"""Held orders: unpaid admin orders wait for payment (docs/design.md §5.8).
 
 Miva's guide warns that orders created in the admin exist before they are
 paid. With ``--require-payment`` an order with no payment record and
@@ -12,10 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from miva_sync.state.record import HeldEntry, StateRecord
 from miva_sync.store.orders import cursor_value, order_id
 from miva_sync.store.query import Condition, ListQuery, chunked
+
+if TYPE_CHECKING:  # the client (and requests) only when a run reads the store
+    from miva_sync.store.client import MivaClient
 
 DEFAULT_HOLD_FOR = 24 * 3600
 
@@ -27,7 +31,7 @@ def is_unpaid(order: dict[str, Any]) -> bool:
     return not order.get("payments") and order.get("pay_status") in (0, "0", None)
 
 
-def fetcher(client: Any, base: ListQuery) -> FetchByIds:
+def fetcher(client: MivaClient, base: ListQuery) -> FetchByIds:
     """Read orders by id, one ``id IN`` query per 100 ids.
 
     ``base`` carries the on-demand columns (and a passphrase, if any).
@@ -52,7 +56,7 @@ def with_payments(columns: tuple[str, ...]) -> tuple[str, ...]:
 class HeldOrders:
     """The held set of one store, and the decisions about it."""
 
-    entries: dict[str, dict[str, Any]]
+    entries: dict[str, HeldEntry]
     require_payment: bool
     hold_for: int = DEFAULT_HOLD_FOR
     released: int = 0
@@ -60,9 +64,10 @@ class HeldOrders:
 
     @classmethod
     def from_record(
-        cls, record: dict[str, Any], *, require_payment: bool, hold_for: int
+        cls, record: StateRecord | None, *, require_payment: bool, hold_for: int
     ) -> HeldOrders:
-        return cls(dict(record.get("held") or {}), require_payment, hold_for)
+        held = record.get("held") if record else None
+        return cls(dict(held or {}), require_payment, hold_for)
 
     def __len__(self) -> int:
         return len(self.entries)

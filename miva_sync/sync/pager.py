@@ -1,4 +1,4 @@
-"""The tie-order-proof keyset pager (design.md §5, "Ties and paging").
+"""The tie-order-proof keyset pager (docs/design.md §5.2).
 
 Timestamps are whole seconds and hundreds of orders can share one; the order
 of ties is undocumented. So: read ``cursor >= lo`` sorted by the cursor; a
@@ -48,8 +48,8 @@ def iter_chunks(
 ) -> Generator[Chunk, None, None]:
     """Walk every order with ``lo <= field [<= hi]`` exactly once per run.
 
-    Every page is verified before anything of it is yielded (design.md §5,
-    "Every page is verified"): sorting and filtering on ``dt_updated`` are not
+    Every page is verified before anything of it is yielded (docs/design.md
+    §5.2): sorting and filtering on ``dt_updated`` are not
     confirmed for every store (docs/miva-api.md §4.3), and a store that ignores
     the sort would make the pager skip orders without a word. A page that
     fails raises :class:`UntrustedAnswerError`; nothing of it is yielded.

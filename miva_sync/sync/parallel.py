@@ -185,7 +185,8 @@ class ParallelPager:
 
     ``make_client`` gives each worker its own client (a ``requests.Session`` is
     not meant for concurrent use); ``probe`` (the caller's client) finds window
-    boundaries, one call at a time. ``requests`` counts the workers' requests.
+    boundaries, one call at a time. ``requests`` counts the workers' requests,
+    ``retries`` their repeats after a transient failure.
     """
 
     def __init__(
@@ -202,6 +203,7 @@ class ParallelPager:
     ) -> None:
         self.workers = max(1, workers)
         self.requests = 0
+        self.retries = 0
         self._make_client = make_client
         self._fetch_with = fetch_with
         self._base = base
@@ -287,7 +289,7 @@ class ParallelPager:
         except BaseException as exc:  # noqa: BLE001 - handed to the writer
             self._put(("error", None, exc))
             return
-        before = client.requests_sent
+        before, retried = client.requests_sent, client.retries
         fetch = functools.partial(self._fetch_with, client)
         try:
             while not self._stop.is_set():
@@ -306,6 +308,7 @@ class ParallelPager:
         finally:
             with self._count_lock:
                 self.requests += client.requests_sent - before
+                self.retries += client.retries - retried
             with contextlib.suppress(Exception):
                 client.close()
 

@@ -1,6 +1,6 @@
 """Turn the user's options and the saved record into one pull plan.
 
-Modes (design.md §5): ``date`` (orderdate), ``updated`` (dt_updated) and
+Modes (docs/design.md §5.1): ``date`` (orderdate), ``updated`` (dt_updated) and
 ``number`` (id). ``--since``/``--from-order`` are where a mode begins when it
 has no saved cursor; once it has one, the saved cursor wins (the ELT
 convention, see :func:`make_plan`). A bare pull resumes the active mode; a
@@ -12,10 +12,13 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
-from typing import Any
+from typing import Final
 
-from miva_sync.base.timespec import iso, iso_in, parse_span
+from miva_sync.base.timespec import iso, parse_span
 from miva_sync.errors import UsageError
+from miva_sync.state.file import is_int
+from miva_sync.state.record import PullCursor, PullMode, StateRecord, new_record
+from miva_sync.sync.summary import describe_cursor
 
 FIELDS = {"date": "orderdate", "updated": "dt_updated", "number": "id"}
 DEFAULT_LOOKBACK = 15 * 60
@@ -25,8 +28,7 @@ DEFAULT_OVERLAP = "30"
 # offline `state set` checks a start without importing the client)
 FUTURE_TOLERANCE = 120
 # a restarted cursor keeps the one it replaces here until its first commit
-PREVIOUS = "previous"
-_SETTINGS = ("lookback", "overlap")  # a cursor's settings, kept across a restart
+PREVIOUS: Final = "previous"
 
 
 @dataclass(frozen=True)
@@ -53,14 +55,14 @@ class PullOptions:
 class Plan:
     """One run: its mode, cursor and the record to update as it goes."""
 
-    mode: str
+    mode: PullMode
     start: int
     watermark: int | None
     lookback: int
     overlap: str
     hi: int | None
     bounded: bool
-    record: dict[str, Any]
+    record: StateRecord
     notices: list[str] = field(default_factory=list)
     full_refresh: bool = False
     # the store's time zone: times are shown in it too (beside UTC) when not UTC
@@ -85,9 +87,7 @@ class Plan:
         self.record["cursors"][self.mode].pop(PREVIOUS, None)
 
     def describe_cursor(self, value: int | None) -> str:
-        if value is None:
-            return "-"
-        return f"#{value}" if self.mode == "number" else iso_in(value, self.zone)
+        return describe_cursor(self.mode, value, self.zone)
 
 
 def validate_overlap(text: str) -> str:
@@ -98,61 +98,52 @@ def validate_overlap(text: str) -> str:
     return text
 
 
-def make_plan(record: dict[str, Any] | None, options: PullOptions) -> Plan:
+def make_plan(record: StateRecord | None, options: PullOptions) -> Plan:
     """Resolve mode and cursor; never mutates the saved record in place.
 
-    The start rule (design.md §4.2 "State"; Singer's ``start_date``, dlt's
+    The start rule (docs/design.md §5.5; Singer's ``start_date``, dlt's
     ``initial_value``): an explicit start is where a mode begins when it has
     no saved cursor; once it has one, the saved cursor wins. So a crontab that
     repeats its first command line is gapless and duplicate-free.
     ``--full-refresh`` restarts the mode at the start; a bounded window reads
     its whole range and saves nothing. The record's active mode is left as it
     is: :meth:`Plan.activate` switches it at the run's first durable commit.
+    Which flags go together (one start, a bound of its own kind, no
+    --full-refresh without a start or with a bound) is the app's to refuse
+    (app/flag_rules.py) before a plan is made.
     """
     record = copy.deepcopy(record) if record else None
     notices: list[str] = []
     if options.since is not None or options.from_order is not None:
-        if options.since is not None and options.from_order is not None:
-            raise UsageError("use either --since or --from-order, not both")
-        mode = (
+        mode: PullMode = (
             "number"
             if options.from_order is not None
             else ("updated" if options.updated else "date")
         )
         start = options.from_order if options.from_order is not None else options.since
         assert start is not None  # noqa: S101 - one of them is set
-        if options.to_order is not None and mode != "number":
-            raise UsageError("--to-order goes with --from-order")
-        if options.until is not None and mode == "number":
-            raise UsageError("--until goes with --since")
-        if options.full_refresh and options.bounded:
-            raise UsageError(
-                "a bounded window (--until/--to-order) already re-delivers all of "
-                "it and leaves the cursor alone: drop --full-refresh"
-            )
-        record = record or {"cursors": {}, "dedupe": {}, "held": {}}
+        # a record with no active mode yet has nothing to keep: this mode is it
+        # at once, so a run killed before its first commit is resumed by a bare
+        # pull. Otherwise the active mode switches with the first commit.
+        record = record or new_record(mode)
         if options.bounded:
-            cursor: dict[str, Any] = {"start": start, "watermark": None}
+            cursor: PullCursor = {"start": start, "watermark": None}
         else:
             cursor = _start_cursor(record, mode, start, options, notices)
     else:
-        if options.bounded:
-            raise UsageError("--until/--to-order need --since or --from-order")
-        if options.full_refresh:
-            raise UsageError(
-                "--full-refresh restarts a mode at its start: give --since WHEN "
-                "or --from-order N with it"
-            )
         if not record:
             raise UsageError(
                 "no saved state for this store: start with --since WHEN, "
                 "--from-order N (or --queue CODE); later runs resume from there"
             )
-        mode = record["mode"]
-        if mode == "queue":
+        active = record["mode"]
+        if active == "queue":
             raise UsageError(
                 "the active mode is queue: run 'miva-sync pull --queue CODE'"
             )
+        if active == "webhook":  # listen's own record (listen:<store>), no cursor
+            raise UsageError("the saved record is listen's, not a pull's")
+        mode = active
         if options.updated and mode == "date":
             mode = "updated"
             cursor = _switch_to_updated(record, notices)
@@ -164,13 +155,12 @@ def make_plan(record: dict[str, Any] | None, options: PullOptions) -> Plan:
         else int(cursor.get("lookback", DEFAULT_LOOKBACK))
     )
     overlap = options.overlap or str(cursor.get("overlap", DEFAULT_OVERLAP))
-    cursor.update({"lookback": lookback} if mode != "number" else {"overlap": overlap})
+    if mode != "number":
+        cursor["lookback"] = lookback
+    else:
+        cursor["overlap"] = overlap
     if not options.bounded:
         record["cursors"][mode] = cursor
-        # a record with no active mode yet has nothing to keep: this mode is it
-        # at once, so a run killed before its first commit is resumed by a bare
-        # pull. Otherwise the active mode switches with the first commit.
-        record.setdefault("mode", mode)
     hi = options.until if mode != "number" else options.to_order
     return Plan(
         mode=mode,
@@ -186,39 +176,47 @@ def make_plan(record: dict[str, Any] | None, options: PullOptions) -> Plan:
     )
 
 
-def _committed(cursor: Any) -> dict[str, Any] | None:
+def _committed(cursor: PullCursor | None) -> PullCursor | None:
     """The cursor a mode has committed: a cursor restarted by a --full-refresh
     that has not reached its first durable commit keeps the one it replaces
     under ``previous``, and that one still counts."""
-    if not isinstance(cursor, dict):
+    if cursor is None:
         return None
     if PREVIOUS not in cursor:
         return cursor
     previous = cursor[PREVIOUS]
-    if isinstance(previous, dict) and _is_int(previous.get("start")):
-        return {k: v for k, v in previous.items() if k != PREVIOUS}
+    # validate_record leaves it to this, its only reader
+    if isinstance(previous, dict) and is_int(previous.get("start")):
+        committed = previous.copy()
+        committed.pop(PREVIOUS, None)
+        return committed
     return None
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def restarted(cursor: PullCursor | None, start: int) -> PullCursor:
+    """A cursor at ``start`` that has read nothing yet, with ``cursor``'s
+    settings (lookback, overlap): a restart moves the position only."""
+    fresh: PullCursor = {"start": start, "watermark": None}
+    if cursor is not None and "lookback" in cursor:
+        fresh["lookback"] = cursor["lookback"]
+    if cursor is not None and "overlap" in cursor:
+        fresh["overlap"] = cursor["overlap"]
+    return fresh
 
 
 def _start_cursor(
-    record: dict[str, Any],
-    mode: str,
+    record: StateRecord,
+    mode: PullMode,
     start: int,
     options: PullOptions,
     notices: list[str],
-) -> dict[str, Any]:
+) -> PullCursor:
     """The cursor a run with an explicit start (``--since``/``--from-order``) uses."""
     committed = _committed(record["cursors"].get(mode))
     if options.full_refresh:
-        # the settings carry over; the position restarts. The cursor it replaces
-        # stays under `previous` until the first durable commit, so a run that
-        # fails before it leaves the mode where it was.
-        cursor = {k: v for k, v in (committed or {}).items() if k in _SETTINGS}
-        cursor.update(start=start, watermark=None)
+        # The cursor it replaces stays under `previous` until the first durable
+        # commit, so a run that fails before it leaves the mode where it was.
+        cursor = restarted(committed, start)
         if committed is not None:
             cursor[PREVIOUS] = committed
         notices.append(
@@ -229,7 +227,7 @@ def _start_cursor(
         return cursor
     if committed is None:
         return {"start": start, "watermark": None}
-    cursor = dict(committed)
+    cursor = committed.copy()
     if cursor.get("watermark") is None and start < int(cursor["start"]):
         # nothing has moved this cursor yet (an earlier run stopped before any
         # order, or saw none): an earlier start widens it at no cost
@@ -241,7 +239,7 @@ def _start_cursor(
     return cursor
 
 
-def _resume_notice(mode: str, cursor: dict[str, Any], start: int) -> str:
+def _resume_notice(mode: PullMode, cursor: PullCursor, start: int) -> str:
     flag, bound = (
         ("--from-order", "--to-order N")
         if mode == "number"
@@ -262,11 +260,11 @@ def _resume_notice(mode: str, cursor: dict[str, Any], start: int) -> str:
     )
 
 
-def _resumed(mode: str, saved: dict[str, Any], notices: list[str]) -> dict[str, Any]:
+def _resumed(mode: PullMode, saved: PullCursor, notices: list[str]) -> PullCursor:
     """A bare pull's cursor: the saved one, or the one an unfinished
     --full-refresh would have replaced."""
     if PREVIOUS not in saved:
-        return dict(saved)
+        return saved.copy()
     committed = _committed(saved)
     if committed is None:
         raise UsageError(
@@ -278,10 +276,10 @@ def _resumed(mode: str, saved: dict[str, Any], notices: list[str]) -> dict[str, 
         "stopped before its first commit; resuming from the saved cursor (repeat "
         "the --full-refresh to re-pull)"
     )
-    return dict(committed)
+    return committed.copy()
 
 
-def _switch_to_updated(record: dict[str, Any], notices: list[str]) -> dict[str, Any]:
+def _switch_to_updated(record: StateRecord, notices: list[str]) -> PullCursor:
     """A bare ``--updated`` while date mode is active: updated mode's own
     cursor if it has one, else a new one where the date cursor stands."""
     own = _committed(record["cursors"].get("updated"))
@@ -290,7 +288,7 @@ def _switch_to_updated(record: dict[str, Any], notices: list[str]) -> dict[str, 
             "updated mode resumes from its own saved cursor "
             f"({_point('updated', own.get('watermark') or int(own['start']))})"
         )
-        return dict(own)
+        return own.copy()
     date_cursor = _committed(record["cursors"]["date"]) or record["cursors"]["date"]
     start = date_cursor.get("watermark") or date_cursor["start"]
     notices.append(f"switching to updated mode from {iso(start)}")

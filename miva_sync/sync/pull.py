@@ -10,7 +10,6 @@ drag it forward.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from miva_sync.sinks import identity
 from miva_sync.sinks.base import Sink
 from miva_sync.sinks.receipts import receipt, uncommitted
 from miva_sync.state.file import StateStore
+from miva_sync.state.record import PULL_MODES, DedupeEntry, LastRun, StateRecord
 from miva_sync.store.client import MivaClient, Page
 from miva_sync.store.orders import cursor_value, order_id
 from miva_sync.store.query import Condition, ListQuery
@@ -31,6 +31,7 @@ from miva_sync.sync.held import DEFAULT_HOLD_FOR, HeldOrders, fetcher
 from miva_sync.sync.pager import Chunk, iter_chunks
 from miva_sync.sync.parallel import ParallelPager
 from miva_sync.sync.plan import FUTURE_TOLERANCE, Plan
+from miva_sync.sync.summary import RunSummary, Tally
 from miva_sync.sync.writer import BackgroundWriter, InlineWriter
 
 LATE_FRACTION = 0.8  # a late order in the last fifth of the window: widen it
@@ -48,22 +49,6 @@ class Reporter(Protocol):
     def progress(self, done: int, total: int | None) -> None: ...
 
     def warn(self, message: str) -> None: ...
-
-
-@dataclass
-class PullResult:
-    mode: str
-    field: str
-    lo: int
-    emitted: int = 0
-    unchanged: int = 0
-    watermark: int | None = None
-    seconds: float = 0.0
-    requests: int = 0
-    held: int = 0  # orders held (unpaid) at the end of the run
-    released: int = 0  # held orders emitted by this run (paid, expired, no hold)
-    # dataclasses.field: the class's own ``field`` attribute shadows the import here
-    warnings: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclass
@@ -137,7 +122,7 @@ class PullRun:
             "total_count": page.total_count,
         }
 
-    def run(self) -> PullResult:
+    def run(self) -> RunSummary:
         # a database target writes behind the pull (sync/writer.py); files inline
         background = getattr(self.sink, "write_behind", False)
         self._writer = BackgroundWriter() if background else InlineWriter()
@@ -146,13 +131,15 @@ class PullRun:
         finally:
             self._writer.close()
 
-    def _run(self) -> PullResult:
+    def _run(self) -> RunSummary:
         started = time.monotonic()
         requests_before = self.client.requests_sent
+        retries_before = self.client.retries
         plan = self.plan
         signpost = self._signpost = int(self.clock())
         lo = self.lower_bound(signpost)
-        result = PullResult(plan.mode, plan.field, lo, watermark=plan.watermark)
+        result = Tally()
+        watermark = plan.watermark
         dedupe = self._dedupe = DedupeWindow(plan.record.get("dedupe"))
         if self.state is not None:
             # a page a killed run wrote to this same file but never checkpointed
@@ -175,7 +162,7 @@ class PullRun:
             # orders held by earlier runs: emit those paid (or expired) since
             ready = held.recheck(fetcher(self.client, self.base_query), signpost)
             self._emit(ready, result)
-            self._checkpoint(result.watermark, bool(ready))
+            self._checkpoint(watermark, bool(ready))
         watermark_before = plan.watermark
         window = (watermark_before - lo) if watermark_before is not None else 0
         total: int | None = None
@@ -192,6 +179,7 @@ class PullRun:
                 # a verified page: the mode works, so the next commit makes it
                 # the active one (issue 19: a run failing before that keeps the old)
                 plan.activate()
+                result.pages += 1
                 total = chunk.total_count if chunk.total_count is not None else total
                 fresh: list[dict[str, Any]] = []
                 for order in chunk.orders:
@@ -205,8 +193,8 @@ class PullRun:
                     if held.admit(order, signpost):
                         fresh.append(order)
                 self._emit(fresh, result)
-                result.watermark = self._advance(result.watermark, chunk.complete_below)
-                self._checkpoint(result.watermark, bool(fresh), grouped=True)
+                watermark = self._advance(watermark, chunk.complete_below)
+                self._checkpoint(watermark, bool(fresh), grouped=True)
                 self.reporter.progress(result.emitted + result.unchanged, total)
         except BaseException:
             # pages written but not yet committed (a slow disk groups commits):
@@ -216,34 +204,45 @@ class PullRun:
             # (the writer then refuses every later job).
             if self._uncommitted and not self._emitting:
                 with contextlib.suppress(Exception):
-                    self._flush(result.watermark)
+                    self._flush(watermark)
             raise
         finally:
             # --workers' threads stop (and the switch interval comes back) now,
             # not whenever the traceback holding this frame is freed
             chunks.close()
-        self._flush(result.watermark)
+        self._flush(watermark)
         self._writer.drain()
 
         result.held, result.released = len(held), held.released
         result.seconds = time.monotonic() - started
         result.requests = self.client.requests_sent - requests_before
+        result.retries = self.client.retries - retries_before
         if parallel is not None:
             result.requests += parallel.requests
+            result.retries += parallel.retries
         if self.state is not None:
             plan.record["output"] = receipt(self.sink)  # everything is committed
             plan.record["last_run"] = last_run(plan.mode, result, self.clock())
             self.state.put(self.store_key, plan.record)
-        return result
+        return result.freeze(
+            plan.mode,
+            cursor_field=plan.field,
+            watermark_before=watermark_before,
+            watermark=watermark,
+            lo=lo,
+            hi=plan.hi,
+            zone=plan.zone,
+            saves_state=self.state is not None,
+        )
 
-    def _emit(self, orders: list[dict[str, Any]], result: PullResult) -> None:
+    def _emit(self, orders: list[dict[str, Any]], result: Tally) -> None:
         self._emitting = True  # until the page is written and in the dedupe window
         if orders:
             self._writer.submit(partial(self.sink.write, orders))
+        result.wrote(orders, self._dedupe.knows)
         for order in orders:
             self._dedupe.add(order)
         self._emitting = False
-        result.emitted += len(orders)
 
     # -- steps -----------------------------------------------------------------
 
@@ -292,7 +291,7 @@ class PullRun:
         order: dict[str, Any],
         watermark_before: int | None,
         window: int,
-        result: PullResult,
+        result: Tally,
     ) -> None:
         plan = self.plan
         signpost = self._signpost
@@ -325,7 +324,7 @@ class PullRun:
                 f"watermark, near the edge of the re-query window: widen {knob}",
             )
 
-    def _warn(self, result: PullResult, message: str) -> None:
+    def _warn(self, result: Tally, message: str) -> None:
         result.warnings.append(message)
         self.reporter.warn(message)
 
@@ -371,7 +370,7 @@ class PullRun:
         # a copy: this thread goes on changing the record while the writer saves it
         self._writer.submit(partial(self._commit_job, snapshot(record)))
 
-    def _commit_job(self, record: dict[str, Any] | None) -> None:
+    def _commit_job(self, record: StateRecord | None) -> None:
         """Make the written pages durable, then (with a record) move the state."""
         started = self.monotonic()
         # durable data first, then state: never the other way round
@@ -381,7 +380,7 @@ class PullRun:
             self.state.put(self.store_key, record)
         self._commit_seconds = self.monotonic() - started
 
-    def _keep(self, watermark: int) -> Callable[[int, list[Any]], bool]:
+    def _keep(self, watermark: int) -> Callable[[int, DedupeEntry], bool]:
         plan = self.plan
         if plan.mode != "number":
             return keep_from(plan.field, watermark - plan.lookback)
@@ -427,20 +426,24 @@ def explained(
         chunks.close()
 
 
-def snapshot(record: dict[str, Any]) -> dict[str, Any]:
+def snapshot(record: StateRecord) -> StateRecord:
     """A copy of a store's record that later changes to it cannot reach.
 
-    Deep enough for how the pull changes a record: it sets the cursor inside
-    ``cursors``, and adds or removes whole entries of ``dedupe`` and ``held``.
+    Deep enough for how the pull changes a record: it sets its mode's cursor
+    inside ``cursors`` (a queue cursor it never touches), and adds or removes
+    whole entries of ``dedupe`` and ``held``.
     """
-    copy = dict(record)
-    copy["cursors"] = {mode: dict(c) for mode, c in record["cursors"].items()}
+    copy = record.copy()
+    cursors = copy["cursors"] = record["cursors"].copy()
+    for mode in PULL_MODES:
+        if mode in cursors:
+            cursors[mode] = cursors[mode].copy()
     copy["dedupe"] = dict(record["dedupe"])
     copy["held"] = dict(record["held"])
     return copy
 
 
-def last_run(mode: str, result: Any, now: float) -> dict[str, Any]:
+def last_run(mode: str, result: Tally, now: float) -> LastRun:
     """The ``last_run`` entry of a store's record (what ``state show`` reports)."""
     return {
         "finished_at": int(now),

@@ -36,6 +36,7 @@ from miva_sync.sinks import identity
 from miva_sync.sinks.base import Sink
 from miva_sync.sinks.receipts import receipt, uncommitted
 from miva_sync.state.file import StateStore
+from miva_sync.state.record import QueueCursor
 from miva_sync.store.client import MivaClient, Page
 from miva_sync.store.orders import fingerprint, order_id, version_key
 from miva_sync.store.query import MAX_IN_LIST, Condition, ListQuery, chunked
@@ -44,6 +45,7 @@ from miva_sync.sync.held import DEFAULT_HOLD_FOR, HeldOrders, fetcher
 from miva_sync.sync.pull import last_run
 from miva_sync.sync.queue_recovery import scan_received
 from miva_sync.sync.queue_state import QueuePlan, queue_keep
+from miva_sync.sync.summary import RunSummary, Tally
 
 ACK_BATCH = 100  # MivaAccess GUARD-2666: bigger acknowledgements time out at gateways
 MAX_DOWNLOAD_FAILURES = 3  # failed no-ack downloads (each recovered) before giving up
@@ -63,23 +65,6 @@ class QueueReporter(Protocol):
 
 class UnrecoveredOrdersError(TransientError):
     """A no-ack download was lost and its orders could not be recovered (exit 6)."""
-
-
-@dataclass
-class QueueResult:
-    queue_code: str
-    ack: bool
-    emitted: int = 0
-    unchanged: int = 0
-    acknowledged: int = 0
-    newer: int = 0  # newer versions found by the re-read after an acknowledgement
-    recovered: int = 0  # no-ack: found in the received queue after a lost download
-    held: int = 0  # unpaid orders held at the end of the run (--require-payment)
-    released: int = 0  # held orders emitted by this run
-    drained: bool = False
-    seconds: float = 0.0
-    requests: int = 0
-    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -107,7 +92,7 @@ class QueueRun:
     # orders a killed run wrote but never acknowledged: they come back from the
     # queue, so their dedupe entries must outlive any age limit until then
     _replayed: set[int] = field(init=False, default_factory=set)
-    _result: QueueResult = field(init=False)
+    _result: Tally = field(init=False, default_factory=Tally)
     # the store answered a queue read out of id order this run (told once)
     _unsorted: bool = field(init=False, default=False)
 
@@ -128,10 +113,9 @@ class QueueRun:
             require_payment=self.require_payment,
             hold_for=self.hold_for,
         )
-        self._result = QueueResult(self.plan.queue_code, self.plan.ack)
 
     @property
-    def cursor(self) -> dict[str, Any]:
+    def cursor(self) -> QueueCursor:
         return self.plan.cursor
 
     # -- entry points ------------------------------------------------------------
@@ -149,12 +133,13 @@ class QueueRun:
             "pending acknowledgements": len(self.plan.pending),
         }
 
-    def run(self) -> QueueResult:
+    def run(self) -> RunSummary:
         started = time.monotonic()
         # when this queue was first read: the "never delivered" alarm counts from it
         self.cursor.setdefault("first_run_at", int(self.clock()))
         clients = {id(c): c for c in (self.client, self.download_client) if c}
         before = sum(c.requests_sent for c in clients.values())
+        retries_before = sum(c.retries for c in clients.values())
         # the mode and queue claim nothing about data: save them at once, with
         # where the output file ends now, so a killed run's pages can be replayed
         # (replayed orders are saved with it: the receipt never moves past them).
@@ -185,11 +170,16 @@ class QueueRun:
             self._result.requests = (
                 sum(c.requests_sent for c in clients.values()) - before
             )
+            self._result.retries = (
+                sum(c.retries for c in clients.values()) - retries_before
+            )
         # only a run that got here succeeded: the staleness alarm reads this
         self.plan.record["last_run"] = last_run("queue", self._result, self.clock())
         self.state.put(self.store_key, self.plan.record)
         self._never_delivered()
-        return self._result
+        return self._result.freeze(
+            "queue", queue_code=self.plan.queue_code, ack=self.plan.ack
+        )
 
     def _never_delivered(self) -> None:
         """Say so, even under -q, while the queue has never delivered an order.
@@ -218,7 +208,7 @@ class QueueRun:
     # -- with acknowledgement ------------------------------------------------------
 
     def _run_ack(self) -> None:
-        acked: dict[int, Any] = {}  # id -> version acknowledged by this run
+        acked: dict[int, int | str] = {}  # id -> version acknowledged by this run
         skipped = 0  # held orders left in the queue, in front of the rest
         # the held orders stepped over, for checking the step: an order entering
         # the queue in front of them meanwhile pushes one onto a later page,
@@ -326,7 +316,7 @@ class QueueRun:
         if self.cursor.get("in_flight"):
             self._recover("the previous run stopped during a download")
         downloader = self.download_client or self.client
-        downloaded: dict[int, Any] = {}  # id -> version downloaded by this run
+        downloaded: dict[int, int | str] = {}  # id -> version downloaded by this run
         failures = 0
         while True:
             if not self.cursor.get("in_flight"):
@@ -512,7 +502,7 @@ class QueueRun:
         wrote, a different fingerprint under the same dt_updated counts as a
         change too. The fingerprint leaves out the workflow module's own custom
         fields: an acknowledgement that rewrites them (the re-read right after
-        it sees that) is bookkeeping, not an update (sync/orders.py).
+        it sees that) is bookkeeping, not an update (store/orders.py).
         """
         if order not in self.dedupe:
             return True
@@ -521,10 +511,10 @@ class QueueRun:
 
     def _write(self, orders: list[dict[str, Any]]) -> None:
         self.sink.write(orders)
+        self._result.wrote(orders, self.dedupe.knows)
         for order in orders:
             self.dedupe.add(order)
             self._written[order_id(order)] = fingerprint(order)
-        self._result.emitted += len(orders)
 
     def _checkpoint(self) -> None:
         now = int(self.clock())
@@ -548,6 +538,7 @@ class QueueRun:
         self._checkpoint()
 
     def _progress(self, page: Page) -> None:
+        self._result.pages += 1
         done = self._result.emitted + self._result.unchanged
         self.reporter.progress(done, done + max(page.total_count - len(page.orders), 0))
 

@@ -66,8 +66,8 @@ def scan_received(
                 "order (the store ignored Sort id), so paging it could skip a lost "
                 "order; nothing was recovered from it. Way out: a --page-size larger "
                 "than the received queue (up to 1000), or find the orders missing "
-                "from the output in that queue in the Miva admin (docs/miva-api.md "
-                "§6.1)"
+                "from the output in that queue in the Miva admin "
+                "(docs/miva-api.md §6.1)"
             )
         found.extend(o for o in page.orders if unwritten(o))
         top = ids[-1]  # verified ascending just above

@@ -27,10 +27,16 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from miva_sync.errors import ConfigError, UsageError
-from miva_sync.sync.dedupe import Entry
+from miva_sync.state.file import is_queue_cursor
+from miva_sync.state.record import (
+    DedupeEntry,
+    QueueCursor,
+    QueueJournal,
+    StateRecord,
+    new_record,
+)
 from miva_sync.sync.plan import PREVIOUS
 
 DEDUPE_HORIZON = 7 * 86400  # how long an emitted version is remembered
@@ -55,13 +61,12 @@ class QueuePlan:
     queue_code: str
     ack: bool
     received_queue: str | None
-    record: dict[str, Any]
+    record: StateRecord
     notices: list[str] = field(default_factory=list)
 
     @property
-    def cursor(self) -> dict[str, Any]:
-        cursor: dict[str, Any] = self.record["cursors"]["queue"]
-        return cursor
+    def cursor(self) -> QueueCursor:
+        return self.record["cursors"]["queue"]
 
     def activate(self) -> None:
         """Make queue mode (this queue) the store's active mode: called once the
@@ -86,15 +91,15 @@ class QueuePlan:
         return None if drained is None else int(drained) - RECOVERY_MARGIN
 
 
-def make_queue_plan(record: dict[str, Any] | None, options: QueueOptions) -> QueuePlan:
+def make_queue_plan(record: StateRecord | None, options: QueueOptions) -> QueuePlan:
     """Resolve the queue settings; never mutates the saved record in place."""
     record = copy.deepcopy(record) if record else None
     notices: list[str] = []
-    saved = (record or {}).get("cursors", {}).get("queue")
+    saved = record["cursors"].get("queue") if record else None
     if saved is not None:
         check_cursor(saved)
     if options.queue_code is None:
-        if not record or record.get("mode") != "queue" or saved is None:
+        if not record or record["mode"] != "queue" or saved is None:
             raise UsageError(
                 "no saved queue state for this store: start with --queue CODE"
             )
@@ -102,16 +107,19 @@ def make_queue_plan(record: dict[str, Any] | None, options: QueueOptions) -> Que
         if options.received_queue and not cursor.get("ack", True):
             cursor["received_queue"] = options.received_queue
     else:
-        record = record or {"cursors": {}, "dedupe": {}, "held": {}}
+        # a record with no active mode yet has nothing to keep: queue mode is it
+        record = record or new_record("queue")
         committed = _committed_queue(saved)
         if saved and saved.get("queue_code") == options.queue_code:
-            cursor = dict(saved)
+            cursor = saved.copy()
         elif committed is not None and committed["queue_code"] == options.queue_code:
             # back to the queue an unfinished switch would have replaced; the
             # journal and in-flight mark are the newest ones, so they stay
             cursor = {**committed, **_journal(saved or {})}
         else:
-            cursor = {k: v for k, v in (saved or {}).items() if k != PREVIOUS}
+            # the new code is set below, with the other settings
+            cursor = saved.copy() if saved else {"queue_code": options.queue_code}
+            cursor.pop(PREVIOUS, None)
             if committed is not None:
                 notices.append(
                     f"queue mode: switching from queue {committed['queue_code']!r} "
@@ -121,26 +129,27 @@ def make_queue_plan(record: dict[str, Any] | None, options: QueueOptions) -> Que
                 # until the new queue answers, a bare pull goes on with this one
                 cursor[PREVIOUS] = committed
             # facts about the other queue
-            for fact in ("drained_at", "first_run_at", "delivered_at"):
-                cursor.pop(fact, None)
-        if record.get("mode") not in (None, "queue"):
+            cursor.pop("drained_at", None)
+            cursor.pop("first_run_at", None)
+            cursor.pop("delivered_at", None)
+        if record["mode"] != "queue":
             notices.append(
                 f"switching to queue mode from {record['mode']} mode "
                 "(the dedupe window is kept)"
             )
         cursor.update(
-            queue_code=options.queue_code,
-            ack=options.ack,
-            received_queue=options.received_queue,
+            {
+                "queue_code": options.queue_code,
+                "ack": options.ack,
+                "received_queue": options.received_queue,
+            }
         )
     if cursor.get("ack", True) and cursor.get("received_queue"):
         raise UsageError("--received-queue goes with --no-ack")
     # the journal is not tied to one queue: OrderList_Acknowledge takes ids only
     cursor.setdefault("pending_ack", [])
     cursor.setdefault("in_flight", False)
-    # queue mode becomes active with its first answer (QueuePlan.activate);
-    # a record with no active mode yet has nothing to keep
-    record.setdefault("mode", "queue")
+    # queue mode becomes active with its first answer (QueuePlan.activate)
     record["cursors"]["queue"] = cursor
     return QueuePlan(
         queue_code=str(cursor["queue_code"]),
@@ -151,24 +160,28 @@ def make_queue_plan(record: dict[str, Any] | None, options: QueueOptions) -> Que
     )
 
 
-def _journal(cursor: dict[str, Any]) -> dict[str, Any]:
+def _journal(cursor: QueueJournal) -> QueueJournal:
     """The ack journal and in-flight mark: not tied to one queue code."""
-    return {k: cursor[k] for k in ("pending_ack", "in_flight") if k in cursor}
+    journal: QueueJournal = {}
+    if "pending_ack" in cursor:
+        journal["pending_ack"] = cursor["pending_ack"]
+    if "in_flight" in cursor:
+        journal["in_flight"] = cursor["in_flight"]
+    return journal
 
 
-def _committed_queue(saved: dict[str, Any] | None) -> dict[str, Any] | None:
+def _committed_queue(saved: QueueCursor | None) -> QueueCursor | None:
     """The queue cursor that last worked: a switch to another queue code keeps
     it under ``previous`` until the new queue first answers."""
     if saved is None or PREVIOUS not in saved:
         return saved
-    previous = saved[PREVIOUS]
-    if not isinstance(previous, dict):
-        check_cursor({})  # raises: malformed
-    check_cursor(previous)
-    return {k: v for k, v in previous.items() if k != PREVIOUS}
+    # validate_record leaves it to this, its only reader
+    committed = check_cursor(saved[PREVIOUS]).copy()
+    committed.pop(PREVIOUS, None)
+    return committed
 
 
-def _resumed_queue(saved: dict[str, Any], notices: list[str]) -> dict[str, Any]:
+def _resumed_queue(saved: QueueCursor, notices: list[str]) -> QueueCursor:
     """A bare pull's queue cursor (issue 19: a failed switch is not a switch)."""
     committed = _committed_queue(saved)
     if committed is None or committed is saved:
@@ -187,41 +200,23 @@ def _resumed_queue(saved: dict[str, Any], notices: list[str]) -> dict[str, Any]:
     return {**committed, **_journal(saved)}
 
 
-def check_cursor(cursor: dict[str, Any]) -> None:
-    """Refuse a queue cursor whose fields have the wrong shape (state.py checks the rest)."""
-    code = cursor.get("queue_code")
-    pending = cursor.get("pending_ack", [])
-    drained = cursor.get("drained_at")
-    times = [cursor.get(k) for k in ("first_run_at", "delivered_at")]
-    ok = (
-        isinstance(code, str)
-        and code
-        and isinstance(cursor.get("ack", True), bool)
-        and isinstance(cursor.get("in_flight", False), bool)
-        and (
-            cursor.get("received_queue") is None
-            or isinstance(cursor.get("received_queue"), str)
-        )
-        and isinstance(pending, list)
-        and len(pending) <= MAX_PENDING
-        and all(_is_int(i) for i in pending)
-        and (drained is None or _is_int(drained))
-        and all(t is None or _is_int(t) for t in times)
+def check_cursor(cursor: object) -> QueueCursor:
+    """``cursor`` if it is a queue cursor with a journal of ours, else ConfigError."""
+    if (
+        isinstance(cursor, dict)
+        and is_queue_cursor(cursor)
+        and len(cursor.get("pending_ack", [])) <= MAX_PENDING
+    ):
+        return cursor
+    raise ConfigError(
+        "the saved queue cursor is malformed; inspect it with 'miva-sync state "
+        "show' or start again with 'miva-sync state reset'"
     )
-    if not ok:
-        raise ConfigError(
-            "the saved queue cursor is malformed; inspect it with 'miva-sync state "
-            "show' or start again with 'miva-sync state reset'"
-        )
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def queue_keep(
     now: int, floor: int | None, protected: Iterable[int]
-) -> Callable[[int, Entry], bool]:
+) -> Callable[[int, DedupeEntry], bool]:
     """Which dedupe entries a queue run keeps.
 
     Kept: ids in the ack journal or written by this run (a re-delivery must not
@@ -235,7 +230,7 @@ def queue_keep(
     if floor is not None:
         horizon = min(horizon, floor)
 
-    def keep(oid: int, entry: Entry) -> bool:
+    def keep(oid: int, entry: DedupeEntry) -> bool:
         if str(oid) in keep_ids:
             return True
         stamps = [v for v in entry[1:] if isinstance(v, int)]

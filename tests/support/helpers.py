@@ -25,6 +25,17 @@ def cli_env(sandbox: Sandbox, home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def wait_for(condition: Callable[[], object], what: str, timeout: float = 60) -> None:
+    """Poll until ``condition()`` holds; a bound, not a timing assertion."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.02)
+
+
 def run_cli(
     *args: str, env: dict[str, str], expect: int | None = 0, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
@@ -108,6 +119,14 @@ def saved_record(home: Path) -> dict[str, Any]:
     return record  # type: ignore[no-any-return]
 
 
+def held_ids(home: Path) -> set[int]:
+    """The ids of the orders held (unpaid) in ``home``'s state file, any store."""
+    from miva_sync.state.file import StateStore
+
+    stores = StateStore(home / "state.json").all()
+    return {int(i) for record in stores.values() for i in record.get("held", {})}
+
+
 def assert_state_valid(home: Path) -> None:
     """The state file (if any) loads, and nothing was quarantined as corrupt."""
     from miva_sync.state.file import StateStore
@@ -126,6 +145,14 @@ def set_at(document: Any, path: tuple[Any, ...], value: Any) -> None:
         del document[path[-1]]
     else:
         document[path[-1]] = value
+
+
+def write_config(home: Path, text: str, mode: int = 0o600) -> Path:
+    """``home``'s config.toml with ``text``, private unless ``mode`` says otherwise."""
+    path = home / "config.toml"
+    path.write_text(text)
+    path.chmod(mode)
+    return path
 
 
 def profile_toml(

@@ -47,6 +47,7 @@ class FakeClient:
     def __init__(self, store: FakeStore) -> None:
         self.store = store
         self.requests_sent = 0
+        self.retries = 0
 
     def list_orders(self, query: ListQuery) -> Page:
         self.requests_sent += 1

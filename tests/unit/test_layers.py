@@ -34,7 +34,6 @@ LAYER_OF_MODULE = {
     "miva_sync.errors": "base",
     "miva_sync.config": "config",
     "miva_sync.console": "console",
-    "miva_sync.stderr_log": "console",
 }
 # The sandbox is a separate program: it imports nothing of the client side,
 # and only the commands that start it (cli, app) import it.
