@@ -17,6 +17,7 @@ _EXPORTS = {
     "load_settings": "miva_sync.config",
     "ListQuery": "miva_sync.store.query",
     "MivaSyncError": "miva_sync.errors",
+    "StoreError": "miva_sync.errors",
     "AuthError": "miva_sync.errors",
     "ApiError": "miva_sync.errors",
     "TransientError": "miva_sync.errors",

@@ -116,7 +116,7 @@ class Settings:
         """The key of this store's state record (docs/design.md §6.1)."""
         if self.profile:
             return f"profile:{self.profile}"
-        return f"{normalise_url(self.url or '')}#{self.store_code or ''}"
+        return url_key(self.url, self.store_code)
 
     @property
     def has_connection(self) -> bool:
@@ -196,6 +196,13 @@ def normalise_url(url: str) -> str:
     if parts.port:
         host = f"{host}:{parts.port}"
     return f"{parts.scheme.lower()}://{host}{parts.path.rstrip('/')}"
+
+
+def url_key(url: str | None, store_code: str | None) -> str:
+    """A store named by its URL and store code (``https://host/mm5/json.mvc#S01``):
+    the state key of settings without a profile, and a database's store identity
+    (store/urls.py), one text so the one recognises what the other claimed."""
+    return f"{normalise_url(url or '')}#{(store_code or '').strip()}"
 
 
 def decode_signing_key(key: str, *, where: str = "the signing key") -> bytes:

@@ -59,21 +59,40 @@ class ConfigError(MivaSyncError):
     exit_code = ExitStatus.CONFIG
 
 
-class AuthError(MivaSyncError):
+class StoreError(MivaSyncError):
+    """An error from talking to the store, and where it came from.
+
+    ``request`` is the Miva function that failed (``OrderList_Load_Query``,
+    ``QueueOrderList_Load_Query``, ``OrderList_Acknowledge``): only the name,
+    never the body, URL, token or signature, so the error can be logged or
+    shown whole. ``http_status`` is the answer's status when there was one (not
+    on a timeout or a refused connection); ``code`` is the store's
+    ``error_code`` when its answer carried one. None of them is added to the
+    message: the message already says what the user needs.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        request: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.request = request
+        self.code = code
+
+
+class AuthError(StoreError):
     """The store refused our credentials (HTTP 401/403, or ``success: 0`` with
     an error code known to mean authentication: see ``client.AUTH_ERROR_CODES``)."""
 
     exit_code = ExitStatus.AUTH
 
-    def __init__(
-        self, message: str, *, http_status: int | None = None, code: str | None = None
-    ) -> None:
-        super().__init__(message)
-        self.http_status = http_status
-        self.code = code
 
-
-class ApiError(MivaSyncError):
+class ApiError(StoreError):
     """The store answered but refused the request (``success: 0`` or another 4xx)."""
 
     exit_code = ExitStatus.API
@@ -84,11 +103,10 @@ class ApiError(MivaSyncError):
         *,
         code: str | None = None,
         http_status: int | None = None,
+        request: str | None = None,
         field_errors: list[tuple[str, str]] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.http_status = http_status
+        super().__init__(message, http_status=http_status, request=request, code=code)
         self.field_errors = field_errors or []
 
 
@@ -101,12 +119,21 @@ class UntrustedAnswerError(ApiError):
 class AckError(ApiError):
     """``OrderList_Acknowledge`` answered ``processed: 0`` for some orders."""
 
-    def __init__(self, message: str, *, order_ids: list[int]) -> None:
-        super().__init__(message, code="not_processed")
+    def __init__(
+        self,
+        message: str,
+        *,
+        order_ids: list[int],
+        http_status: int | None = None,
+        request: str | None = None,
+    ) -> None:
+        super().__init__(
+            message, code="not_processed", http_status=http_status, request=request
+        )
         self.order_ids = order_ids
 
 
-class TransientError(MivaSyncError):
+class TransientError(StoreError):
     """The store is unreachable or failing; retrying later may succeed."""
 
     exit_code = ExitStatus.UNREACHABLE
@@ -116,10 +143,10 @@ class TransientError(MivaSyncError):
         message: str,
         *,
         http_status: int | None = None,
+        request: str | None = None,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(message)
-        self.http_status = http_status
+        super().__init__(message, http_status=http_status, request=request)
         self.retry_after = retry_after
 
 

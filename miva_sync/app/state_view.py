@@ -19,7 +19,8 @@ from miva_sync.base.timespec import human_span, iso
 from miva_sync.config import Settings
 from miva_sync.errors import ConfigError, IncompleteError, UsageError
 from miva_sync.state.record import PullCursor, PullMode, StateRecord, new_record
-from miva_sync.sync.plan import FIELDS, restarted
+from miva_sync.store.orders import CURSOR_FIELDS
+from miva_sync.sync.plan import restarted
 
 
 class StaleStateError(IncompleteError):
@@ -114,7 +115,7 @@ def view(record: StateRecord, key: str, source: str, *, now: float) -> dict[str,
     # every kind of cursor, each key shown as saved
     saved: Mapping[str, Any] = record.get("cursors", {})
     for name, cursor in saved.items():
-        shown: dict[str, Any] = {"field": FIELDS.get(name)}
+        shown: dict[str, Any] = {"field": CURSOR_FIELDS.get(name)}
         for point in ("start", "watermark"):
             value = cursor.get(point)
             shown[point] = value

@@ -37,11 +37,10 @@ from miva_sync.sinks.readback import (
     check_target,
     read_target,
 )
-from miva_sync.store.orders import cursor_value, order_id
+from miva_sync.store.orders import CURSOR_FIELDS, cursor_value, order_id
 from miva_sync.store.query import MAX_PAGE_SIZE, ListQuery, chunked
 from miva_sync.sync.held import fetcher
 from miva_sync.sync.pager import iter_chunks
-from miva_sync.sync.plan import FIELDS
 
 if TYPE_CHECKING:
     from miva_sync.app.requests import GlobalOptions, VerifyRequest
@@ -63,7 +62,7 @@ class Range:
 
     @property
     def field(self) -> str:
-        return FIELDS[self.mode]
+        return CURSOR_FIELDS[self.mode]
 
     @property
     def stale_counts(self) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import tzinfo
 from typing import Any, TypeVar
 
 import click
@@ -220,18 +221,23 @@ def settings_from(ctx: click.Context) -> Any:
 
 
 def read_times(
-    ctx: click.Context, options: dict[str, Any], names: tuple[str, ...]
+    ctx: click.Context,
+    options: dict[str, Any],
+    names: tuple[str, ...],
+    zone: tzinfo | None = None,
 ) -> None:
     """Replace the When options ``names`` by unix seconds, reading dates and
-    times without an offset in the store's zone (flag > environment > profile)."""
+    times without an offset in the store's zone (flag > environment > profile):
+    ``zone`` when the caller has loaded the settings, else looked up alone."""
     from miva_sync.base.timespec import WhenText
 
     typed = {n: options[n] for n in names if isinstance(options.get(n), WhenText)}
     if not typed:
         return  # no need to look for a zone (nor to read the config file)
-    from miva_sync.config import load_timezone
+    if zone is None:
+        from miva_sync.config import load_timezone
 
-    zone = load_timezone(shared(ctx))
+        zone = load_timezone(shared(ctx))
     for name, value in typed.items():
         try:
             options[name] = value.resolve(zone)

@@ -88,7 +88,6 @@ def cli() -> None:
     """The root group: its help is ROOT_HELP."""
 
 
-
 for _command in (check, config, listen, pull, sandbox, state, verify):
     cli.add_command(_command)
 
@@ -144,18 +143,15 @@ def _fail(message: str, code: int) -> None:
 
 
 def _flush_stdout() -> None:
-    """Hand stdout its last bytes while a failure can still be reported (exit 8)."""
+    """Hand stdout its last bytes while a failure can still be reported (exit 8).
+
+    :func:`main` has made ``sys.stdout`` a :class:`~miva_sync.base.stdio.CheckedStdout`,
+    whose flush raises an OutputError for any OSError (a broken pipe too), or a
+    ``ClosedStdout``, which holds nothing; never None.
+    """
     try:
-        if sys.stdout is not None:
-            sys.stdout.flush()
-    except BrokenPipeError:
-        _close_stdout_quietly()
-        _fail("output closed (broken pipe)", ExitStatus.OUTPUT)
-    except (OSError, ValueError) as exc:
-        _close_stdout_quietly()
-        reason = getattr(exc, "strerror", None) or str(exc)
-        _fail(f"cannot write to stdout: {reason}", ExitStatus.OUTPUT)
-    except MivaSyncError as exc:  # miva_sync.base.stdio.CheckedStdout
+        sys.stdout.flush()
+    except MivaSyncError as exc:
         _close_stdout_quietly()
         _fail(str(exc), exc.exit_code)
 

@@ -212,9 +212,12 @@ def pull(ctx: click.Context, /, **options: Any) -> None:
     from miva_sync.app.requests import GlobalOptions, PullRequest
 
     with reporting(ctx):
-        if not options["use_sandbox"]:
-            _apply_profile_defaults(ctx, options, settings_from(ctx))
-        read_times(ctx, options, ("since", "until"))
+        # --sandbox: the sandbox supplies the connection; no settings to load
+        settings = None if options["use_sandbox"] else settings_from(ctx)
+        if settings is not None:
+            _apply_profile_defaults(ctx, options, settings)
+        zone = settings.zone if settings is not None else None
+        read_times(ctx, options, ("since", "until"), zone)
         given.update(
             {name: options[name] for name in ("since", "until") if name in given}
         )

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from miva_sync.sandbox.columns import BOOLEAN, NUMERIC
+from miva_sync.sandbox.columns import BOOLEAN, INDEXED, NUMERIC
 
 Order = dict[str, Any]
 Predicate = Callable[[Order], bool]
@@ -36,7 +36,6 @@ OPERATORS = frozenset(
         "SUBWHERE",
     ]
 )
-NO_VALUE_OPERATORS = frozenset({"TRUE", "FALSE", "NULL"})
 RANGE_OPERATORS = frozenset({"EQ", "GE", "GT", "LE", "LT"})
 # search_OR and search both join their group by OR: in the SDK's output a bare
 # "search" SUBWHERE only ever opens a group, where the join mode does not matter.
@@ -367,7 +366,7 @@ def _entry_conjuncts(entry: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _hint(entry: dict[str, Any]) -> RangeHint | None:
     name, operator = entry.get("field"), entry.get("operator")
-    if name not in ("id", "orderdate", "dt_updated") or operator not in RANGE_OPERATORS:
+    if name not in INDEXED or operator not in RANGE_OPERATORS:
         return None
     return RangeHint(str(name), str(operator), _number(str(name), entry.get("value")))
 

@@ -19,7 +19,6 @@ DAY = 86400
 SPAN = 90 * DAY
 ADDRESS_FIELDS = ("fname", "lname", "email", "comp", "phone", "fax",
                   "addr1", "addr2", "city", "state", "zip", "cntry")  # fmt: skip
-TIMESTAMP_PATHS = ("orderdate", "dt_updated")
 
 # Order kinds; "admin" is an admin-created order with no payment yet, "check"
 # is paid by check and, like Miva's check module, leaves no payment record.

@@ -295,10 +295,6 @@ class Store:
                 queue.ids |= set(self._rows)
             self._changed()
 
-    def queue_codes(self) -> list[str]:
-        with self._lock:
-            return sorted(self._queues)
-
     def queue_ids(self, code: str) -> list[int]:
         """Ids currently in a queue (KeyError for an unknown queue)."""
         with self._lock:

@@ -35,13 +35,9 @@ ITEM_COLUMNS = ("code", "sku", "name", "quantity", "price", "total")
 QUERY_COLUMNS = (*TEXT_COLUMNS, *INTEGER_COLUMNS, *REAL_COLUMNS)
 
 
-def order_columns(order: dict[str, Any]) -> dict[str, Any]:
-    """The query columns of one order; a value of the wrong type becomes None."""
-    return dict(zip(QUERY_COLUMNS, order_column_values(order), strict=True))
-
-
 def order_column_values(order: dict[str, Any]) -> tuple[Any, ...]:
-    """:func:`order_columns`' values in :data:`QUERY_COLUMNS` order (the hot path)."""
+    """The query columns of one order, in :data:`QUERY_COLUMNS` order (the hot
+    path); a value of the wrong type becomes None."""
     get = order.get
     return (
         *[as_text(get(name)) for name in TEXT_COLUMNS],

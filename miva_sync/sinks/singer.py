@@ -18,10 +18,9 @@ from typing import Any
 
 from miva_sync.sinks.base import Sink, WithoutCursor
 from miva_sync.state.record import StateRecord
+from miva_sync.store.orders import CURSOR_FIELDS
 
 STREAM = "orders"
-# date/updated/number modes page by one field: Singer's "replication key"
-REPLICATION_KEYS = {"date": "orderdate", "updated": "dt_updated", "number": "id"}
 # Only these parts of the checkpoint reach STATE: the dedupe window and held
 # orders are internal (and can be large), and a whitelist keeps anything added
 # to the record later out of a stream that other programs store.
@@ -90,7 +89,8 @@ def state_value(store_key: str, checkpoint: StateRecord) -> dict[str, Any]:
     saved: Mapping[str, Any] = checkpoint
     bookmark: dict[str, Any] = {"store": store_key}
     bookmark.update({k: saved[k] for k in STATE_FIELDS if k in saved})
-    field = REPLICATION_KEYS.get(str(saved.get("mode")))
+    # date/updated/number modes page by one field: Singer's "replication key"
+    field = CURSOR_FIELDS.get(str(saved.get("mode")))
     cursor = saved.get("cursors", {}).get(saved.get("mode"), {})
     if field is not None and isinstance(cursor, dict):
         bookmark["replication_key"] = field

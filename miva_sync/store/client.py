@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import requests
 
@@ -48,6 +48,12 @@ CHUNK_SIZE = 64 * 1024
 MAX_RESPONSE_BYTES = 128 * 1024 * 1024  # a page of 1000 full orders is ~5 MB
 _DIGESTS = {"sha256": hashlib.sha256, "sha1": hashlib.sha1}
 
+# The Miva functions miva-sync calls. An error from one records its name as
+# ``request`` (a module function by its own name, not "Module").
+LIST_ORDERS = "OrderList_Load_Query"
+QUEUE_ORDERS = "QueueOrderList_Load_Query"
+ACKNOWLEDGE = "OrderList_Acknowledge"
+
 # The one list of the store's ``error_code`` values that mean "authentication
 # refused" in a ``success: 0`` answer: exit 4, like HTTP 401/403. Only codes
 # with evidence belong here (docs/miva-api.md §3.7, §3.8): Miva's own json.mvc
@@ -66,6 +72,13 @@ class Page:
     orders: list[dict[str, Any]]
     total_count: int
     start_offset: int
+
+
+class _Answer(NamedTuple):
+    """A successful answer and its HTTP status, which errors found in it carry."""
+
+    status: int
+    body: dict[str, Any]
 
 
 def sign(body: bytes, key: bytes, digest: str = "sha256") -> str:
@@ -218,23 +231,25 @@ class MivaClient:
 
     def list_orders(self, query: ListQuery) -> Page:
         """``OrderList_Load_Query``."""
-        return _page(self.call("OrderList_Load_Query", query.to_params()))
+        return _page(self._exchange(LIST_ORDERS, query.to_params()), LIST_ORDERS)
 
     def queue_orders(self, queue_code: str, query: ListQuery) -> Page:
         """``QueueOrderList_Load_Query`` on a workflow queue."""
         params = {"Queue_Code": queue_code, **query.to_params()}
-        return _page(self.call_module("QueueOrderList_Load_Query", params))
+        return _page(self._exchange(*_module(QUEUE_ORDERS, params)), QUEUE_ORDERS)
 
     def acknowledge(self, order_ids: Sequence[int], *, batch_size: int = 100) -> int:
         """``OrderList_Acknowledge`` in batches; raise :class:`AckError` on ``processed: 0``."""
         done = 0
         for batch in chunked(list(order_ids), batch_size):
-            answer = self.call_module("OrderList_Acknowledge", {"Order_Ids": batch})
-            if not answer.get("processed"):
+            answer = self._exchange(*_module(ACKNOWLEDGE, {"Order_Ids": batch}))
+            if not answer.body.get("processed"):
                 raise AckError(
                     "the store did not process the acknowledgement (processed: 0) "
                     f"for orders {_id_list(batch)}; they stay in the queue",
                     order_ids=batch,
+                    http_status=answer.status,
+                    request=ACKNOWLEDGE,
                 )
             done += len(batch)
         return done
@@ -243,13 +258,16 @@ class MivaClient:
         self, module_function: str, params: dict[str, Any]
     ) -> dict[str, Any]:
         """A ``Function: Module`` call on the ``orderworkflow`` module."""
-        module = {"Module_Code": WORKFLOW_MODULE, "Module_Function": module_function}
-        return self.call("Module", {**module, **params})
+        return self.call(*_module(module_function, params))
 
     def call(
         self, function: str, params: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Call one API function and return the successful response object."""
+        return self._exchange(function, params).body
+
+    def _exchange(self, function: str, params: dict[str, Any] | None) -> _Answer:
+        """:meth:`call`, keeping the answer's status for errors found in its body."""
         payload: dict[str, Any] = {"Store_Code": self.store_code, "Function": function}
         payload.update(params or {})
         passphrase = payload.get("Passphrase")
@@ -274,6 +292,7 @@ class MivaClient:
                         f"{now - started:.1f}s "
                         "(the next run will retry)",
                         http_status=err.http_status,
+                        request=err.request,
                     ) from None
                 log.info("retrying in %.1fs after: %s", delay, err)
                 self.retries += 1
@@ -281,7 +300,7 @@ class MivaClient:
 
     # -- one attempt -----------------------------------------------------------
 
-    def _send(self, payload: dict[str, Any], attempt: int) -> dict[str, Any]:
+    def _send(self, payload: dict[str, Any], attempt: int) -> _Answer:
         # A fresh timestamp and signature on every attempt: stores reject stale ones.
         payload["Miva_Request_Timestamp"] = int(self._clock())
         body = encode_body(payload)
@@ -289,6 +308,7 @@ class MivaClient:
             AUTH_HEADER: authorization(self._token, body, self._key, self.digest)
         }
         self._throttle()
+        request = _function(payload)
         what = _describe(payload)
         if log.isEnabledFor(logging.DEBUG):  # (the headers copy costs every request)
             log.debug(
@@ -307,7 +327,8 @@ class MivaClient:
                 verify=self._verify,
                 proxies=self._proxies,
             )
-            content = self._read_body(response, what)  # a cut-off body raises here
+            # a cut-off body raises here
+            content = self._read_body(response, request, what)
         except (
             requests.exceptions.InvalidURL,
             requests.exceptions.MissingSchema,
@@ -316,11 +337,13 @@ class MivaClient:
             raise ConfigError(f"MIVA_URL is not usable: {type(exc).__name__}") from None
         except requests.exceptions.Timeout:
             raise TransientError(
-                f"the store did not answer within {self.timeout[1]:g}s ({what})"
+                f"the store did not answer within {self.timeout[1]:g}s ({what})",
+                request=request,
             ) from None
         except requests.exceptions.RequestException as exc:
             raise TransientError(
-                f"connection to the store failed ({_transport_reason(exc)}; {what})"
+                f"connection to the store failed ({_transport_reason(exc)}; {what})",
+                request=request,
             ) from None
         elapsed_ms = (self._monotonic() - started) * 1000
         self.last_response_date = response.headers.get("Date")
@@ -333,9 +356,12 @@ class MivaClient:
             elapsed_ms,
             attempt,
         )
-        return self._classify(response.status_code, response.headers, content)
+        status = response.status_code
+        return _Answer(
+            status, self._classify(status, response.headers, content, request)
+        )
 
-    def _read_body(self, response: requests.Response, what: str) -> bytes:
+    def _read_body(self, response: requests.Response, request: str, what: str) -> bytes:
         """The whole body, within a total time limit and a size limit.
 
         The read timeout bounds each socket read, not the answer: a store (or a
@@ -363,13 +389,17 @@ class MivaClient:
                 if size > self.max_response_bytes:
                     raise ApiError(
                         f"the store's answer is larger than {self.max_response_bytes} "
-                        f"bytes ({what}): use a smaller --page-size"
+                        f"bytes ({what}): use a smaller --page-size",
+                        http_status=response.status_code,
+                        request=request,
                     )
                 chunks.append(chunk)
         except (requests.exceptions.RequestException, OSError):
             if expired.is_set():
                 raise TransientError(
-                    f"the store's answer took longer than {limit:g}s ({what})"
+                    f"the store's answer took longer than {limit:g}s ({what})",
+                    http_status=response.status_code,
+                    request=request,
                 ) from None
             raise
         finally:
@@ -377,12 +407,14 @@ class MivaClient:
             response.close()
         if expired.is_set():
             raise TransientError(
-                f"the store's answer took longer than {limit:g}s ({what})"
+                f"the store's answer took longer than {limit:g}s ({what})",
+                http_status=response.status_code,
+                request=request,
             )
         return b"".join(chunks)
 
     def _classify(
-        self, status: int, headers: Mapping[str, str], content: bytes
+        self, status: int, headers: Mapping[str, str], content: bytes, request: str
     ) -> dict[str, Any]:
         """Map one HTTP answer to a response object or a typed error."""
         if 300 <= status < 400:
@@ -392,16 +424,19 @@ class MivaClient:
                 "address (https, exact path)"
             )
         if status in (401, 403):
-            code = (_json_object(content) or {}).get("error_code")
+            refusal = _json_object(content) or {}
+            code = refusal.get("error_code")
             raise AuthError(
-                self._auth_message(status, content),
+                self._auth_message(status, refusal),
                 http_status=status,
+                request=request,
                 code=self._shown(code) if code else None,
             )
         if status == 429 or status >= 500:
             raise TransientError(
                 f"HTTP {status} from the store: {self._excerpt(content)}",
                 http_status=status,
+                request=request,
                 retry_after=_retry_after(headers.get("Retry-After"), self._clock()),
             )
         if status >= 400:
@@ -409,6 +444,7 @@ class MivaClient:
             raise ApiError(
                 f"HTTP {status} from the store{hint}: {self._excerpt(content)}",
                 http_status=status,
+                request=request,
             )
         answer = _json_object(content)
         if answer is None:
@@ -416,6 +452,7 @@ class MivaClient:
                 f"HTTP {status} but the body is not a complete JSON object: "
                 f"{self._excerpt(content)}",
                 http_status=status,
+                request=request,
             )
         success = answer.get("success")
         if success in (1, True, "1"):
@@ -424,23 +461,27 @@ class MivaClient:
             code = answer.get("error_code")
             if isinstance(code, str) and code in AUTH_ERROR_CODES:
                 raise AuthError(
-                    self._auth_message(status, content),
+                    self._auth_message(status, answer),
                     http_status=status,
+                    request=request,
                     code=self._shown(code),
                 )
-            raise self._api_error(answer)
+            raise self._api_error(answer, status, request)
         if "success" in answer:
             # a flag that is there but means nothing: retrying cannot help
             raise ApiError(
                 f"HTTP {status} but the answer's success flag is "
-                f"{self._shown(repr(success))}: {self._excerpt(content)}"
+                f"{self._shown(repr(success))}: {self._excerpt(content)}",
+                http_status=status,
+                request=request,
             )
         raise TransientError(
             f"HTTP {status} but the answer has no success flag: {self._excerpt(content)}",
             http_status=status,
+            request=request,
         )
 
-    def _api_error(self, answer: dict[str, Any]) -> ApiError:
+    def _api_error(self, answer: dict[str, Any], status: int, request: str) -> ApiError:
         # one short line each, secrets out: the store's text ends up on stderr
         shown = self._shown
         code = shown(answer.get("error_code") or "unknown")
@@ -461,10 +502,17 @@ class MivaClient:
             )
         detail = "".join(f"; {name}: {msg}" for name, msg in fields)
         text = f"the store refused the request: {code}: {message}{detail}"
-        return ApiError(text, code=code, field_errors=fields)
+        return ApiError(
+            text,
+            code=code,
+            http_status=status,
+            request=request,
+            field_errors=fields,
+        )
 
-    def _auth_message(self, status: int, content: bytes) -> str:
-        answer = _json_object(content) or {}
+    def _auth_message(self, status: int, answer: dict[str, Any]) -> str:
+        """What an authentication refusal says, from the store's parsed answer
+        (an empty one when the body is no JSON object)."""
         words = [answer.get("error_code"), answer.get("error_message")]
         said = ": ".join(str(w) for w in words if w)  # the store's code and words
         said_lower = said.lower()
@@ -574,18 +622,30 @@ def _json_object(content: bytes) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _page(answer: dict[str, Any]) -> Page:
-    data = answer.get("data")
+def _module(module_function: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The function and parameters of a call to ``module_function`` on the
+    ``orderworkflow`` module."""
+    module = {"Module_Code": WORKFLOW_MODULE, "Module_Function": module_function}
+    return "Module", {**module, **params}
+
+
+def _page(answer: _Answer, request: str) -> Page:
+    def malformed(what: str) -> ApiError:
+        return ApiError(
+            f"the store's answer {what}", http_status=answer.status, request=request
+        )
+
+    data = answer.body.get("data")
     if not isinstance(data, dict):
-        raise ApiError("the store's answer has no data object")
+        raise malformed("has no data object")
     rows = data.get("data")
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise ApiError("the store's answer has no list of orders (data.data)")
+        raise malformed("has no list of orders (data.data)")
     try:
         total = int(data.get("total_count", len(rows)))
         offset = int(data.get("start_offset", 0))
     except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity
-        raise ApiError("the store's answer has a malformed total_count") from None
+        raise malformed("has a malformed total_count") from None
     return Page(orders=rows, total_count=total, start_offset=offset)
 
 
@@ -620,9 +680,13 @@ def _transport_reason(exc: requests.exceptions.RequestException) -> str:
     return type(exc).__name__
 
 
+def _function(payload: dict[str, Any]) -> str:
+    """The Miva function a body calls: a module function by its own name."""
+    return str(payload.get("Module_Function") or payload.get("Function"))
+
+
 def _describe(payload: dict[str, Any]) -> str:
-    name = payload.get("Module_Function") or payload.get("Function")
-    parts = [str(name)]
+    parts = [_function(payload)]
     for key in ("Queue_Code", "Count", "Offset", "Sort"):
         if key in payload:
             parts.append(f"{key}={payload[key]}")

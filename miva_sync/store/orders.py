@@ -29,7 +29,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Any, TypeGuard
+from collections.abc import Mapping
+from typing import Any, Final, TypeGuard
 
 from miva_sync.base import jsonio
 from miva_sync.errors import ApiError
@@ -39,6 +40,14 @@ from miva_sync.errors import ApiError
 MIN_TIME = -62_135_596_800
 MAX_TIME = 253_402_300_799
 MAX_ID = 2**63 - 1
+
+# The field each pull mode pages by: its cursor, Singer's replication key,
+# what `state show` and `verify` name
+CURSOR_FIELDS: Final[Mapping[str, str]] = {
+    "date": "orderdate",
+    "updated": "dt_updated",
+    "number": "id",
+}
 
 # Customer fields that change without the order changing (the customer's last
 # login and password change, running totals over the customer's other orders,
@@ -140,20 +149,9 @@ def stable_content(order: dict[str, Any]) -> dict[str, Any]:
 
     A shallow copy: only the objects it leaves something out of are copied.
     """
-    content = dict(order)
+    content = _without_customer_fields(order, VOLATILE_CUSTOMER_FIELDS)
     content.pop("dt_updated", None)
-    customer = content.get("customer")
-    if isinstance(customer, dict):
-        content["customer"] = {
-            k: v for k, v in customer.items() if k not in VOLATILE_CUSTOMER_FIELDS
-        }
-    custom = content.get(CUSTOM_FIELDS)
-    if isinstance(custom, dict) and WORKFLOW_MODULE in custom:
-        # the object itself stays (even if now empty): other modules' fields
-        # are the user's data, and an empty one is still what was requested
-        content[CUSTOM_FIELDS] = {
-            k: v for k, v in custom.items() if k != WORKFLOW_MODULE
-        }
+    _drop_workflow_fields(content)
     return content
 
 
@@ -170,22 +168,34 @@ def legacy_fingerprints(order: dict[str, Any]) -> tuple[str, ...]:
     plain-ASCII order without workflow fields or ``dt_pwchg`` the two
     serialisations give the same bytes, so most entries match at once).
     """
+    content = _without_customer_fields(order, _LEGACY_VOLATILE_CUSTOMER_FIELDS)
+    hashes = [_legacy_hash(content)]
+    if _drop_workflow_fields(content):
+        hashes.append(_legacy_hash(content))
+    return tuple(hashes)
+
+
+def _without_customer_fields(
+    order: dict[str, Any], fields: frozenset[str]
+) -> dict[str, Any]:
+    """A shallow copy of ``order`` whose customer object lacks ``fields``."""
     content = dict(order)
     customer = content.get("customer")
     if isinstance(customer, dict):
-        content["customer"] = {
-            k: v
-            for k, v in customer.items()
-            if k not in _LEGACY_VOLATILE_CUSTOMER_FIELDS
-        }
-    hashes = [_legacy_hash(content)]
+        content["customer"] = {k: v for k, v in customer.items() if k not in fields}
+    return content
+
+
+def _drop_workflow_fields(content: dict[str, Any]) -> bool:
+    """Leave the workflow module's custom fields out of ``content`` (a copy of
+    its custom field object replaces the order's); False when it has none."""
     custom = content.get(CUSTOM_FIELDS)
-    if isinstance(custom, dict) and WORKFLOW_MODULE in custom:
-        content[CUSTOM_FIELDS] = {
-            k: v for k, v in custom.items() if k != WORKFLOW_MODULE
-        }
-        hashes.append(_legacy_hash(content))
-    return tuple(hashes)
+    if not (isinstance(custom, dict) and WORKFLOW_MODULE in custom):
+        return False
+    # the object itself stays (even if now empty): other modules' fields
+    # are the user's data, and an empty one is still what was requested
+    content[CUSTOM_FIELDS] = {k: v for k, v in custom.items() if k != WORKFLOW_MODULE}
+    return True
 
 
 def _legacy_hash(content: dict[str, Any]) -> str:

@@ -77,11 +77,11 @@ class StoreIdentity:
     def of(
         cls, url: str | None, store_code: str | None, *, aliases: Iterable[str] = ()
     ) -> StoreIdentity:
-        # config's normalise_url: the very text of the URL-based state key,
-        # so a PostgreSQL schema claimed by that key before is recognised
-        from miva_sync.config import normalise_url
+        # the very text of the URL-based state key, so a PostgreSQL schema
+        # claimed by that key before is recognised
+        from miva_sync.config import url_key
 
-        value = f"{normalise_url(url or '')}#{(store_code or '').strip()}"
+        value = url_key(url, store_code)
         return cls(value, frozenset(aliases) - {value})
 
     @classmethod

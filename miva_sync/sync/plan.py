@@ -12,15 +12,15 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
-from typing import Final
+from typing import Final, Literal
 
 from miva_sync.base.timespec import iso, parse_span
 from miva_sync.errors import UsageError
 from miva_sync.state.file import is_int
 from miva_sync.state.record import PullCursor, PullMode, StateRecord, new_record
+from miva_sync.store.orders import CURSOR_FIELDS
 from miva_sync.sync.summary import describe_cursor
 
-FIELDS = {"date": "orderdate", "updated": "dt_updated", "number": "id"}
 DEFAULT_LOOKBACK = 15 * 60
 DEFAULT_OVERLAP = "30"
 # seconds a clock may run ahead: a start beyond it is refused, an order beyond
@@ -70,7 +70,7 @@ class Plan:
 
     @property
     def field(self) -> str:
-        return FIELDS[self.mode]
+        return CURSOR_FIELDS[self.mode]
 
     @property
     def overlap_span(self) -> int | None:
@@ -81,10 +81,8 @@ class Plan:
         """Make this run's mode the store's active mode: called once a page of
         it has been read and verified, so the next durable commit carries it.
         A run that fails before that leaves the previous mode and cursor."""
-        if self.bounded:
-            return
-        self.record["mode"] = self.mode
-        self.record["cursors"][self.mode].pop(PREVIOUS, None)
+        if not self.bounded:
+            make_active(self.record, self.mode)
 
     def describe_cursor(self, value: int | None) -> str:
         return describe_cursor(self.mode, value, self.zone)
@@ -174,6 +172,16 @@ def make_plan(record: StateRecord | None, options: PullOptions) -> Plan:
         notices=notices,
         full_refresh=options.full_refresh,
     )
+
+
+def make_active(
+    record: StateRecord, mode: Literal["date", "updated", "number", "queue"]
+) -> None:
+    """Make ``mode`` the store's active mode and drop the cursor its run
+    replaced: called (by Plan.activate, QueuePlan.activate) once the store has
+    answered the run, so the next durable commit carries both."""
+    record["mode"] = mode
+    record["cursors"][mode].pop(PREVIOUS, None)
 
 
 def _committed(cursor: PullCursor | None) -> PullCursor | None:

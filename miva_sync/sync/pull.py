@@ -23,7 +23,7 @@ from miva_sync.sinks.base import Sink
 from miva_sync.sinks.receipts import receipt, uncommitted
 from miva_sync.state.file import StateStore
 from miva_sync.state.record import PULL_MODES, DedupeEntry, LastRun, StateRecord
-from miva_sync.store.client import MivaClient, Page
+from miva_sync.store.client import LIST_ORDERS, MivaClient, Page
 from miva_sync.store.orders import cursor_value, order_id
 from miva_sync.store.query import Condition, ListQuery
 from miva_sync.sync.dedupe import DedupeWindow, keep_from
@@ -276,6 +276,8 @@ class PullRun:
                     "before 10.03): pull by date (--since without --updated) or from a "
                     "workflow queue (--queue CODE) instead",
                     code=err.code,
+                    http_status=err.http_status,
+                    request=err.request,
                 ) from None
             raise
 
@@ -296,8 +298,7 @@ class PullRun:
         plan = self.plan
         signpost = self._signpost
         value = cursor_value(order, plan.field)
-        if value is None:  # never: the pager refuses a page with such a row
-            return
+        assert value is not None  # noqa: S101 - the pager refuses a page without one
         oid = order_id(order)
         if plan.mode != "number" and value > signpost + FUTURE_TOLERANCE:
             self._warn(
@@ -421,6 +422,8 @@ def explained(
             f"cursor covers only the pages before it; {WAY_OUT[mode]} "
             "(docs/miva-api.md §4.3)",
             code=err.code,
+            # the pager is handed its fetch; every pull fetches with this one
+            request=LIST_ORDERS,
         ) from None
     finally:
         chunks.close()

@@ -37,7 +37,7 @@ from miva_sync.sinks.base import Sink
 from miva_sync.sinks.receipts import receipt, uncommitted
 from miva_sync.state.file import StateStore
 from miva_sync.state.record import QueueCursor
-from miva_sync.store.client import MivaClient, Page
+from miva_sync.store.client import QUEUE_ORDERS, MivaClient, Page
 from miva_sync.store.orders import fingerprint, order_id, version_key
 from miva_sync.store.query import MAX_IN_LIST, Condition, ListQuery, chunked
 from miva_sync.sync.dedupe import DedupeWindow
@@ -225,7 +225,8 @@ class QueueRun:
                 raise ApiError(
                     f"acknowledged orders are still in queue {self.plan.queue_code!r}: "
                     "the store does not move them out (is it the right queue, and "
-                    "an acknowledgement queue?)"
+                    "an acknowledgement queue?)",
+                    request=QUEUE_ORDERS,
                 )
             fresh, holding = self._admit(self._split(page.orders))
             if fresh:
@@ -275,6 +276,8 @@ class QueueRun:
                         "acknowledges them again (they are already written and will "
                         "not be emitted twice)",
                         order_ids=still,
+                        http_status=err.http_status,
+                        request=err.request,
                     ) from None
                 self.reporter.info(
                     f"the store answered processed: 0 for {len(batch)} orders no "
@@ -342,7 +345,8 @@ class QueueRun:
                 if failures >= MAX_DOWNLOAD_FAILURES:
                     raise TransientError(
                         f"{failures} downloads from queue {self.plan.queue_code!r} "
-                        "failed (each one recovered); try later"
+                        "failed (each one recovered); try later",
+                        request=err.request,
                     ) from None
                 self.sleep(BACKOFF * (2 ** (failures - 1)) if failures > 1 else 0.0)
                 continue
@@ -354,7 +358,8 @@ class QueueRun:
                 raise ApiError(
                     f"queue {self.plan.queue_code!r} kept its orders after they were "
                     "downloaded: it is an acknowledgement queue; run without --no-ack "
-                    "(nothing was lost: the orders are written)"
+                    "(nothing was lost: the orders are written)",
+                    request=QUEUE_ORDERS,
                 )
             downloaded.update((order_id(o), version_key(o)) for o in page.orders)
             # downloaded orders left the queue: a held one is tracked by id instead
@@ -459,7 +464,8 @@ class QueueRun:
                     "could skip orders; nothing of that page was written or "
                     "acknowledged and its orders stay queued. Way out: a --page-size "
                     "larger than the queue (up to 1000), so that nothing is stepped "
-                    "over, or pull without --require-payment (docs/miva-api.md §6.1)"
+                    "over, or pull without --require-payment (docs/miva-api.md §6.1)",
+                    request=QUEUE_ORDERS,
                 )
         if not ascending and not self._unsorted:
             self._unsorted = True

@@ -16,7 +16,7 @@ from itertools import pairwise
 from typing import Any
 
 from miva_sync.errors import AckError, ApiError, UntrustedAnswerError
-from miva_sync.store.client import MivaClient
+from miva_sync.store.client import QUEUE_ORDERS, MivaClient
 from miva_sync.store.orders import order_id
 from miva_sync.store.query import Condition, ListQuery
 
@@ -67,13 +67,15 @@ def scan_received(
                 "order; nothing was recovered from it. Way out: a --page-size larger "
                 "than the received queue (up to 1000), or find the orders missing "
                 "from the output in that queue in the Miva admin "
-                "(docs/miva-api.md §6.1)"
+                "(docs/miva-api.md §6.1)",
+                request=QUEUE_ORDERS,
             )
         found.extend(o for o in page.orders if unwritten(o))
         top = ids[-1]  # verified ascending just above
         if top <= last:
             raise ApiError(
                 f"the received queue {received_queue!r} ignored the id filter "
-                "(the page did not move); cannot recover from it"
+                "(the page did not move); cannot recover from it",
+                request=QUEUE_ORDERS,
             )
         last = top

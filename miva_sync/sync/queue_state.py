@@ -37,7 +37,7 @@ from miva_sync.state.record import (
     StateRecord,
     new_record,
 )
-from miva_sync.sync.plan import PREVIOUS
+from miva_sync.sync.plan import PREVIOUS, make_active
 
 DEDUPE_HORIZON = 7 * 86400  # how long an emitted version is remembered
 RECOVERY_MARGIN = 86400  # store clock vs local clock, and workflow delays
@@ -72,8 +72,7 @@ class QueuePlan:
         """Make queue mode (this queue) the store's active mode: called once the
         queue has answered, so the next durable commit carries it. A run that
         fails before that (a mistyped code) leaves the previous mode and queue."""
-        self.record["mode"] = "queue"
-        self.cursor.pop(PREVIOUS, None)
+        make_active(self.record, "queue")
 
     @property
     def pending(self) -> list[int]:

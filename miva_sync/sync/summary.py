@@ -19,8 +19,6 @@ from typing import Any
 from miva_sync.base.timespec import iso_in
 from miva_sync.store.orders import order_id
 
-WINDOW_MODES = ("date", "updated", "number")
-
 
 def describe_cursor(mode: str, value: int | None, zone: tzinfo = UTC) -> str:
     """A cursor value as people read it: ``#1042`` for an order number, else the

@@ -27,18 +27,13 @@ from miva_sync.state.file import StateStore
 from miva_sync.store.orders import fingerprint, version_key
 from miva_sync.sync.dedupe import DedupeWindow
 from tests.support import webhook
+from tests.support.helpers import read_orders
 from tests.support.webhook import Receiver
 
 ACK_REWRITES = Quirks(ack_rewrites_order=True)
 FINGERPRINT = re.compile(r"h[0-9a-f]{24}")
 Orders = list[dict[str, Any]]
 receivers = webhook.receivers
-
-
-def read(path: Path) -> Orders:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def old_release_hash(order: dict[str, Any]) -> str:
@@ -170,7 +165,7 @@ def test_queue_ack_that_rewrites_workflow_fields_emits_no_order_twice(
         assert first.exit_code == 0, first.stderr
         assert "123 orders emitted" in first.stderr
         assert "3 newer after acknowledgement" in first.stderr
-        orders = read(out)
+        orders = read_orders(out)
         counts = Counter(o["id"] for o in orders)
         assert {i for i, n in counts.items() if n > 1} == set(touched)
         assert max(counts.values()) == 2
@@ -188,7 +183,7 @@ def test_queue_ack_that_rewrites_workflow_fields_emits_no_order_twice(
         assert second.exit_code == 0, second.stderr
         assert "1 orders emitted, 7 unchanged skipped" in second.stderr
         assert "0 newer after acknowledgement" in second.stderr
-        assert [o["id"] for o in read(out)[len(orders) :]] == [again[0]]
+        assert [o["id"] for o in read_orders(out)[len(orders) :]] == [again[0]]
 
 
 # -- date and number mode on a store without dt_updated ---------------------------
@@ -209,7 +204,7 @@ def test_pulls_without_dt_updated_after_acks_emit_nothing_twice(
         )
         first = run(["pull", *start, "-o", str(out)], env=sb.env())
         assert first.exit_code == 0, first.stderr
-        emitted = read(out)
+        emitted = read_orders(out)
         assert len(emitted) == 80 and "dt_updated" not in emitted[0]
         acknowledge_all(store)
         assert_quirk_fired(emitted, store)
@@ -220,7 +215,7 @@ def test_pulls_without_dt_updated_after_acks_emit_nothing_twice(
         changed = store.update_order(emitted[5]["id"], status=300)
         last = run(["pull", "-o", str(out)], env=sb.env())
         assert "1 orders emitted, 79 unchanged skipped" in last.stderr
-        assert [o["id"] for o in read(out)] == [o["id"] for o in emitted] + [
+        assert [o["id"] for o in read_orders(out)] == [o["id"] for o in emitted] + [
             changed["id"]
         ]
 
@@ -242,7 +237,7 @@ def test_old_format_hashes_in_saved_state_cause_no_re_emission(
                     env=sb.env())  # fmt: skip
         assert first.exit_code == 0, first.stderr
         if target == "jsonl":
-            emitted = read(out)
+            emitted = read_orders(out)
         else:
             with sqlite3.connect(db) as conn:
                 rows = conn.execute("SELECT order_json FROM orders ORDER BY id")
@@ -273,7 +268,7 @@ def test_old_format_hashes_in_saved_state_cause_no_re_emission(
         assert upgraded.exit_code == 0, upgraded.stderr
         assert "0 orders emitted, 60 unchanged skipped" in upgraded.stderr
         if target == "jsonl":
-            assert len(read(out)) == 60
+            assert len(read_orders(out)) == 60
             # migrated as they were seen: the next run compares new to new
             ((_, record),) = state.all().items()
             assert {e[0] for e in record["dedupe"].values()} == {
@@ -299,7 +294,7 @@ def test_webhook_comparison_ignores_the_workflow_fields(
         assert sb.store.acknowledge([first]) == 1
         assert receiver.deliver({"id": first, "status": 100}) == "unchanged"
         receiver.stop()
-        written = read(tmp_path / "w.jsonl")
+        written = read_orders(tmp_path / "w.jsonl")
         assert [o["id"] for o in written] == [first]
         assert "orderworkflow" not in written[0]["CustomField_Values"]
         assert "orderworkflow" in sb.store.orders_snapshot()[0]["CustomField_Values"]

@@ -21,6 +21,8 @@ from miva_sync.sinks.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteSink
 from miva_sync.state.file import validate_record
 from tests.support.helpers import CLI, cli_env, run_cli, wait_for
 from tests.support.targets import (
+    NEWER,
+    OLDER,
     db_items,
     db_orders,
     dir_orders,
@@ -209,23 +211,9 @@ def test_outputs_sqlite_kill_9_mid_pull_leaves_it_consistent(tmp_path: Path) -> 
 
 def test_outputs_sqlite_never_replaces_newer_with_older(tmp_path: Path) -> None:
     sink = SqliteSink(tmp_path / "o.db", source="webhook")
-    new = {
-        "id": 5,
-        "orderdate": 10,
-        "dt_updated": 200,
-        "status": 200,
-        "items": [{"line_id": 1, "sku": "B", "quantity": 2, "price": 1, "total": 2}],
-    }
-    old = {
-        "id": 5,
-        "orderdate": 10,
-        "dt_updated": 100,
-        "status": 100,
-        "items": [{"line_id": 1, "sku": "A", "quantity": 1, "price": 1, "total": 1}],
-    }
-    sink.write([new])
+    sink.write([NEWER])
     sink.commit("k", None)
-    sink.write([old])
+    sink.write([OLDER])
     sink.commit("k", None)
     sink.close()
     assert db_orders(tmp_path / "o.db")[5]["status"] == 200

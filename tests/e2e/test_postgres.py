@@ -25,7 +25,7 @@ from miva_sync.state.file import validate_record
 from miva_sync.store.urls import redact_url
 from tests.support import pg_fixtures
 from tests.support.helpers import wait_for
-from tests.support.targets import db_items, db_orders, expected_items
+from tests.support.targets import NEWER, OLDER, db_items, db_orders, expected_items
 
 # the fixtures: a server for the session, a fresh database per test
 pg_server = pg_fixtures.pg_server
@@ -332,29 +332,13 @@ def test_postgres_rejects_singer_format(run: Any, pg_url: str) -> None:
 # -- the sink on its own ----------------------------------------------------------------
 
 
-NEW = {
-    "id": 5,
-    "orderdate": 10,
-    "dt_updated": 200,
-    "status": 200,
-    "items": [{"line_id": 1, "sku": "B", "quantity": 2, "price": 1, "total": 2}],
-}
-OLD = {
-    "id": 5,
-    "orderdate": 10,
-    "dt_updated": 100,
-    "status": 100,
-    "items": [{"line_id": 1, "sku": "A", "quantity": 1, "price": 1, "total": 1}],
-}
-
-
 def test_postgres_redeliveries_never_replace_newer_with_older(pg_url: str) -> None:
     sink = open_sink(pg_url, source="webhook")
-    for order in (NEW, OLD, NEW, OLD):  # repeats and out-of-order deliveries
+    for order in (NEWER, OLDER, NEWER, OLDER):  # repeats and out-of-order deliveries
         sink.write([order])
         sink.commit("webhook", None)
     sink.close()
-    assert pg_orders(pg_url) == {5: NEW}
+    assert pg_orders(pg_url) == {5: NEWER}
     assert pg_items(pg_url) == {5: [(1, None, "B", None, 2, 1.0, 2.0)]}
     assert query(pg_url, "SELECT source FROM orders") == [("webhook",)]
     # a receiver writes no cursor and takes no store lock
@@ -363,12 +347,12 @@ def test_postgres_redeliveries_never_replace_newer_with_older(pg_url: str) -> No
 
 def test_postgres_newest_wins_between_concurrent_writers(pg_url: str) -> None:
     newer, older = PostgresSink(pg_url), PostgresSink(pg_url, source="webhook")
-    newer.write([NEW])  # holds the row lock until it commits
+    newer.write([NEWER])  # holds the row lock until it commits
     failures: list[BaseException] = []
 
     def late_delivery() -> None:
         try:
-            older.write([OLD])
+            older.write([OLDER])
             older.commit("webhook", None)
         except BaseException as exc:  # noqa: BLE001 - reported below
             failures.append(exc)
@@ -392,7 +376,7 @@ def test_postgres_newest_wins_between_concurrent_writers(pg_url: str) -> None:
     older.close()
     assert not failures
     # the waiting upsert re-checked the committed row and kept the newer version
-    assert pg_orders(pg_url) == {5: NEW}
+    assert pg_orders(pg_url) == {5: NEWER}
     assert query(pg_url, "SELECT source FROM orders") == [("pull",)]
 
 
@@ -404,11 +388,11 @@ def test_postgres_receiver_reconnects_after_the_server_drops_it(pg_url: str) -> 
         "WHERE datname = current_database() AND application_name = 'miva-sync'",
     )
     with pytest.raises(OutputError):  # this delivery fails (503); Miva retries it
-        sink.write([NEW])
-    sink.write([NEW])  # the retry gets a new session
+        sink.write([NEWER])
+    sink.write([NEWER])  # the retry gets a new session
     sink.commit("webhook", None)
     sink.close()
-    assert pg_orders(pg_url) == {5: NEW}
+    assert pg_orders(pg_url) == {5: NEWER}
 
 
 def test_postgres_rolls_back_an_uncommitted_page(pg_url: str) -> None:

@@ -20,6 +20,7 @@ import pytest
 from miva_sync.sandbox import DEFAULT_QUEUE, RECEIVED_QUEUE, RequestLogEntry, Sandbox
 from miva_sync.sandbox.quirks import NO_QUIRKS, Quirks
 from miva_sync.state.file import StateStore
+from tests.support.helpers import Puller, read_orders
 
 Orders = list[dict[str, Any]]
 LOAD = "QueueOrderList_Load_Query"
@@ -35,35 +36,9 @@ def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
         yield sb
 
 
-def read(path: Path) -> Orders:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-class QueuePuller:
-    """Runs ``miva-sync pull`` in-process, always appending to one output file."""
-
-    def __init__(self, run: Any, sandbox: Sandbox, out: Path) -> None:
-        self.run, self.sandbox, self.out = run, sandbox, out
-
-    def __call__(self, *args: str, expect: int = 0, **env: str) -> str:
-        result = self.run(
-            ["pull", *args, "-o", str(self.out), "--no-progress"],
-            env={**self.sandbox.env(), **env},
-        )
-        assert result.exit_code == expect, result.stderr
-        assert result.stdout == ""
-        return result.stderr
-
-    @property
-    def orders(self) -> Orders:
-        return read(self.out)
-
-
 @pytest.fixture
-def pull(run: Any, sandbox: Sandbox, tmp_path: Path) -> QueuePuller:
-    return QueuePuller(run, sandbox, tmp_path / "out.jsonl")
+def pull(run: Any, sandbox: Sandbox, tmp_path: Path) -> Puller:
+    return Puller(run, sandbox, tmp_path / "out.jsonl")
 
 
 def queue(*args: str) -> list[str]:
@@ -104,7 +79,7 @@ def state_cursor(home: Path) -> dict[str, Any]:
 
 @pytest.mark.parametrize("page_size", ["40", "250"])
 def test_queue_ack_only_acknowledges_ids_already_in_the_output(
-    pull: QueuePuller, sandbox: Sandbox, page_size: str
+    pull: Puller, sandbox: Sandbox, page_size: str
 ) -> None:
     problems: list[str] = []
 
@@ -113,7 +88,7 @@ def test_queue_ack_only_acknowledges_ids_already_in_the_output(
         if entry.module_function != ACK:
             return
         ids = entry.body["Order_Ids"]
-        on_disk = {o["id"] for o in read(pull.out)}
+        on_disk = {o["id"] for o in read_orders(pull.out)}
         if len(ids) > 100:
             problems.append(f"request {n}: {len(ids)} ids in one acknowledgement")
         missing = set(ids) - on_disk
@@ -134,7 +109,7 @@ def test_queue_ack_only_acknowledges_ids_already_in_the_output(
 
 
 def test_queue_ack_refused_exits_5_then_next_run_loses_and_repeats_nothing(
-    pull: QueuePuller,
+    pull: Puller,
     sandbox: Sandbox,
     monkeypatch: pytest.MonkeyPatch,
     isolated_home: Path,
@@ -155,7 +130,7 @@ def test_queue_ack_refused_exits_5_then_next_run_loses_and_repeats_nothing(
 
 
 def test_queue_ack_unreachable_exits_6_and_the_journal_is_acknowledged_next_run(
-    pull: QueuePuller, sandbox: Sandbox
+    pull: Puller, sandbox: Sandbox
 ) -> None:
     # the 2nd request is the first acknowledgement: the gateway fails it
     sandbox.after_request(1, lambda store: sandbox.faults.inject("503"))
@@ -175,7 +150,7 @@ def test_queue_ack_unreachable_exits_6_and_the_journal_is_acknowledged_next_run(
     "sandbox", [Quirks(strict_ack=True)], indirect=True, ids=["strict-ack"]
 )
 def test_queue_processed_0_on_a_retried_ack_rechecks_the_queue(
-    pull: QueuePuller, sandbox: Sandbox
+    pull: Puller, sandbox: Sandbox
 ) -> None:
     store = sandbox.store
     assert store.quirks.strict_ack
@@ -212,13 +187,13 @@ def test_queue_order_updated_between_download_and_ack_is_written_in_its_newest_v
         # the store's acknowledgement took the updated orders out of the queue
         assert sb.store.queue_ids(DEFAULT_QUEUE) == []
         assert "3 newer after acknowledgement" in result.stderr
-        orders = read(out)
+        orders = read_orders(out)
         assert_latest_versions(orders, sb)
         assert {o["id"] for o in orders if o["status"] == 400} == set(touched)
 
 
 def test_queue_redelivered_unchanged_orders_are_acknowledged_not_emitted(
-    pull: QueuePuller, sandbox: Sandbox
+    pull: Puller, sandbox: Sandbox
 ) -> None:
     pull(*queue())
     first = len(pull.orders)
@@ -242,7 +217,7 @@ def test_queue_without_dt_updated_emits_an_updated_order_again(
     run: Any, tmp_path: Path
 ) -> None:
     with Sandbox(orders=60, seed=9, supports_dt_updated=False) as sb:
-        puller = QueuePuller(run, sb, tmp_path / "o.jsonl")
+        puller = Puller(run, sb, tmp_path / "o.jsonl")
         puller(*queue())
         assert len(puller.orders) == 60
         assert "dt_updated" not in puller.orders[0]
@@ -258,7 +233,7 @@ def test_queue_without_dt_updated_emits_an_updated_order_again(
 
 
 def test_queue_that_keeps_acknowledged_orders_stops_with_exit_5(
-    pull: QueuePuller, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+    pull: Puller, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sandbox.store, "acknowledge", lambda ids: 1)  # moves nothing
     stderr = pull(*queue("--page-size", "100"), expect=5)
@@ -280,7 +255,7 @@ def test_queue_dry_run_shows_the_count_and_acknowledges_nothing(
 
 
 def test_queue_mode_resumes_on_a_bare_pull_and_holds_the_lock(
-    pull: QueuePuller, sandbox: Sandbox, isolated_home: Path
+    pull: Puller, sandbox: Sandbox, isolated_home: Path
 ) -> None:
     pull(*queue("--page-size", "100"))
     sandbox.store.add_order()
@@ -320,7 +295,7 @@ def no_ack(*args: str) -> list[str]:
 
 
 def test_queue_no_ack_drains_a_queue_of_many_pages(
-    pull: QueuePuller, sandbox: Sandbox
+    pull: Puller, sandbox: Sandbox
 ) -> None:
     sandbox.store.create_queue("fast", ack=False)
     stderr = pull(*no_ack("--page-size", "20"))
@@ -335,7 +310,7 @@ def test_queue_no_ack_drains_a_queue_of_many_pages(
 
 
 def test_queue_no_ack_on_an_acknowledgement_queue_stops_with_exit_5(
-    pull: QueuePuller, sandbox: Sandbox
+    pull: Puller, sandbox: Sandbox
 ) -> None:
     stderr = pull("--queue", DEFAULT_QUEUE, "--no-ack", expect=5)
     assert "run without --no-ack" in stderr
@@ -347,7 +322,7 @@ def test_queue_no_ack_on_an_acknowledgement_queue_stops_with_exit_5(
     [("truncate", {}), ("reset", {"processed": True}), ("502", {})],
 )
 def test_queue_no_ack_lost_download_is_recovered_from_the_received_queue(
-    pull: QueuePuller, sandbox: Sandbox, fault: str, options: dict[str, Any]
+    pull: Puller, sandbox: Sandbox, fault: str, options: dict[str, Any]
 ) -> None:
     store = sandbox.store
     store.create_queue("fast", ack=False)
@@ -372,7 +347,7 @@ def test_queue_no_ack_lost_download_is_recovered_from_the_received_queue(
 
 
 def test_queue_no_ack_lost_download_without_received_queue_exits_6(
-    pull: QueuePuller, sandbox: Sandbox
+    pull: Puller, sandbox: Sandbox
 ) -> None:
     sandbox.store.create_queue("fast", ack=False)
     sandbox.after_request(1, lambda s: sandbox.faults.inject("truncate"))
@@ -382,7 +357,7 @@ def test_queue_no_ack_lost_download_without_received_queue_exits_6(
 
 
 def test_queue_no_ack_interrupted_run_recovers_first(
-    pull: QueuePuller,
+    pull: Puller,
     sandbox: Sandbox,
     isolated_home: Path,
     monkeypatch: pytest.MonkeyPatch,

@@ -22,42 +22,13 @@ from miva_sync.sandbox import DEFAULT_QUEUE, RECEIVED_QUEUE, RequestLogEntry, Sa
 from miva_sync.sandbox.quirks import NO_QUIRKS, Quirks
 from miva_sync.state.file import StateStore
 from miva_sync.sync.held import is_unpaid
+from tests.support.helpers import Puller
 
 Orders = list[dict[str, Any]]
 LOAD = "QueueOrderList_Load_Query"
 UNSORTED = Quirks(unsorted_queue=True)
 IGNORED_SORT = "ignored Sort id"
 NEVER = "has delivered no order"
-
-
-def read(path: Path) -> Orders:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-class Puller:
-    """``miva-sync pull`` in-process, always appending to one output file."""
-
-    def __init__(self, run: Any, sandbox: Sandbox, out: Path) -> None:
-        self.run, self.sandbox, self.out = run, sandbox, out
-
-    def __call__(self, *args: str, expect: int = 0) -> str:
-        result = self.run(
-            ["pull", *args, "-o", str(self.out), "--no-progress"],
-            env=self.sandbox.env(),
-        )
-        assert result.exit_code == expect, result.stderr
-        assert result.stdout == ""
-        return str(result.stderr)
-
-    @property
-    def orders(self) -> Orders:
-        return read(self.out)
-
-    @property
-    def ids(self) -> set[int]:
-        return {o["id"] for o in self.orders}
 
 
 def loads(sandbox: Sandbox) -> list[RequestLogEntry]:

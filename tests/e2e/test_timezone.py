@@ -14,6 +14,7 @@ import pytest
 
 from miva_sync.base.timespec import WhenText, parse_when
 from miva_sync.sandbox import Sandbox
+from tests.support.helpers import read_orders
 
 LA = "America/Los_Angeles"
 
@@ -75,10 +76,6 @@ def pull(run: Any, env: dict[str, str], out: Path, *args: str) -> Any:
     return result
 
 
-def read(out: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in out.read_text().splitlines()]
-
-
 def test_timezone_since_bare_date_starts_at_the_store_zone_midnight(
     run: Any, sandbox: Sandbox, day: Day, tmp_path: Path
 ) -> None:
@@ -88,7 +85,7 @@ def test_timezone_since_bare_date_starts_at_the_store_zone_midnight(
     )
     # 5 h before midnight in Los Angeles is the day before there, though the
     # same date in UTC: not included; everything from local midnight on is
-    assert day.named(read(out)) == {"early", "late", "next"}
+    assert day.named(read_orders(out)) == {"early", "late", "next"}
     # the run summary shows where it queried from in both zones
     local = f"{day.day.isoformat()}T00:00:00"
     assert f"queried from {iso_utc(day.start)} ({local}" in result.stderr
@@ -102,7 +99,7 @@ def test_timezone_from_the_environment_bounds_a_backfill_to_the_local_day(
     env = {**sandbox.env(), "MIVA_SYNC_TIMEZONE": LA}
     args = ["--since", day.day.isoformat(), "--until", f"{day.day}T23:59:59"]
     pull(run, env, out, *args)
-    assert day.named(read(out)) == {"early", "late"}
+    assert day.named(read_orders(out)) == {"early", "late"}
 
 
 def test_timezone_from_the_profile_reads_state_set_and_verify_dates(
@@ -124,7 +121,7 @@ def test_timezone_from_the_profile_reads_state_set_and_verify_dates(
     out = tmp_path / "o.jsonl"
     result = run(["--profile", "shop", "pull", "-o", str(out), "--no-progress"])
     assert result.exit_code == 0, result.stderr
-    assert day.named(read(out)) == {"early", "late", "next"}
+    assert day.named(read_orders(out)) == {"early", "late", "next"}
     # verify's range is the same local day: the target holds all of it
     checked = run(
         ["--profile", "shop", "verify", "--since", day.day.isoformat(),

@@ -61,6 +61,39 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return out
 
 
+def read_orders(path: Path) -> list[dict[str, Any]]:
+    """Every line of the JSON Lines output of runs that finished ([] before the
+    first): unlike :func:`read_jsonl`, a broken line fails the test."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+class Puller:
+    """``miva-sync pull`` in-process (conftest's ``run``), always appending to
+    one output file; each call checks the exit code and returns stderr."""
+
+    def __init__(self, run: Any, sandbox: Sandbox, out: Path) -> None:
+        self.run, self.sandbox, self.out = run, sandbox, out
+
+    def __call__(self, *args: str, expect: int = 0, **env: str) -> str:
+        result = self.run(
+            ["pull", *args, "-o", str(self.out), "--no-progress"],
+            env={**self.sandbox.env(), **env},
+        )
+        assert result.exit_code == expect, result.stderr
+        assert result.stdout == ""
+        return str(result.stderr)
+
+    @property
+    def orders(self) -> list[dict[str, Any]]:
+        return read_orders(self.out)
+
+    @property
+    def ids(self) -> set[int]:
+        return {o["id"] for o in self.orders}
+
+
 def kill_part_way(
     args: list[str], env: dict[str, str], out: Path, lines: int, after: float = 0.0
 ) -> int:

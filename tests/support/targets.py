@@ -12,6 +12,23 @@ SINCE = "2000-01-01"  # before every order a sandbox generates: the whole store
 
 Orders = dict[int, dict[str, Any]]
 
+# Two versions of one order, for the rule that a database target never
+# replaces a newer version (dt_updated) with an older one
+NEWER: dict[str, Any] = {
+    "id": 5,
+    "orderdate": 10,
+    "dt_updated": 200,
+    "status": 200,
+    "items": [{"line_id": 1, "sku": "B", "quantity": 2, "price": 1, "total": 2}],
+}
+OLDER: dict[str, Any] = {
+    "id": 5,
+    "orderdate": 10,
+    "dt_updated": 100,
+    "status": 100,
+    "items": [{"line_id": 1, "sku": "A", "quantity": 1, "price": 1, "total": 1}],
+}
+
 
 def newest(orders: Iterable[dict[str, Any]]) -> Orders:
     """The newest version (by dt_updated; the later one on a tie) of each order."""

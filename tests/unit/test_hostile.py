@@ -19,7 +19,7 @@ import pytest
 from miva_sync.base import jsonio
 from miva_sync.base.timespec import iso
 from miva_sync.errors import ApiError, ConfigError
-from miva_sync.store.client import MivaClient, _page
+from miva_sync.store.client import LIST_ORDERS, MivaClient, _Answer, _page
 from miva_sync.store.orders import cursor_value, order_id, timestamp, version_key
 from miva_sync.sync.dedupe import keep_from
 from tests.support.fakes import STORE_URL
@@ -45,7 +45,7 @@ def test_regression_deeply_nested_store_answer_is_transient_not_internal_error(
 
     client: MivaClient = make_client(max_attempts=1)
     with pytest.raises(TransientError, match="not a complete JSON object"):
-        client._classify(200, {}, b'{"success":1,"data":' + DEEP + b"}")
+        client._classify(200, {}, b'{"success":1,"data":' + DEEP + b"}", LIST_ORDERS)
 
 
 @pytest.mark.parametrize("value", ["Infinity", "-Infinity", "1e400"])
@@ -56,7 +56,7 @@ def test_regression_infinite_total_count_is_api_error_not_overflow(value: str) -
             f'{{"success":1,"data":{{"{name}":{value},"data":[]}}}}'.encode()
         )
         with pytest.raises(ApiError, match="malformed total_count"):
-            _page(answer)
+            _page(_Answer(200, answer), LIST_ORDERS)
 
 
 @pytest.mark.parametrize("fields", [5, 1.5, True, "abc", {"a": 1}, [None, 3, "x"]])
@@ -69,7 +69,7 @@ def test_regression_malformed_error_fields_are_still_an_api_error(
         {"success": 0, "error_code": "bad", "error_fields": fields}
     ).encode()
     with pytest.raises(ApiError, match="the store refused the request: bad"):
-        client._classify(200, {}, body)
+        client._classify(200, {}, body, LIST_ORDERS)
 
 
 def test_regression_store_error_text_stays_on_one_short_line(make_client: Any) -> None:
@@ -84,7 +84,7 @@ def test_regression_store_error_text_stays_on_one_short_line(make_client: Any) -
         }
     ).encode()
     with pytest.raises(ApiError) as caught:
-        client._classify(200, {}, body)
+        client._classify(200, {}, body, LIST_ORDERS)
     text = str(caught.value)
     assert "\n" not in text and "\r" not in text
     assert len(text) < 1000
