@@ -75,6 +75,7 @@ PROFILE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 log = logging.getLogger("miva_sync.config")
 _warned: set[tuple[str, int, int]] = set()
+_told: set[tuple[str, ...]] = set()
 
 
 @dataclass(frozen=True)
@@ -273,6 +274,7 @@ def load_settings(
         if key in PROFILE_KEYS - DEFAULT_KEYS:
             values[key] = value
             sources[key] = "flag"
+    _warn_if_overridden(home, name, section, sources)
     # Only a reference that is actually used must resolve: an environment
     # variable or flag that overrides the profile's secret makes it moot. And
     # only a command that uses the secret may fail on it (exit 3 naming the
@@ -434,6 +436,34 @@ def _warn_if_exposed(path: Path) -> None:
             path,
             mode,
             path,
+        )
+
+
+def _warn_if_overridden(
+    home: Path | None,
+    profile: str | None,
+    section: Mapping[str, Any],
+    sources: Mapping[str, str],
+) -> None:
+    # An environment variable over a value the profile sets (a sandbox's
+    # exported MIVA_URL, an old export in a shell) would otherwise switch
+    # stores unnoticed: name the variables, never their values. A warning
+    # record: a console line unless -q. Once per process and profile.
+    names = sorted(
+        sources[key].removeprefix("env ")
+        for key in section
+        if sources.get(key, "").startswith("env ")
+    )
+    told = (str(config_path(home)), str(profile), *names)
+    if names and told not in _told:
+        _told.add(told)
+        log.warning(
+            "%s override%s profile %r (unset %s to use the profile; "
+            "'miva-sync config show' lists where each setting comes from)",
+            ", ".join(names),
+            "" if len(names) > 1 else "s",
+            profile,
+            "them" if len(names) > 1 else "it",
         )
 
 

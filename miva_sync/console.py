@@ -11,8 +11,10 @@ The rules are set once per command (:func:`configured`, from -v/-vv, -q and
   (:func:`json_log_line`) for log shippers, and shows no progress bar;
 - -q silences info lines (warnings, notes and errors stay); -v and -vv let the
   library's log records through at info and debug level;
-- colour and other escape sequences only on a terminal (or with FORCE_COLOR),
-  never with NO_COLOR (https://no-color.org), so logs and mails stay plain.
+- colour only on a terminal (or with FORCE_COLOR), never with NO_COLOR
+  (https://no-color.org); no escape sequence at all, cursor movement included,
+  with ``TERM=dumb`` or on a stderr that is not a terminal (FORCE_COLOR aside),
+  so logs and mails stay plain: progress there is a plain line every 30 seconds.
 
 Cheap to import: rich is loaded only when a person is watching (stderr is a
 terminal) or a table is printed, logging only when a command routes its log
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -112,6 +115,20 @@ def error(message: str, *, command: str | None = None, **fields: Any) -> None:
     _emit("error", message, fields, label="error: ", command=command)
 
 
+def interrupted(message: str, **fields: Any) -> None:
+    """``miva-sync: interrupted…``: the line an interrupted command ends with.
+
+    On a terminal it starts at the start of its line, over the ``^C`` the
+    terminal echoed there (and cleared, where the terminal can: not TERM=dumb).
+    """
+    if not _rules.json and _isatty():
+        try:
+            sys.stderr.write("\r\x1b[K" if _screen() else "\r")
+        except (OSError, ValueError):
+            pass  # a closed or full stderr never changes the exit code
+    _emit("error", message, fields)
+
+
 def line(
     level: str,
     message: str,
@@ -144,6 +161,15 @@ def _emit(
     else:
         prefix = f"miva-sync {command}: " if command else "miva-sync: "
         _write(prefix + label + message, style, console)
+
+
+def document(data: dict[str, Any]) -> None:
+    """One JSON object as one plain line, whatever -q and ``--log-format`` say:
+    a command's machine answer when stdout carries its data (``pull --json``
+    while the orders go to stdout)."""
+    import json
+
+    _write(json.dumps(data, ensure_ascii=False))
 
 
 def relay(profile: str, text: str) -> None:
@@ -205,16 +231,37 @@ def _write_block(lines: list[str]) -> None:
 
 
 def _terminal() -> bool:
-    # FORCE_COLOR asks for styled output even when stderr is not a terminal
-    return sys.stderr.isatty() or bool(os.environ.get("FORCE_COLOR"))
+    """Styled output: stderr is a terminal (or FORCE_COLOR asks for styles even
+    when it is not), unless ``TERM=dumb`` says escape sequences are not understood."""
+    if _dumb():
+        return False
+    return _isatty() or bool(os.environ.get("FORCE_COLOR"))
+
+
+def _dumb() -> bool:
+    # "unknown" too: what some service managers set, and rich reads it as dumb
+    return os.environ.get("TERM", "").lower() in ("dumb", "unknown")
+
+
+def _isatty() -> bool:
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (OSError, ValueError):  # a closed stderr
+        return False
+
+
+def _screen() -> bool:
+    """A terminal a progress bar can redraw in place (cursor movement): a real
+    one, not ``TERM=dumb``; FORCE_COLOR never makes a pipe one."""
+    return _isatty() and not _dumb()
 
 
 def stderr_console() -> Console:
-    """A rich console on stderr. NO_COLOR turns off every escape sequence, not
-    just colours."""
+    """A rich console on stderr. NO_COLOR turns off colour and every other
+    style; ``TERM=dumb`` every escape sequence (no bar is drawn there either)."""
     from rich.console import Console
 
-    plain = bool(os.environ.get("NO_COLOR"))
+    plain = bool(os.environ.get("NO_COLOR")) or _dumb()
     return Console(
         stderr=True,
         highlight=False,
@@ -279,38 +326,58 @@ def _log_handler() -> logging.Handler:
 
 
 class ConsoleReporter:
-    """A run's progress bar (only on a terminal) and messages."""
+    """A run's progress and messages.
+
+    Progress (docs/design.md §4.3) is a bar with the rate and, when the total is
+    known, the time left, on a terminal that can redraw in place; anywhere else
+    (a pipe, a file, journald, ``TERM=dumb``, JSON logs) one plain line every
+    :data:`PROGRESS_INTERVAL` seconds, and off the terminal only with ``-v`` or
+    ``--progress``. ``progress`` None: the default; False: none at all.
+    """
 
     def __init__(
-        self, *, quiet: bool | None = None, progress: bool | None = None
+        self,
+        *,
+        quiet: bool | None = None,
+        progress: bool | None = None,
+        verbose: int | None = None,
     ) -> None:
         self._console: Console | None = None
         self._terminal = _terminal()
         self.quiet = _rules.quiet if quiet is None else quiet
-        show = sys.stderr.isatty() if progress is None else progress
-        if _rules.json:
-            show = False  # a progress bar is not a log line
+        verbose = _rules.verbose if verbose is None else verbose
+        watched = _isatty() and not _rules.json  # a person reads it as it runs
+        show = (watched or verbose > 0) if progress is None else progress
         self._progress: Progress | None = None
         self._task: TaskID | None = None
-        if show and not self.quiet:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
+        self._every: float | None = None  # seconds between plain progress lines
+        self._started: float | None = None
+        self._next_line = 0.0
+        if not show or self.quiet:
+            return
+        if not (watched and _screen()):
+            self._every = progress_interval()
+            return
+        # rich only now: a bar is really shown
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
-            self._progress = Progress(
-                TextColumn("pulling"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("orders"),
-                TimeElapsedColumn(),
-                TextColumn("{task.fields[rate]}"),
-                console=self.console,
-                transient=True,
-            )
+        self._progress = Progress(
+            TextColumn("pulling"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("orders"),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("{task.fields[eta]}"),
+            console=self.console,
+            transient=True,
+        )
 
     @property
     def console(self) -> Console:
@@ -320,9 +387,11 @@ class ConsoleReporter:
 
     def __enter__(self) -> ConsoleReporter:
         global _live
+        self._started = time.monotonic()
+        self._next_line = self._started + (self._every or 0.0)
         if self._progress:
             self._progress.start()
-            self._task = self._progress.add_task("pull", total=None, rate="")
+            self._task = self._progress.add_task("pull", total=None, rate="", eta="")
             _live = self.console
         return self
 
@@ -333,14 +402,51 @@ class ConsoleReporter:
             _live = None
 
     def progress(self, done: int, total: int | None) -> None:
-        if self._progress is None or self._task is None:
+        """``done`` orders of ``total`` (None: not known) so far."""
+        if self._progress is None and self._every is None:
             return
-        task = self._progress.tasks[0]
-        elapsed = task.elapsed or 0.0
-        rate = f"{done / elapsed:,.0f}/s" if elapsed > 0.5 else ""
-        self._progress.update(
-            self._task, completed=done, total=max(total or 0, done) or None, rate=rate
-        )
+        now = time.monotonic()
+        if self._started is None:  # not entered: count from the first report
+            self._started = now
+            self._next_line = now + (self._every or 0.0)
+        elapsed = now - self._started
+        total = max(total, done) if total else None
+        rate = done / elapsed if done and elapsed > 0 else None
+        eta = (total - done) / rate if rate and total is not None else None
+        if self._progress is not None and self._task is not None:
+            settled = elapsed > 0.5  # the first pages' rate says little
+            self._progress.update(
+                self._task,
+                completed=done,
+                total=total,
+                rate=_rate_text(rate) if settled and rate else "",
+                eta=f"ETA {_span(eta)}" if settled and eta is not None else "",
+            )
+        elif now >= self._next_line:
+            self._next_line = now + (self._every or 0.0)
+            self._progress_line(done, total, rate, eta)
+
+    def _progress_line(
+        self, done: int, total: int | None, rate: float | None, eta: float | None
+    ) -> None:
+        """``miva-sync: progress: 1,200 of 5,000 orders (24%), 40 orders/s, ETA 1m35s``"""
+        parts = [
+            f"{done:,} of {total:,} orders ({100 * done // total}%)"
+            if total
+            else f"{done:,} orders"
+        ]
+        if rate:
+            parts.append(_rate_text(rate))
+        if eta is not None:
+            parts.append(f"ETA {_span(eta)}")
+        fields = {
+            "event": "progress",
+            "done": done,
+            "total": total,
+            "rate": round(rate, 1) if rate else None,
+            "eta_seconds": round(eta) if eta is not None else None,
+        }
+        _emit("info", ", ".join(parts), fields, label="progress: ")
 
     def _say(
         self,
@@ -366,9 +472,15 @@ class ConsoleReporter:
         other warnings (a queue that never delivers must not stay silent)."""
         self._say("warning", message, "warning: ", "bold yellow", alarm=True)
 
-    def table(self, rows: dict[str, Any]) -> None:
+    def table(
+        self, rows: dict[str, Any], *, fields: dict[str, Any] | None = None
+    ) -> None:
+        """``key  value`` rows for people; with --log-format json one line
+        carrying ``fields`` (machine values), else the rows as text."""
         if _rules.json:
-            self._say("info", "summary", **{k: str(v) for k, v in rows.items()})
+            if fields is None:
+                fields = {k: str(v) for k, v in rows.items()}
+            self._say("info", "summary", **fields)
             return
         # a table is the command's answer (a dry run's plan): no prefix, and
         # shown under -q too
@@ -382,6 +494,42 @@ class ConsoleReporter:
         ``summary`` and every field of the summary."""
         if not self.quiet:
             self._say("info", summary.describe(), event="summary", **summary.to_json())
+
+
+PROGRESS_INTERVAL = 30.0  # seconds between plain progress lines
+PROGRESS_INTERVAL_ENV = "MIVA_SYNC_PROGRESS_INTERVAL"
+
+
+def progress_interval() -> float:
+    """Seconds between plain progress lines: MIVA_SYNC_PROGRESS_INTERVAL, else 30."""
+    raw = os.environ.get(PROGRESS_INTERVAL_ENV, "").strip()
+    if not raw:
+        return PROGRESS_INTERVAL
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        from miva_sync.errors import ConfigError
+
+        raise ConfigError(
+            f"{PROGRESS_INTERVAL_ENV} must be a number of seconds above 0, not {raw!r}"
+        )
+    return seconds
+
+
+def _rate_text(rate: float) -> str:
+    return f"{rate:,.0f} orders/s" if rate >= 10 else f"{rate:.1f} orders/s"
+
+
+def _span(seconds: float) -> str:
+    """A time left: 45s, 3m05s, 2h05m."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole // 60 % 60:02d}m"
 
 
 # -- tables ----------------------------------------------------------------------------

@@ -173,6 +173,31 @@ class IncompleteError(MivaSyncError):
 
 
 class InterruptedRunError(MivaSyncError):
-    """Ctrl-C or SIGTERM; state was left consistent."""
+    """Ctrl-C or SIGTERM; state was left consistent.
+
+    ``committed``: the orders the run wrote and made durable (with the state
+    file moved past them) before it stopped, when the run knows it.
+    """
 
     exit_code = ExitStatus.INTERRUPTED
+
+    def __init__(self, message: str = "interrupted", *, committed: int | None = None):
+        super().__init__(message)
+        self.committed = committed
+
+    @classmethod
+    def after(cls, committed: int, *, resumable: bool = True) -> InterruptedRunError:
+        """``interrupted: N orders written and committed; run again to resume``
+
+        ``resumable`` False: a run that saves no cursor (a bounded re-pull),
+        which delivers its whole window again when run again."""
+        orders = "order" if committed == 1 else "orders"
+        then = (
+            "run again to resume"
+            if resumable
+            else "nothing saves where it stopped: run it again for the whole window"
+        )
+        return cls(
+            f"interrupted: {committed} {orders} written and committed; {then}",
+            committed=committed,
+        )

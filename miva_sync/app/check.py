@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import email.utils
 import itertools
+import shlex
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from miva_sync.app import flag_rules
+from miva_sync.app.session import base_query
+from miva_sync.base.timespec import parse_span
 from miva_sync.config import Settings
 from miva_sync.errors import (
     ApiError,
@@ -32,8 +36,17 @@ from miva_sync.errors import (
     UsageError,
 )
 from miva_sync.store.urls import redact_url
+from miva_sync.sync.plan import (
+    DEFAULT_OVERLAP,
+    Plan,
+    PullOptions,
+    make_plan,
+    refuse_future_order,
+)
+from miva_sync.sync.queue_state import QueueOptions, make_queue_plan
 
 if TYPE_CHECKING:
+    from miva_sync.state.record import StateRecord
     from miva_sync.store.client import MivaClient, Page
 
 # Skew worth a warning: Miva does not document its timestamp window
@@ -94,7 +107,12 @@ class Report:
     dt_updated: bool | None = None
     queue: str | None = None
     queue_granted: bool | None = None
+    # the suggested pull: its mode's plain name, the one command line to run
+    # (judged by the flag table and the start rule in this store's saved
+    # state), and the sentence the text output shows
     suggested_mode: str | None = None
+    suggested_command: str | None = None
+    suggestion: str | None = None
 
     def add(self, name: str, status: str, detail: str, exit_code: int = 0) -> None:
         self.rows.append(Row(name, status, detail, exit_code))
@@ -145,17 +163,28 @@ class Report:
                 for r in self.rows
             ],
             "probes": {
-                name: {"value": p.value, "reason": p.reason}
+                name: {
+                    "value": p.value,
+                    "status": self.status_of(PROBE_ROWS[name]),
+                    "reason": p.reason,
+                }
                 for name, p in self.probes.items()
             },
             "updated_mode": self.updated_mode,
             "total_count": self.total_count,
             "clock_skew_seconds": self.skew_seconds,
+            "clock_status": self.status_of("clock"),
             "dt_updated_searchable": self.dt_updated,
             "queue": self.queue,
             "queue_granted": self.queue_granted,
             "suggested_mode": self.suggested_mode,
+            "suggested_command": self.suggested_command,
+            "suggestion": self.suggestion,
         }
+
+    def status_of(self, name: str) -> str | None:
+        """The status of the row called ``name`` (None: no such row)."""
+        return next((r.status for r in self.rows if r.name == name), None)
 
 
 # Probe key (check --json) -> row name (the table).
@@ -211,7 +240,7 @@ def run_checks(
         if rows is not None:
             _updated_probes(report, client, rows, clock, "updated" in require)
             _queue(report, client, queue, "queue" in require)
-            report.suggested_mode = _suggest(report)
+            _suggest(report, client, clock)
     return report
 
 
@@ -441,7 +470,9 @@ def _filter_probe(client: MivaClient, total: int, clock: Callable[[], float]) ->
     )
 
 
-def _sort_probe(client: MivaClient, *, descending: bool) -> tuple[Probe, list[dict[str, Any]]]:
+def _sort_probe(
+    client: MivaClient, *, descending: bool
+) -> tuple[Probe, list[dict[str, Any]]]:
     """A page sorted by ``dt_updated`` (or ``-dt_updated``) comes back in that order."""
     from miva_sync.store.orders import cursor_value
     from miva_sync.store.query import ListQuery
@@ -538,7 +569,9 @@ def _field_probe(rows: list[dict[str, Any]]) -> Probe:
 # --- queue ------------------------------------------------------------------------------
 
 
-def _queue(report: Report, client: MivaClient, queue: str | None, required: bool) -> None:
+def _queue(
+    report: Report, client: MivaClient, queue: str | None, required: bool
+) -> None:
     """Whether the store knows the queue, as far as the API can tell.
 
     The orderworkflow module offers no function that lists queues
@@ -597,15 +630,231 @@ def _bogus_queue_probe(client: MivaClient, queue: str) -> Probe:
     )
 
 
-def _suggest(report: Report) -> str:
+# --- the suggested pull -----------------------------------------------------------------
+
+# how far back a first pull's suggested start reaches
+FIRST_PULL_SPAN = "7d"
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """One command line check may suggest, the flags ``pull`` would judge in
+    it, and what the sentence adds after it."""
+
+    argv: tuple[str, ...]
+    given: Mapping[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+
+def _suggest(report: Report, client: MivaClient, clock: Callable[[], float]) -> None:
+    """The pull to run next: a mode name, one command line and a sentence.
+
+    The command line is judged as ``pull`` would judge it: the flag table
+    (app/flag_rules.py) in the mode it would run, with the profile's defaults,
+    and the start rule in this store's saved state (docs/design.md §5.5). A
+    start that a saved cursor would override is never suggested: the saved
+    mode is resumed, or its cursor moved on purpose with ``state set``. A
+    warning row instead of a command the pull would refuse.
+    """
+    settings = report.settings
+    try:
+        record = _saved_record(settings)
+        mode, why = _best_mode(report)
+        suggestion = _Suggester(report, record, client, clock).suggest(mode)
+    except MivaSyncError as exc:
+        report.add("suggestion", WARN, f"no pull to suggest: {exc}")
+        return
+    words = (*_prefix(settings), *suggestion.argv)
+    command = " ".join(shlex.quote(word) for word in words)
+    report.suggested_mode = mode
+    report.suggested_command = command
+    report.suggestion = f"{mode}{why}: {command}{suggestion.note}"
+
+
+def _best_mode(report: Report) -> tuple[str, str]:
+    """The mode this store proved best, and why when it is not the obvious one."""
     queue = report.probes.get("queue")
     if queue is not None and queue.value == SUPPORTED:
-        return f"queue: miva-sync pull --queue {report.queue}"
+        return "queue", ""
     if report.updated_mode == SUPPORTED:
-        return "updated: miva-sync pull --since 7d --updated"
-    named = report.queue if queue is not None and report.queue_granted else "CODE"
-    return (
-        f"queue or number (updated mode is {report.updated_mode or 'unknown'} on this "
-        f"store): miva-sync pull --queue {named}, or miva-sync pull --from-order N "
-        "(new orders only); date mode (--since) misses updates"
+        return "updated", ""
+    if queue is not None and report.queue_granted:
+        hint = f"queue {report.queue!r} answered but is not proven (see its row)"
+    else:
+        hint = "a workflow queue delivers updates too: try one with check --queue"
+    return "number", (
+        f" (updated mode is {report.updated_mode or 'unknown'} on this store; "
+        f"number mode delivers new orders only, and date mode misses updates "
+        f"too; {hint})"
     )
+
+
+def _saved_record(settings: Settings) -> StateRecord | None:
+    """The record a pull of this store starts from (a database target's own
+    cursor copy first, as ``state show`` reads it), read without the lock."""
+    from miva_sync.app.state_view import load, store_ref
+
+    ref = store_ref(settings, sandbox=False, output=settings.defaults.get("output"))
+    return load(ref)[0]
+
+
+def _prefix(settings: Settings) -> list[str]:
+    """``miva-sync`` and the options that reach the same store and state file
+    (the environment and the default profile reach them by themselves)."""
+    out = ["miva-sync"]
+    if settings.profile and settings.sources.get("profile") == "flag":
+        out += ["--profile", settings.profile]
+    if settings.state_file and settings.sources.get("state_file") == "flag":
+        out += ["--state-file", str(settings.state_file)]
+    return out
+
+
+@dataclass
+class _Suggester:
+    """Finds the command line for a mode in this store's saved state."""
+
+    report: Report
+    record: StateRecord | None
+    client: MivaClient
+    clock: Callable[[], float]
+
+    @property
+    def active(self) -> str | None:
+        return self.record.get("mode") if self.record else None
+
+    def cursor(self, mode: str) -> Mapping[str, Any]:
+        cursors: Mapping[str, Any] = self.record["cursors"] if self.record else {}
+        return cursors.get(mode) or {}
+
+    def suggest(self, mode: str) -> Suggestion:
+        if mode == "queue":
+            return self.judged(self.queue(str(self.report.queue)))
+        if self.active == mode:
+            note = f" (resumes the saved {mode} cursor)"
+            return self.judged(Suggestion(("pull",), note=note))
+        if mode == "updated" and self.active == "date":
+            # the documented switch: from where date mode stands, or from
+            # updated mode's own saved cursor
+            return self.judged(Suggestion(("pull", "--updated"), {"updated": True}))
+        if mode == "updated":
+            since = int(self.clock()) - parse_span(FIRST_PULL_SPAN)
+            return self.started(
+                Suggestion(
+                    ("pull", "--since", FIRST_PULL_SPAN, "--updated"),
+                    {"since": since, "updated": True},
+                ),
+                PullOptions(since=since, updated=True),
+            )
+        start = self.number_start()
+        return self.started(
+            Suggestion(("pull", "--from-order", str(start)), {"from_order": start}),
+            PullOptions(from_order=start),
+        )
+
+    def queue(self, code: str) -> Suggestion:
+        saved = self.cursor("queue")
+        if self.active == "queue" and saved.get("queue_code") == code:
+            return Suggestion(("pull",), note=" (resumes the saved queue)")
+        argv = ["pull", "--queue", code]
+        given: dict[str, Any] = {"queue_code": code}
+        if saved.get("queue_code") == code and saved.get("ack") is False:
+            # --queue alone would turn the saved --no-ack queue to acknowledgements
+            argv.append("--no-ack")
+            given["ack"] = False
+            if saved.get("received_queue"):
+                argv += ["--received-queue", str(saved["received_queue"])]
+                given["received_queue"] = saved["received_queue"]
+        make_queue_plan(
+            self.record,
+            QueueOptions(
+                queue_code=code,
+                ack=given.get("ack", True),
+                received_queue=given.get("received_queue"),
+            ),
+        )
+        return Suggestion(tuple(argv), given)
+
+    def started(self, suggestion: Suggestion, options: PullOptions) -> Suggestion:
+        """A pull with a start, if the start applies (no saved cursor of its
+        mode overrides it); else ``state set`` to where that cursor resumes."""
+        plan = make_plan(self.record, options)
+        start = options.since if options.since is not None else options.from_order
+        if plan.watermark is None and plan.start == start:
+            return self.judged(suggestion)
+        # the mode's saved cursor wins over a start (docs/design.md §5.5):
+        # restart it on purpose where a resumed pull would read from
+        point = _resume_point(plan)
+        if plan.mode == "number":
+            argv: tuple[str, ...] = ("state", "set", "--order", str(point))
+        else:
+            argv = ("state", "set", "--since", str(point))
+            argv += ("--updated",) if plan.mode == "updated" else ()
+        return Suggestion(
+            argv,
+            note=(
+                f", then miva-sync pull ({plan.mode} mode has a saved cursor, "
+                "which a start would not move)"
+            ),
+        )
+
+    def judged(self, suggestion: Suggestion) -> Suggestion:
+        """``suggestion`` unless the flag table refuses it in the mode it would
+        run, with the profile's output (which every pull of it writes to)."""
+        given = dict(suggestion.given)
+        output = self.report.settings.defaults.get("output")
+        if output not in (None, "-"):
+            given["output"] = output
+        # a pull naming no mode is judged in the saved one (app/pull.py)
+        mode = flag_rules.mode_named(given) or self.active
+        refusal = flag_rules.refusal(given, mode)
+        if refusal is not None:
+            raise UsageError(f"the pull would be refused: {refusal}")
+        defaults = self.report.settings.defaults
+        # the profile's columns and page size, parsed as a pull parses them
+        # (whether payment_data gets its passphrase is the pull's to ask)
+        base_query(
+            defaults.get("columns"),
+            page_size=int(defaults.get("page_size", 100)),
+            passphrase="not needed to parse",  # noqa: S106 - not a secret
+        )
+        return suggestion
+
+    def number_start(self) -> int:
+        """Where a number-mode suggestion starts: the first order placed in the
+        last FIRST_PULL_SPAN (as ``--since`` would), never above what the
+        pull's own check takes as the store's highest order number."""
+        from miva_sync.store.orders import order_id
+        from miva_sync.store.query import Condition, ListQuery
+
+        since = int(self.clock()) - parse_span(FIRST_PULL_SPAN)
+        first = self.client.list_orders(
+            ListQuery(count=1)
+            .where(Condition("orderdate", "GE", since))
+            .sorted_by("id")
+        )
+        # the very request a pull's --from-order check sends (app/pull.py)
+        top = self.client.list_orders(
+            ListQuery(count=1).sorted_by("id", descending=True)
+        )
+        highest = order_id(top.orders[0]) if top.orders else None
+        start = order_id(first.orders[0]) if first.orders else highest
+        if start is None:
+            return 1  # no orders yet: from the first one
+        overlap = str(self.report.settings.defaults.get("overlap", DEFAULT_OVERLAP))
+        try:
+            refuse_future_order(start, highest, overlap)
+        except UsageError:
+            # the store ignores the -id sort: take what the pull will see
+            assert highest is not None  # noqa: S101 - refused only with one
+            start = highest
+        return start
+
+
+def _resume_point(plan: Plan) -> int:
+    """Where a pull resuming ``plan``'s saved cursor reads from."""
+    if plan.watermark is None:
+        return plan.start
+    if plan.mode != "number":
+        return max(plan.start, plan.watermark - plan.lookback)
+    back = int(plan.overlap) if plan.overlap.isdigit() else 0
+    return max(plan.start, plan.watermark - back)

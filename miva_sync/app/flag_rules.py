@@ -373,6 +373,24 @@ RULES: tuple[Rule, ...] = (
         lambda f: f.has("dry_run") and _no_ack(f),
         lambda f: NO_ACK_PREVIEW,
     ),
+    Rule(
+        "json-with-dry-run",
+        lambda f: f.has("as_json") and f.has("dry_run"),
+        lambda f: (
+            "--json prints a run's summary and a dry run runs nothing: drop "
+            "--json (with --log-format json the plan is JSON lines on stderr)"
+        ),
+    ),
+    Rule(
+        # one object per run: several children's would need another shape
+        "json-with-all-profiles",
+        lambda f: f.has("as_json") and f.has("all_profiles"),
+        lambda f: (
+            "--json prints the summary of one store's run: with --all-profiles "
+            "use --log-format json instead (each profile's summary line carries "
+            "its profile)"
+        ),
+    ),
 )
 
 

@@ -39,6 +39,7 @@ from miva_sync.sync.held import HeldOrders
 
 if TYPE_CHECKING:
     from miva_sync.app.requests import GlobalOptions, ListenRequest
+    from miva_sync.config import Settings
 
 log = logging.getLogger("miva_sync.app.listen")
 
@@ -505,10 +506,20 @@ class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
         )
 
 
-def make_server(host: str, port: int, app: WebhookApp) -> ThreadingWSGIServer:
+def make_server(
+    host: str, port: int, app: WebhookApp | None = None
+) -> ThreadingWSGIServer:
+    """Bind ``host:port`` (0: a free port); a busy one is a ConfigError (exit 3)."""
     handler = type("_Handler", (_Handler,), {"timeout": _request_timeout()})
-    server = ThreadingWSGIServer((host, port), handler)
-    server.set_app(app)
+    try:
+        server = ThreadingWSGIServer((host, port), handler)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+            f"{'; --port 0 picks a free port' if port else ''}"
+        ) from None
+    if app is not None:
+        server.set_app(app)
     return server
 
 
@@ -562,7 +573,6 @@ def serve(
 def run_listen(options: GlobalOptions, request: ListenRequest) -> None:
     """``miva-sync listen``: wire settings, sink, store access and the server."""
     from miva_sync.config import load_settings
-    from miva_sync.sinks import open_sink
 
     settings = load_settings(
         options.settings_flags(webhook_secret=request.secret or None)
@@ -577,6 +587,21 @@ def run_listen(options: GlobalOptions, request: ListenRequest) -> None:
     if request.verify_with_api or request.require_payment:
         # held orders are re-read by id to see whether they were paid
         settings.require_connection()
+    # bound before anything is opened or said: a busy port is one line, exit 3
+    server = make_server(request.host, request.port)
+    try:
+        _receive(settings, request, secret, server)
+    finally:
+        server.server_close()
+    _say("stopped", event="stop")
+
+
+def _receive(
+    settings: Settings, request: ListenRequest, secret: str, server: ThreadingWSGIServer
+) -> None:
+    """Open the target and serve deliveries into it until told to stop."""
+    from miva_sync.sinks import open_sink
+
     access = _store_access(settings) if settings.has_connection else None
     fetch = access[0] if access else None
     if fetch is None:
@@ -599,13 +624,7 @@ def run_listen(options: GlobalOptions, request: ListenRequest) -> None:
         )
         if holds is not None and access is not None:
             _start_rechecks(writer, access[1], _recheck_interval())
-        app = WebhookApp(secret, writer, max_body=request.max_body)
-        try:
-            server = make_server(request.host, request.port, app)
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot listen on {request.host}:{request.port}: {exc.strerror}"
-            ) from None
+        server.set_app(WebhookApp(secret, writer, max_body=request.max_body))
 
         def ready(base: str) -> None:
             _say(
@@ -621,7 +640,6 @@ def run_listen(options: GlobalOptions, request: ListenRequest) -> None:
             writer.close()
         else:
             sink.close()
-    _say("stopped", event="stop")
 
 
 def _served_store(settings: Any) -> StoreIdentity | None:

@@ -15,6 +15,8 @@ differs is each mode's plan and engine.
 from __future__ import annotations
 
 import contextlib
+import json
+import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
@@ -33,17 +35,24 @@ from miva_sync.app.session import (
     store_identity,
     store_session,
 )
-from miva_sync.errors import ExitStatus, UsageError
+from miva_sync.errors import (
+    ExitStatus,
+    InterruptedRunError,
+    MivaSyncError,
+    UsageError,
+)
 from miva_sync.sync.held import DEFAULT_HOLD_FOR
 from miva_sync.sync.plan import FUTURE_TOLERANCE, Plan, make_plan, refuse_future_since
 from miva_sync.sync.queue_state import QueuePlan, make_queue_plan
 
 if TYPE_CHECKING:
+    from miva_sync.console import ConsoleReporter
     from miva_sync.sinks.base import Sink
     from miva_sync.state.record import StateRecord
     from miva_sync.store.query import ListQuery
     from miva_sync.sync.pull import PullRun
     from miva_sync.sync.queue import QueueRun
+    from miva_sync.sync.summary import RunSummary
 
 MISSING_SHOWN = 30  # order numbers a re-send names when the store lacks them
 
@@ -146,6 +155,26 @@ class Mode(ABC, Generic[P, E]):
         """Show a dry run's plan, with what the engine reads of the store."""
 
     def run(self) -> None:
+        """Run the mode, then report its summary (with --json, also as one JSON
+        object; a run that fails once it has read the store reports what it did
+        with the status it ends with, before the error line)."""
+        self.running: E | None = None
+        try:
+            summary = self._run()
+        except BaseException as exc:
+            before = self.running is None and self.saves_state
+            if isinstance(exc, KeyboardInterrupt) and before:
+                # waiting for the lock, say: the engine never wrote anything
+                raise InterruptedRunError.after(0) from None
+            partial = self.running.partial_summary() if self.running else None
+            if partial is not None and self.request.as_json:
+                with contextlib.suppress(Exception):  # the run's own error wins
+                    publish(partial.finished(status_of(exc)), self.request)
+            raise
+        if summary is not None:
+            report(self.console, self.request, summary.finished(ExitStatus.OK))
+
+    def _run(self) -> RunSummary | None:
         request, console = self.request, self.console
         with store_session(
             self.options, request.use_sandbox, lock=self.saves_state, wait=request.wait
@@ -155,7 +184,7 @@ class Mode(ABC, Generic[P, E]):
                 plan = self.plan(session, record)
                 with self.engine(session, plan, _DRY_RUN, False) as engine:
                     self.preview(engine, plan)
-                return
+                return None
             sink = _open(request, self.source, session)
             try:
                 if self.saves_state:
@@ -166,10 +195,11 @@ class Mode(ABC, Generic[P, E]):
                 for notice in plan.notices:
                     console.info(notice)
                 with self.engine(session, plan, sink, new_consumer) as engine, console:
+                    self.running = engine
                     summary = engine.run()
             finally:
                 sink.close()
-        console.summary(summary.finished(ExitStatus.OK))
+        return summary
 
 
 class Window(Mode[Plan, "PullRun"]):
@@ -249,9 +279,12 @@ class Window(Mode[Plan, "PullRun"]):
         )
 
     def preview(self, engine: PullRun, plan: Plan) -> None:
+        from miva_sync.app.preview import window_plan
+
         for notice in plan.notices:
             self.console.info(notice)
-        self.console.table({"dry run": "nothing is written", **engine.preview()})
+        rows, fields = window_plan(engine.preview(), plan.zone)
+        self.console.table(rows, fields=fields)
 
 
 class Queue(Mode[QueuePlan, "QueueRun"]):
@@ -304,8 +337,10 @@ class Queue(Mode[QueuePlan, "QueueRun"]):
             )
 
     def preview(self, engine: QueueRun, plan: QueuePlan) -> None:
-        rows = engine.preview()
-        self.console.table({"dry run": "nothing is written or acknowledged", **rows})
+        from miva_sync.app.preview import queue_plan
+
+        rows, fields = queue_plan(engine.preview())
+        self.console.table(rows, fields=fields)
 
 
 def resend(options: GlobalOptions, request: PullRequest) -> None:
@@ -346,14 +381,46 @@ def resend(options: GlobalOptions, request: PullRequest) -> None:
     tally.seconds = time.monotonic() - started
     missing = [i for i in ids if i not in found]
     status = ExitStatus.USAGE if missing else ExitStatus.OK  # as raised below
-    summary = tally.freeze("ids", saves_state=False, requested=len(ids))
-    console.summary(summary.finished(status))
+    summary = tally.freeze("ids", saves_state=False, requested=len(ids), store=key)
+    report(console, request, summary.finished(status))
     if missing:
         shown = ", ".join(str(i) for i in missing[:MISSING_SHOWN])
         raise UsageError(
             f"the store has no order {shown}"
             + (" …" if len(missing) > MISSING_SHOWN else "")
         )
+
+
+def report(console: ConsoleReporter, request: PullRequest, summary: RunSummary) -> None:
+    """A run's closing line on stderr and, with --json, its summary object."""
+    console.summary(summary)
+    if request.as_json:
+        publish(summary, request)
+
+
+def publish(summary: RunSummary, request: PullRequest) -> None:
+    """``pull --json``: the summary as one JSON object on one line
+    (docs/schemas/run-summary.schema.json): on stdout, unless stdout carries
+    the orders (``-o -``); then as the last line on stderr."""
+    from miva_sync import console
+
+    data = summary.to_json()
+    if request.output == "-":
+        console.document(data)
+    else:
+        sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+
+
+def status_of(exc: BaseException) -> ExitStatus:
+    """The status a run ends with for ``exc`` (as cli/main.py maps it)."""
+    if isinstance(exc, MivaSyncError):
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        return ExitStatus.INTERRUPTED
+    if isinstance(exc, BrokenPipeError):
+        return ExitStatus.OUTPUT
+    return ExitStatus.INTERNAL
 
 
 def _query(request: PullRequest) -> ListQuery:

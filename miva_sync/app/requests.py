@@ -94,6 +94,9 @@ class PullRequest(PullOptions):
     # re-send exactly these orders (parsed: see parse_ids)
     ids: tuple[int, ...] | None = None
     dry_run: bool = False
+    # --json: the run summary as one JSON object (on stdout, or as the last
+    # stderr line when stdout carries the orders)
+    as_json: bool = False
     # where and how
     output: str = "-"
     fmt: str = "jsonl"
@@ -102,7 +105,9 @@ class PullRequest(PullOptions):
     passphrase: str | None = None  # for payment_data: never a flag (ps shows flags)
     workers: int = 1
     progress: bool | None = None  # None: when stderr is a terminal
-    wait: bool = False
+    # for another run's lock: True without limit, a number at most that many
+    # seconds, False not at all (exit 7)
+    wait: bool | float = False
     require_payment: bool = False
     hold_for: int = DEFAULT_HOLD_FOR  # seconds
     use_sandbox: bool = False
@@ -178,7 +183,7 @@ class VerifyRequest:
     as_json: bool = False
     repair: bool = False
     columns: str | None = None  # with repair: the columns to re-pull
-    wait: bool = False
+    wait: bool | float = False  # as PullRequest's
     use_sandbox: bool = False
 
     @classmethod

@@ -50,6 +50,13 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def waiting_line(message: str) -> None:
+    """Say who holds the run lock a command is about to wait for."""
+    from miva_sync import console
+
+    console.info(message)
+
+
 @contextlib.contextmanager
 def connection(
     options: GlobalOptions, use_sandbox: bool
@@ -105,16 +112,27 @@ class Session:
 
 @contextlib.contextmanager
 def store_session(
-    options: GlobalOptions, use_sandbox: bool, *, lock: bool, wait: bool = False
+    options: GlobalOptions,
+    use_sandbox: bool,
+    *,
+    lock: bool,
+    wait: bool | float = False,
 ) -> Iterator[Session]:
     """SIGTERM as Ctrl-C, the store (or the sandbox), its state, optionally its
-    run lock, and a client: the set-up every command that syncs a store shares."""
+    run lock, and a client: the set-up every command that syncs a store shares.
+
+    ``wait``: for a run lock another run holds, without limit (True), at most
+    that many seconds, or not at all (False: exit 7 at once)."""
     from miva_sync.state.file import StateStore
     from miva_sync.store.client import MivaClient
 
     with sigterm_as_interrupt(), connection(options, use_sandbox) as (settings, key):
         state = StateStore(settings.state_path())
-        held = state.run_lock(key, wait=wait) if lock else contextlib.nullcontext()
+        held = (
+            state.run_lock(key, wait=wait, on_wait=waiting_line)
+            if lock
+            else contextlib.nullcontext()
+        )
         with held, MivaClient.from_settings(settings) as client:
             yield Session(settings, key, state, client)
 
@@ -144,10 +162,13 @@ def base_query(
 
 
 def reporter(options: GlobalOptions, *, progress: bool | None) -> ConsoleReporter:
-    """The console a run reports to (progress None: when stderr is a terminal)."""
+    """The console a run reports to (progress None: on a terminal, elsewhere
+    only with -v, as a plain line every 30 s)."""
     from miva_sync.console import ConsoleReporter
 
-    return ConsoleReporter(quiet=options.quiet, progress=progress)
+    return ConsoleReporter(
+        quiet=options.quiet, progress=progress, verbose=options.verbose
+    )
 
 
 def starting_record(

@@ -14,13 +14,16 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from miva_sync.app.session import SANDBOX_STORE_KEY
+from miva_sync.app.session import SANDBOX_STORE_KEY, waiting_line
 from miva_sync.base.timespec import human_span, iso
 from miva_sync.config import Settings
 from miva_sync.errors import ConfigError, IncompleteError, UsageError
 from miva_sync.state.record import PullCursor, PullMode, StateRecord, new_record
 from miva_sync.store.orders import CURSOR_FIELDS
 from miva_sync.sync.plan import restarted
+
+# order numbers of the acknowledgement journal that state show lists
+SHOWN_PENDING = 10
 
 
 class StaleStateError(IncompleteError):
@@ -182,55 +185,57 @@ def _queue_silence(cursor: dict[str, Any], now: float) -> dict[str, Any]:
 
 
 def render(data: dict[str, Any]) -> list[str]:
-    """``state show`` for people: one fact per line."""
-    lines = [
-        f"store        {data['store']}",
-        f"from         {data['source']}",
-        f"active mode  {data['mode']}",
+    """``state show`` for people: one fact per line, as ``key  value`` rows
+    whose values all start in one column, whatever the row (store, cursors,
+    the queue's journal, held orders, the last run)."""
+    return align(rows(data))
+
+
+def align(pairs: list[tuple[str, str]]) -> list[str]:
+    """``key  value`` lines, every value starting in the same column (two
+    spaces after the longest key); a row without a value is its key alone."""
+    width = max((len(key) for key, _ in pairs), default=0) + 2
+    return [f"{key:<{width}}{value}".rstrip() if value else key for key, value in pairs]
+
+
+def rows(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """What :func:`render` shows, as (key, value) pairs (nested keys indented)."""
+    out = [
+        ("store", str(data["store"])),
+        ("from", str(data["source"])),
+        ("active mode", str(data["mode"])),
     ]
     for name, cursor in data["cursors"].items():
-        marker = "*" if name == data["mode"] else " "
-        lines.append(f"cursor {marker}{name}")
+        out.append((f"cursor {name}", "active" if name == data["mode"] else "inactive"))
         if name == "queue":
-            for k in ("queue_code", "ack", "received_queue", "drained_at"):
-                if k in cursor:
-                    value = iso(cursor[k]) if k == "drained_at" else cursor[k]
-                    lines.append(f"  {k:<11}{value}")
-            if cursor.get("delivered_at") is not None:
-                lines.append(
-                    f"  {'delivered':<11}{cursor['delivered_at_iso']} "
-                    f"({_age(cursor['silent_seconds'])} ago)"
-                )
-            elif cursor.get("first_run_at") is not None:
-                lines.append(
-                    f"  {'delivered':<11}never, in {_age(cursor['silent_seconds'])} "
-                    f"since the first run ({cursor['first_run_at_iso']})"
-                )
-            pending = cursor.get("pending_ack") or []
-            lines.append(f"  {'pending ack':<11}{len(pending)}")
+            out.extend(_queue_rows(cursor))
             continue
         for point in ("start", "watermark"):
             value = cursor.get(point)
             if value is None:
-                lines.append(f"  {point:<11}- (none yet)")
+                shown = "- (none yet)"
             elif cursor.get(f"{point}_iso"):
-                lines.append(f"  {point:<11}{cursor[point + '_iso']}  ({value})")
+                shown = f"{cursor[point + '_iso']}  ({value})"
             else:
-                lines.append(f"  {point:<11}#{value}")
+                shown = f"#{value}"
+            out.append((f"  {point}", shown))
         if "lookback" in cursor:
-            lines.append(f"  {'lookback':<11}{human_span(int(cursor['lookback']))}")
+            out.append(("  lookback", human_span(int(cursor["lookback"]))))
         if "overlap" in cursor:
-            lines.append(f"  {'overlap':<11}{cursor['overlap']}")
-    lines.append(f"dedupe       {data['dedupe_size']} order versions remembered")
+            out.append(("  overlap", str(cursor["overlap"])))
+    out.append(("dedupe", f"{data['dedupe_size']} order versions remembered"))
     held = data["held"]
-    lines.append(f"held         {len(held)} unpaid order(s)")
-    lines.extend(
-        f"  #{h['id']}  held since {h['since_iso']} ({_age(h['age_seconds'])} ago)"
+    out.append(("held", f"{len(held)} unpaid order(s)"))
+    out.extend(
+        (
+            f"  #{h['id']}",
+            f"held since {h['since_iso']} ({_age(h['age_seconds'])} ago)",
+        )
         for h in held
     )
     last = data["last_run"]
     if last is None:
-        lines.append("last run     none recorded")
+        out.append(("last run", "none recorded"))
     else:
         counts = ", ".join(
             f"{last[k]} {k}"
@@ -238,11 +243,58 @@ def render(data: dict[str, Any]) -> list[str]:
             if last.get(k) is not None
         )
         took = f" in {last['seconds']:.1f}s" if last.get("seconds") is not None else ""
-        lines.append(
-            f"last run     {last['finished_at_iso']} ({_age(last['age_seconds'])} ago), "
-            f"{last.get('mode', '?')} mode: {counts or 'no counts'}{took}"
+        out.append(
+            (
+                "last run",
+                f"{last['finished_at_iso']} ({_age(last['age_seconds'])} ago), "
+                f"{last.get('mode', '?')} mode: {counts or 'no counts'}{took}",
+            )
         )
-    return lines
+    return out
+
+
+def _queue_rows(cursor: dict[str, Any]) -> list[tuple[str, str]]:
+    """A queue cursor's rows: the code, how it acknowledges, when it last
+    delivered, and its acknowledgement journal."""
+    out = []
+    if "queue_code" in cursor:
+        out.append(("  queue code", str(cursor["queue_code"])))
+    if "ack" in cursor:
+        ack = cursor["ack"] is not False
+        out.append(
+            ("  acknowledge", "yes, after a durable write" if ack else "no (--no-ack)")
+        )
+    if cursor.get("received_queue"):
+        out.append(("  received queue", str(cursor["received_queue"])))
+    if cursor.get("drained_at") is not None:
+        out.append(("  drained at", iso(cursor["drained_at"])))
+    if cursor.get("delivered_at") is not None:
+        out.append(
+            (
+                "  delivered",
+                f"{cursor['delivered_at_iso']} ({_age(cursor['silent_seconds'])} ago)",
+            )
+        )
+    elif cursor.get("first_run_at") is not None:
+        out.append(
+            (
+                "  delivered",
+                f"never, in {_age(cursor['silent_seconds'])} since the first run "
+                f"({cursor['first_run_at_iso']})",
+            )
+        )
+    pending = cursor.get("pending_ack") or []
+    shown = f"{len(pending)} to acknowledge"
+    if pending:
+        ids = ", ".join(f"#{i}" for i in pending[:SHOWN_PENDING])
+        more = (
+            f" … {len(pending) - SHOWN_PENDING} more"
+            if len(pending) > SHOWN_PENDING
+            else ""
+        )
+        shown += f" ({ids}{more})"
+    out.append(("  pending ack", shown))
+    return out
 
 
 def _age(seconds: int | None) -> str:
@@ -370,13 +422,15 @@ def apply(
     ref: StoreRef,
     change_of: Callable[[StateRecord | None], Change],
     *,
-    wait: bool = False,
+    wait: bool | float = False,
 ) -> Change:
-    """Under the store's run lock: read, change, write the state file and the target copy."""
+    """Under the store's run lock: read, change, write the state file and the
+    target copy. ``wait``: for the lock, as ``pull --wait`` (app/session.py)."""
     from miva_sync.state.file import StateStore
 
     state = StateStore(ref.settings.state_path())
-    with state.run_lock(ref.key, wait=wait), _target(ref) as sink:
+    held = state.run_lock(ref.key, wait=wait, on_wait=waiting_line)
+    with held, _target(ref) as sink:
         record = state.get(ref.key)
         if sink is not None:
             own = sink.load_checkpoint(ref.key)
@@ -389,13 +443,13 @@ def apply(
 
 
 def reset(
-    ref: StoreRef, *, wait: bool = False
+    ref: StoreRef, *, wait: bool | float = False
 ) -> tuple[StateRecord | None, str | None]:
     """Delete the store's record under its run lock; return it and a note for a database."""
     from miva_sync.state.file import StateStore
 
     state = StateStore(ref.settings.state_path())
-    with state.run_lock(ref.key, wait=wait):
+    with state.run_lock(ref.key, wait=wait, on_wait=waiting_line):
         record = state.get(ref.key)
         state.delete(ref.key)
     note = None

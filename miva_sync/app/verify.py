@@ -180,6 +180,8 @@ class Report:
             "unreadable": self.unreadable,
             "days": [vars(d) for d in self.days],
             "requests": self.requests,
+            # what raise_if_incomplete ends the command with
+            "exit_status": 0 if self.complete else int(IncompleteError.exit_code),
         }
         if self.repaired is not None:
             out["repaired"] = self.repaired
@@ -355,7 +357,7 @@ def _check_and_repair(
     key: str,
     held: list[int],
     base: ListQuery,
-    wait: bool,
+    wait: bool | float,
     store: StoreIdentity,
 ) -> Report:
     from miva_sync.sinks import open_sink
@@ -377,9 +379,12 @@ def _check_and_repair(
 
 
 def render(report: Report, reporter: ConsoleReporter, *, table: bool) -> None:
-    """The per-day table (days with a gap, and the total) and notes, on stderr."""
+    """The per-day table (days with a gap, and the total) and notes, on stderr.
+
+    No table when no day differs: the closing line says it all, and an empty
+    table with only its total row would say nothing more."""
     rng = report.range
-    if table and not reporter.quiet:
+    if table and not reporter.quiet and any(not day.clean for day in report.days):
         _table(report)
     if report.repaired is not None:
         reporter.info(

@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from miva_sync.cli.common import Span, from_command_line, shared
+from miva_sync.cli.common import from_command_line, shared
+from miva_sync.cli.params import Span, WaitFor
 
 # pull options that --all-profiles cannot pass on to every profile
 _PER_STORE = {
@@ -66,9 +67,12 @@ def _forwarded_args(ctx: click.Context) -> list[str]:
         elif param.is_flag:
             if value:
                 args.append(flag)
-        elif value is not None:
+        elif value is True:  # --wait alone: an optional value left out
+            args.append(flag)
+        elif value is not None and value is not False:
             # Span options arrive as seconds: pass them on as such ("900s")
-            text = f"{value}s" if isinstance(param.type, Span) else str(value)
+            spans = isinstance(param.type, Span | WaitFor)
+            text = f"{value}s" if spans else str(value)
             args.append(f"{flag}={text}")
     return args
 

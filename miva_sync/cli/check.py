@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from miva_sync.cli.common import reporting, settings_from, shared, shared_options, tell
+from miva_sync.cli.completion import queue_codes
 
 
 @click.command()
@@ -14,6 +15,7 @@ from miva_sync.cli.common import reporting, settings_from, shared, shared_option
     "queue_code",
     metavar="CODE",
     help="Also check this workflow queue (default: the profile's queue).",
+    shell_complete=queue_codes,
 )
 @click.option(
     "--require",
@@ -35,16 +37,15 @@ def check(
     honoured, pages sorted both ways) and whether the store knows the queue:
     each is supported, unsupported or unknown (--json gives the reason), and
     informational unless --require names it (exit 5). Ends with a suggested
-    pull mode. Every request reads a few orders at most; nothing is
-    acknowledged.
+    pull mode and one command line that pull takes as meant in this store's
+    saved state (--json: suggested_mode, suggested_command). Every request
+    reads a few orders at most; nothing is acknowledged.
 
+    \b
     Examples:
-
         miva-sync check
-
         miva-sync --profile shop check --queue new_updated_orders --require queue
-
-        miva-sync check --json | jq .suggested_mode
+        miva-sync check --json | jq -r .suggested_command
     """
     import json
 
@@ -66,8 +67,9 @@ def check(
     if not as_json:
         from miva_sync.store.urls import redact_url
 
+        suggested = report.suggestion or "none (see the suggestion row)"
         tell(
             ctx,
             f"ok: {redact_url(settings.url or '')} answered; the store holds "
-            f"{report.total_count} orders; suggested mode: {report.suggested_mode}",
+            f"{report.total_count} orders; suggested mode: {suggested}",
         )

@@ -11,6 +11,9 @@ from typing import Any, TypeVar
 
 import click
 
+from miva_sync.cli.completion import profile_names
+from miva_sync.cli.params import TimeZone
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Options shared by every command, accepted before or after the subcommand.
@@ -32,70 +35,6 @@ def _count(ctx: click.Context, param: click.Parameter, value: int) -> int:
     return value
 
 
-class TimeZone(click.ParamType):
-    """An IANA time zone name (America/Los_Angeles, UTC), checked at once."""
-
-    name = "ZONE"
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> str:
-        from miva_sync.base.timespec import zone_named
-
-        try:
-            zone_named(str(value))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-        return str(value).strip()
-
-
-class When(click.ParamType):
-    """ISO date/datetime (in the store's timezone unless an offset is given),
-    unix seconds, today/yesterday, or a span (2h).
-
-    Options are parsed before the settings that name the store's zone are
-    loaded, so the text is checked now and read later by :func:`read_times`.
-    """
-
-    name = "WHEN"
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
-        from miva_sync.base.timespec import WhenText
-
-        if isinstance(value, WhenText):
-            return value
-        try:
-            return WhenText(str(value))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-class Span(click.ParamType):
-    """A length of time with its unit: 90m, 2h, 7d."""
-
-    name = "SPAN"
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> int:
-        from miva_sync.base.timespec import parse_span
-
-        if isinstance(value, int):
-            return value
-        try:
-            return parse_span(str(value))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-class Overlap(click.ParamType):
-    name = "N|SPAN"
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> str:
-        from miva_sync.sync.plan import validate_overlap
-
-        try:
-            return validate_overlap(str(value))
-        except ValueError:
-            self.fail(f"{value!r} is neither a count (30) nor a span (45m)", param, ctx)
-
-
 def shared_options(func: F) -> F:
     """Connection and output-verbosity options (docs/design.md §4.1, §4.3)."""
     options = [
@@ -112,7 +51,9 @@ def shared_options(func: F) -> F:
             help="HMAC digest for signing (default sha256) [env MIVA_SYNC_DIGEST].",
         ),
         click.option(
-            "--profile", help="Profile in the config file [env MIVA_SYNC_PROFILE]."
+            "--profile",
+            help="Profile in the config file [env MIVA_SYNC_PROFILE].",
+            shell_complete=profile_names,
         ),
         click.option(
             "--state-file", help="Explicit state file [env MIVA_SYNC_STATE_FILE]."
@@ -247,27 +188,28 @@ def read_times(
             ) from None
 
 
+def stdin_is_terminal() -> bool:
+    """Someone at a terminal who can answer a prompt (stdin is a tty)."""
+    import sys
+
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (OSError, ValueError):  # a closed stdin
+        return False
+
+
+def require_terminal(instead: str) -> None:
+    """Before a prompt: without a terminal, exit 3 saying what to set ``instead``
+    (cron, scripts, ``< /dev/null``: a prompt would read nothing or hang, and
+    a hidden one would warn that it cannot hide the input)."""
+    from miva_sync.errors import ConfigError
+
+    if not stdin_is_terminal():
+        raise ConfigError(f"no terminal to prompt on: {instead}")
+
+
 def from_command_line(ctx: click.Context, name: str) -> bool:
     return ctx.get_parameter_source(name) in (
         click.core.ParameterSource.COMMANDLINE,
         click.core.ParameterSource.PROMPT,
     )
-
-
-def hold_options(func: F) -> F:
-    """--require-payment and --hold-for, shared by pull and listen
-    (docs/design.md §5.8)."""
-    func = click.option(
-        "--hold-for",
-        type=Span(),
-        default="24h",
-        show_default=True,
-        help="With --require-payment: emit a still-unpaid order (with a warning) "
-        "this long after it was first seen (check, PO and terms orders).",
-    )(func)
-    return click.option(
-        "--require-payment",
-        is_flag=True,
-        help="Hold orders with no payment record and pay_status 0 (unpaid admin "
-        "orders) until they are paid or the hold expires.",
-    )(func)

@@ -6,7 +6,15 @@ from typing import Any
 
 import click
 
-from miva_sync.cli.common import reporting, settings_from, shared, shared_options, tell
+from miva_sync.cli.common import (
+    reporting,
+    require_terminal,
+    settings_from,
+    shared,
+    shared_options,
+    tell,
+)
+from miva_sync.cli.completion import queue_codes
 
 
 @click.group()
@@ -19,9 +27,10 @@ def config() -> None:
     environment at run time. Flags win over the environment, which wins
     over the profile.
 
-    Example:
-
-        miva-sync config init --profile shop && miva-sync config show
+    \b
+    Examples:
+        miva-sync config init --profile shop
+        miva-sync config show
     """
 
 
@@ -30,7 +39,13 @@ def config() -> None:
 @click.option("--overlap", help="Default number-mode overlap (30, or a span like 45m).")
 @click.option("--lookback", help="Default date/updated lookback (a span like 15m).")
 @click.option("--page-size", type=click.IntRange(1, 1000), help="Default page size.")
-@click.option("--queue", "queue", metavar="CODE", help="The store's workflow queue.")
+@click.option(
+    "--queue",
+    "queue",
+    metavar="CODE",
+    help="The store's workflow queue.",
+    shell_complete=queue_codes,
+)
 @click.option("--columns", help="Default on-demand columns.")
 @click.option(
     "--webhook-secret",
@@ -52,10 +67,9 @@ def config_init(ctx: click.Context, /, **options: Any) -> None:
     flag; a value "env:NAME" is saved as a reference to that environment
     variable, so the file holds no secret (and ps shows none).
 
+    \b
     Examples:
-
         miva-sync config init --profile shop
-
         miva-sync config init --profile shop --url https://shop.example.com/mm5/json.mvc \\
             --store-code PS --api-token env:SHOP_TOKEN --signing-key env:SHOP_KEY \\
             -o sqlite:///shop.db
@@ -78,33 +92,31 @@ def config_init(ctx: click.Context, /, **options: Any) -> None:
             "api_token": opts.get("api_token"),
             "signing_key": opts.get("signing_key"),
         }
-        try:
-            if values["url"] is None:
-                values["url"] = click.prompt(
-                    "Store JSON URL (e.g. https://shop.example.com/mm5/json.mvc)",
-                    err=True,
-                )
-            if values["store_code"] is None:
-                values["store_code"] = click.prompt("Store code", err=True)
-            if values["api_token"] is None:
-                values["api_token"] = click.prompt(
-                    "API token (or env:NAME)", hide_input=True, err=True
-                )
-            if values["signing_key"] is None:
-                values["signing_key"] = click.prompt(
-                    "Signing key (empty for token-only auth; or env:NAME)",
-                    default="",
-                    show_default=False,
-                    hide_input=True,
-                    err=True,
-                )
-        except click.Abort:
-            missing = [
-                f"--{k.replace('_', '-')}" for k, v in values.items() if v is None
-            ]
-            raise click.UsageError(
-                f"no terminal to prompt on: pass {', '.join(missing)}"
-            ) from None
+        missing = [f"--{k.replace('_', '-')}" for k, v in values.items() if v is None]
+        if missing:
+            token_only = (
+                " ('' for token-only auth)" if "--signing-key" in missing else ""
+            )
+            require_terminal(f"pass {', '.join(missing)}{token_only}")
+        if values["url"] is None:
+            values["url"] = click.prompt(
+                "Store JSON URL (e.g. https://shop.example.com/mm5/json.mvc)",
+                err=True,
+            )
+        if values["store_code"] is None:
+            values["store_code"] = click.prompt("Store code", err=True)
+        if values["api_token"] is None:
+            values["api_token"] = click.prompt(
+                "API token (or env:NAME)", hide_input=True, err=True
+            )
+        if values["signing_key"] is None:
+            values["signing_key"] = click.prompt(
+                "Signing key (empty for token-only auth; or env:NAME)",
+                default="",
+                show_default=False,
+                hide_input=True,
+                err=True,
+            )
         for key in CONNECTION_KEYS:
             if opts.get(key) is not None:
                 values[key] = opts[key]
@@ -141,10 +153,9 @@ def config_show(ctx: click.Context, as_json: bool) -> None:
     they come from. Flags and the environment are applied, so this is
     exactly what a pull would use.
 
+    \b
     Examples:
-
         miva-sync config show
-
         miva-sync --profile shop config show --json | jq .settings.url
     """
     import json
@@ -178,9 +189,10 @@ def config_show(ctx: click.Context, as_json: bool) -> None:
 def config_path_cmd(ctx: click.Context, state: bool) -> None:
     """Print the config file's path (or the state file's) on stdout.
 
-    Example:
-
+    \b
+    Examples:
         $EDITOR "$(miva-sync config path)"
+        miva-sync config path --state
     """
     from miva_sync.config import config_path, home_from
 

@@ -6,18 +6,19 @@ from typing import Any
 
 import click
 
-from miva_sync.cli.common import (
-    hold_options,
-    reporting,
-    settings_from,
-    shared,
-    shared_options,
-)
+from miva_sync.cli.common import reporting, settings_from, shared, shared_options
+from miva_sync.cli.params import hold_options
 
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="Port to listen on; 0 picks a free one.",
+)
 @click.option(
     "--secret",
     help="The secret path segment (better: MIVA_SYNC_WEBHOOK_SECRET, not visible in ps).",
@@ -51,8 +52,8 @@ def listen(ctx: click.Context, /, **options: Any) -> None:
     https://your-proxy/webhook/SECRET. Never takes the run lock, so it can
     share a folder or SQLite target with a cron pull.
 
-    Example:
-
+    \b
+    Examples:
         MIVA_SYNC_WEBHOOK_SECRET=... miva-sync listen --port 8080 -o sqlite:///orders.db
     """
     from miva_sync.app.listen import run_listen

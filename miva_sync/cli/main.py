@@ -19,7 +19,7 @@ from miva_sync.cli.pull import pull
 from miva_sync.cli.sandbox import sandbox
 from miva_sync.cli.state import state
 from miva_sync.cli.verify import verify
-from miva_sync.errors import ExitStatus, MivaSyncError
+from miva_sync.errors import ExitStatus, InterruptedRunError, MivaSyncError
 
 
 class MivaSyncGroup(click.Group):
@@ -35,8 +35,16 @@ class MivaSyncGroup(click.Group):
             result = super().main(*args, **kwargs)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            # a group without its command: one line, not the whole help
+            where = _command_path(exc.ctx, argv)
+            names = sorted(getattr(exc.ctx.command, "commands", {}))
+            _fail(
+                f"missing command: {', '.join(names)} (see '{where} --help')",
+                ExitStatus.USAGE,
+            )
         except click.UsageError as exc:
-            where = exc.ctx.command_path if exc.ctx else "miva-sync"
+            where = _command_path(exc.ctx, argv)
             _fail(f"{exc.format_message()} (see '{where} --help')", ExitStatus.USAGE)
         except click.ClickException as exc:
             _fail(exc.format_message(), exc.exit_code)
@@ -61,6 +69,14 @@ class MivaSyncGroup(click.Group):
         # click returns the exit code of `--help`/`--version` style exits
         sys.exit(result if isinstance(result, int) else 0)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        # Ctrl-C as our own error, before click's main sees a KeyboardInterrupt
+        # and prints an empty line ahead of the final one
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise InterruptedRunError() from None
+
 
 # The exit-code list comes from ExitStatus, so it cannot drift from the codes.
 _EXIT_CODES = ", ".join(f"{status.value} {status.meaning}" for status in ExitStatus)
@@ -69,11 +85,17 @@ ROOT_HELP = f"""Get every order out of a Miva Merchant store, safely, from cron.
 Data goes to stdout (JSON lines); messages go to stderr. Exit codes:
 {_EXIT_CODES}.
 
-Example:
+Every command's --help ends with examples that run as printed. Shell
+completion (bash; zsh_source and fish_source too) completes commands,
+options, profile names and queue codes.
 
-    miva-sync config init && miva-sync check && miva-sync pull --since 7d
-
-Shell completion: eval "$(_MIVA_SYNC_COMPLETE=bash_source miva-sync)"
+\b
+Examples:
+    miva-sync pull --sandbox --since 30d | jq .id
+    miva-sync config init --profile shop
+    miva-sync --profile shop check
+    miva-sync --profile shop pull --since 7d -o orders.jsonl
+    eval "$(_MIVA_SYNC_COMPLETE=bash_source miva-sync)"
 """
 
 
@@ -82,7 +104,7 @@ Shell completion: eval "$(_MIVA_SYNC_COMPLETE=bash_source miva-sync)"
     context_settings={"help_option_names": ["-h", "--help"]},
     help=ROOT_HELP,
 )
-@click.version_option(__version__, "--version", prog_name="miva-sync")
+@click.version_option(__version__, "-V", "--version", prog_name="miva-sync")
 @shared_options
 def cli() -> None:
     """The root group: its help is ROOT_HELP."""
@@ -124,6 +146,44 @@ def _wants_json(argv: list[str]) -> bool:
         return False  # the bad variable is reported, in text
 
 
+def _command_path(ctx: click.Context | None, argv: list[str]) -> str:
+    """The command a usage error belongs to, as typed: ``miva-sync state set``.
+
+    Click's parser raises a missing option value or an unknown option without
+    its context, so the command is then found again in ``argv``, skipping the
+    values of the options that take one.
+    """
+    if ctx is not None:
+        names = []
+        while ctx.parent is not None:
+            names.append(ctx.info_name or "")
+            ctx = ctx.parent
+        return " ".join(["miva-sync", *reversed(names)])
+    command: click.Command = cli
+    path = ["miva-sync"]
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--":
+            break
+        elif arg.startswith("-"):
+            option = next(
+                (
+                    p
+                    for p in command.params
+                    if isinstance(p, click.Option)
+                    and arg in (*p.opts, *p.secondary_opts)
+                ),
+                None,
+            )
+            skip = option is not None and not (option.is_flag or option.count)
+        elif isinstance(command, click.Group) and arg in command.commands:
+            command = command.commands[arg]
+            path.append(arg)
+    return " ".join(path)
+
+
 def _fail(message: str, code: int) -> None:
     # Bytes stdout cannot take would fail Python's flush at exit and turn
     # this code into 120: drop them now (the run has failed anyway).
@@ -138,7 +198,10 @@ def _fail(message: str, code: int) -> None:
     # the command line as read before parsing (a stderr that is closed or full
     # loses the line, never the exit code)
     with console.configured(log_format="json" if _json_errors else "text"):
-        console.error(message, exit_code=code)
+        if code == ExitStatus.INTERRUPTED:  # no fault: "miva-sync: interrupted…"
+            console.interrupted(message, exit_code=code)
+        else:
+            console.error(message, exit_code=code)
     sys.exit(code)
 
 

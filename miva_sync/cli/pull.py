@@ -3,25 +3,23 @@
 from __future__ import annotations
 
 import os
-import sys
 from typing import IO, Any
 
 import click
 
 from miva_sync.cli.all_profiles import pull_all_profiles
 from miva_sync.cli.common import (
-    Overlap,
-    Span,
-    When,
     from_command_line,
-    hold_options,
     read_times,
     reporting,
+    require_terminal,
     settings_from,
     shared,
     shared_options,
     tell,
 )
+from miva_sync.cli.completion import queue_codes
+from miva_sync.cli.params import Overlap, Span, When, hold_options, wait_option
 
 
 @click.command()
@@ -39,7 +37,11 @@ from miva_sync.cli.common import (
     "--from-order", type=click.IntRange(0), help="Number mode: orders with id >= N."
 )
 @click.option(
-    "--queue", "queue_code", metavar="CODE", help="Queue mode: pull a workflow queue."
+    "--queue",
+    "queue_code",
+    metavar="CODE",
+    help="Queue mode: pull a workflow queue.",
+    shell_complete=queue_codes,
 )
 @click.option(
     "--ack/--no-ack",
@@ -50,6 +52,7 @@ from miva_sync.cli.common import (
 @click.option(
     "--received-queue",
     metavar="CODE",
+    shell_complete=queue_codes,
     help="Queue mode with --no-ack: the queue downloaded orders move to, read to "
     "recover a lost download.",
 )
@@ -86,6 +89,13 @@ from miva_sync.cli.common import (
     help="Print the plan and the store's count; write nothing.",
 )
 @click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the run summary as one JSON object: on stdout with -o TARGET, "
+    "else as the last stderr line (docs/schemas/run-summary.schema.json).",
+)
+@click.option(
     "-o",
     "--output",
     default="-",
@@ -98,9 +108,15 @@ from miva_sync.cli.common import (
     type=click.Choice(["jsonl", "singer"]),
     default="jsonl",
     show_default=True,
+    help="The stream written to stdout or a file: JSON lines (the orders as the "
+    "store sent them) or Singer messages.",
 )
 @click.option(
-    "--page-size", type=click.IntRange(1, 1000), default=100, show_default=True
+    "--page-size",
+    type=click.IntRange(1, 1000),
+    default=100,
+    show_default=True,
+    help="Orders per request, 1 to 1000.",
 )
 @click.option(
     "--workers",
@@ -122,11 +138,7 @@ from miva_sync.cli.common import (
     default=None,
     help="Progress bar (default: when stderr is a terminal).",
 )
-@click.option(
-    "--wait",
-    is_flag=True,
-    help="Wait for another run of this store instead of exiting 7.",
-)
+@wait_option()
 @click.option(
     "--ids",
     metavar="LIST",
@@ -181,18 +193,13 @@ def pull(ctx: click.Context, /, **options: Any) -> None:
     dies in between acknowledges them first next time. --no-ack is for queues
     that move orders on download; prefer the acknowledgement variant.
 
+    \b
     Examples:
-
         miva-sync pull --since 2h
-
         miva-sync pull --since 2026-11-01 --updated -o orders.jsonl
-
         miva-sync pull --from-order 1020 --overlap 45m
-
         miva-sync pull --queue new_updated_orders -o orders.jsonl
-
         miva-sync pull --sandbox --since 30d | jq .id
-
         miva-sync pull --all-profiles --jobs 4
     """
     from miva_sync.app import flag_rules
@@ -251,13 +258,18 @@ def _payment_data_passphrase(columns: str | None) -> str | None:
     """The passphrase, only when payment_data (card data) is asked for by name.
 
     From MIVA_SYNC_PASSPHRASE or a hidden prompt: never a flag, which other
-    users could read in ps.
+    users could read in ps. Without either (no terminal), exit 3.
     """
     if not columns or "payment_data" not in columns.lower():
         return None
     passphrase = os.environ.get("MIVA_SYNC_PASSPHRASE")
-    if not passphrase and sys.stdin.isatty():
-        passphrase = click.prompt("Passphrase for payment data", hide_input=True)
+    if not passphrase:
+        require_terminal(
+            "set MIVA_SYNC_PASSPHRASE to the passphrase that decrypts payment_data"
+        )
+        passphrase = click.prompt(
+            "Passphrase for payment data", hide_input=True, err=True
+        )
     return passphrase or None
 
 

@@ -8,14 +8,14 @@ import click
 
 from miva_sync.cli.common import (
     F,
-    Span,
-    When,
     read_times,
     reporting,
+    require_terminal,
     settings_from,
     shared_options,
     tell,
 )
+from miva_sync.cli.params import Span, When, wait_option
 
 if TYPE_CHECKING:
     from miva_sync.app.state_view import Change
@@ -56,10 +56,9 @@ def state() -> None:
     the cursor; name it with -o (or set output in the profile) so these
     commands read and write that copy too.
 
+    \b
     Examples:
-
         miva-sync state show
-
         miva-sync state show --max-age 2h || echo "the cron pull stopped working"
     """
 
@@ -91,20 +90,24 @@ def state_show(
     run if it never did): a mistyped queue code may answer like an empty
     queue, so pick a SPAN longer than the store's quietest stretch.
 
+    \b
     Examples:
-
         miva-sync state show
-
         miva-sync state show --sandbox -o sqlite:///orders.db
-
         miva-sync state show --json | jq .watermark_iso
-
         miva-sync --profile shop state show --max-age 2h >/dev/null || alert
     """
     import json
     import time
 
-    from miva_sync.app.state_view import check_age, load, no_state, render, view
+    from miva_sync.app.state_view import (
+        StaleStateError,
+        check_age,
+        load,
+        no_state,
+        render,
+        view,
+    )
 
     with reporting(ctx):
         ref = _state_ref(ctx, use_sandbox, output)
@@ -112,23 +115,35 @@ def state_show(
         if record is None:
             raise no_state(ref.key)
         data = view(record, ref.key, source, now=time.time())
+        stale = None
+        if max_age is not None:
+            try:
+                check_age(data, max_age)
+            except StaleStateError as exc:
+                stale = exc  # raised after the answer is printed
         if as_json:
+            # docs/schemas/state-show.schema.json
+            data["exit_status"] = int(stale.exit_code) if stale else 0
             click.echo(json.dumps(data, indent=2))
         else:
             for line in render(data):
                 click.echo(line)
-        if max_age is not None:
-            check_age(data, max_age)
+        if stale is not None:
+            raise stale
 
 
 @state.command("reset")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask.")
-@click.option("--wait", is_flag=True, help="Wait for a running pull instead of exit 7.")
+@wait_option()
 @state_options
 @shared_options
 @click.pass_context
 def state_reset(
-    ctx: click.Context, yes: bool, wait: bool, use_sandbox: bool, output: str | None
+    ctx: click.Context,
+    yes: bool,
+    wait: bool | int,
+    use_sandbox: bool,
+    output: str | None,
 ) -> None:
     """Forget a store's saved state (cursors, dedupe window, held orders).
 
@@ -136,8 +151,8 @@ def state_reset(
     (--since, --from-order or --queue). Takes the store's run lock, so it
     exits 7 while a pull is running.
 
-    Example:
-
+    \b
+    Examples:
         miva-sync state reset --sandbox --yes
     """
     from miva_sync.app.state_view import describe_point, reset
@@ -145,18 +160,12 @@ def state_reset(
     with reporting(ctx):
         ref = _state_ref(ctx, use_sandbox, output)
         if not yes:
-            try:
-                agreed = click.confirm(
-                    f"Forget the saved state of {ref.key} in "
-                    f"{ref.settings.state_path()}?",
-                    default=False,
-                    err=True,
-                )
-            except click.Abort:  # end of input: nobody there to answer
-                raise click.UsageError(
-                    "state reset forgets the store's cursor: pass --yes to confirm "
-                    "(no terminal to ask on)"
-                ) from None
+            require_terminal("pass --yes to forget the store's saved state")
+            agreed = click.confirm(
+                f"Forget the saved state of {ref.key} in {ref.settings.state_path()}?",
+                default=False,
+                err=True,
+            )
             if not agreed:
                 tell(ctx, "kept the saved state")
                 return
@@ -184,7 +193,7 @@ def state_reset(
     is_flag=True,
     help="Also clear the dedupe window, so unchanged orders are emitted again.",
 )
-@click.option("--wait", is_flag=True, help="Wait for a running pull instead of exit 7.")
+@wait_option()
 @state_options
 @shared_options
 @click.pass_context
@@ -197,12 +206,10 @@ def state_set(ctx: click.Context, /, **options: Any) -> None:
     future is refused. Rewinding keeps the dedupe window unless --forget-seen: orders
     already emitted unchanged are not emitted again. Prints before -> after.
 
+    \b
     Examples:
-
         miva-sync state set --since 2026-11-01T00:00:00Z
-
         miva-sync state set --since 6h --updated
-
         miva-sync state set --order 1020 --forget-seen
     """
     from miva_sync.app.state_view import apply, describe_point, set_cursor

@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from miva_sync.cli.common import When, read_times, reporting, shared, shared_options
+from miva_sync.cli.common import read_times, reporting, shared, shared_options
+from miva_sync.cli.params import When, wait_option
 
 
 @click.command()
@@ -43,11 +44,7 @@ from miva_sync.cli.common import When, read_times, reporting, shared, shared_opt
 @click.option(
     "--columns", help="With --repair: on-demand columns to re-pull (default as pull)."
 )
-@click.option(
-    "--wait",
-    is_flag=True,
-    help="With --repair: wait for another run of this store instead of exiting 7.",
-)
+@wait_option("With --repair: ")
 @click.option(
     "--sandbox", "use_sandbox", is_flag=True, help="Check against the built-in sandbox."
 )
@@ -63,12 +60,10 @@ def verify(ctx: click.Context, /, **options: Any) -> None:
     modes a stale version is reported apart (those modes do not re-pull
     updates); with --updated it counts as incomplete.
 
+    \b
     Examples:
-
         miva-sync verify --since 7d -o sqlite:///orders.db
-
         miva-sync verify --since 2026-11-01 --updated -o orders.jsonl --json
-
         miva-sync verify --from-order 1020 -o orders/ --repair
     """
     from miva_sync.app.requests import GlobalOptions, VerifyRequest

@@ -18,8 +18,10 @@ def require_loopback(url: str) -> None:
     """The sandbox only talks to this machine."""
     parts = urlsplit(url)
     host = parts.hostname or ""
+    shown = f"{parts.scheme}://{host}/…"  # its path may hold a receiver's secret
     if parts.scheme not in ("http", "https"):
-        raise ValueError(f"webhook URL must be http(s): {url}")
+        got = f"{parts.scheme}://" if parts.scheme else "no scheme"
+        raise ValueError(f"webhook URL must start with http:// or https:// ({got})")
     if host in LOOPBACK_NAMES:
         return
     try:
@@ -27,7 +29,7 @@ def require_loopback(url: str) -> None:
             return
     except ValueError:
         pass
-    raise ValueError(f"webhook URL must point at loopback (127.0.0.1): {url}")
+    raise ValueError(f"webhook URL must point at loopback (127.0.0.1): {shown}")
 
 
 class WebhookSender:

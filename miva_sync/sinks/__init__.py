@@ -85,7 +85,7 @@ def open_sink(
     *,
     source: str = "pull",
     fmt: str = "jsonl",
-    wait: bool = False,
+    wait: bool | float = False,
     store: StoreIdentity | None = None,
 ) -> Sink:
     """Open the output named by ``-o`` (see :func:`kind_of`); ``fmt`` is the

@@ -49,14 +49,15 @@ class Opening:
 
     ``source`` (pull, queue or webhook) is recorded by targets that keep it.
     ``wait``: a PostgreSQL target waits for another host's run of the same
-    store instead of exiting 7, like ``--wait`` does for the local lock.
+    store instead of exiting 7, like ``--wait`` does for the local lock:
+    without limit (True) or at most that many seconds.
     ``store``: the identity of the store whose orders go there; a database
     holding another store's refuses them (ConfigError, exit 3) and one holding
     none records it (streams and folders have no place to keep it).
     """
 
     source: str = "pull"
-    wait: bool = False
+    wait: bool | float = False
     store: StoreIdentity | None = None
 
 

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from miva_sync.base import jsonio
+from miva_sync.base.timespec import human_span
 from miva_sync.errors import ConfigError, LockedError, OutputError, UsageError
 from miva_sync.sinks.base import Opening
 from miva_sync.sinks.database import (
@@ -60,6 +61,7 @@ from miva_sync.sinks.database import (
     refuse_other_store,
 )
 from miva_sync.sinks.rows import ITEM_COLUMNS, REAL_COLUMNS, order_item_rows, storable
+from miva_sync.state.file import LOCK_POLL
 from miva_sync.state.record import StateRecord
 from miva_sync.store.orders import cursor_value, order_id
 from miva_sync.store.urls import (
@@ -157,7 +159,7 @@ class PostgresSink(DatabaseSink):
         target: str,
         *,
         source: str = "pull",
-        wait: bool = False,
+        wait: bool | float = False,
         store: StoreIdentity | None = None,
     ) -> None:
         try:
@@ -353,6 +355,19 @@ class PostgresSink(DatabaseSink):
         if items:
             cur.executemany(_INSERT_ITEM, items)
 
+    def _try_lock(self, key: int, *, within: float) -> bool:
+        """The advisory lock if it is free, tried again for ``within`` seconds
+        (``--wait 10m``)."""
+        deadline = time.monotonic() + within
+        while True:
+            row = self._conn.execute(
+                "SELECT pg_try_advisory_lock(%s)", (key,)
+            ).fetchone()
+            left = deadline - time.monotonic()
+            if (row and row[0]) or left <= 0:
+                return bool(row and row[0])
+            time.sleep(min(LOCK_POLL, left))
+
     def _claim(self, store_key: str) -> None:
         """Hold the store's advisory lock, and make sure this schema is its own."""
         if store_key in self._claimed:
@@ -361,19 +376,16 @@ class PostgresSink(DatabaseSink):
         # settings (two state keys) still exclude each other
         named = self.store.value if self.store is not None else store_key
         key = lock_key(_STORE_NAMESPACE, self.schema, named)
-        if self.wait:
+        if self.wait is True:
             self._conn.execute("SELECT pg_advisory_lock(%s)", (key,))
-        else:
-            row = self._conn.execute(
-                "SELECT pg_try_advisory_lock(%s)", (key,)
-            ).fetchone()
-            if not row or not row[0]:
-                self._rollback()
-                raise LockedError(
-                    "another miva-sync run for this store, on this or another host, "
-                    f"holds its lock in {self.description} (schema {self.schema}); "
-                    "use --wait to wait for it"
-                )
+        elif not self._try_lock(key, within=float(self.wait)):
+            self._rollback()
+            waited = f" after waiting {human_span(self.wait)}" if self.wait else ""
+            raise LockedError(
+                "another miva-sync run for this store, on this or another host, "
+                f"holds its lock in {self.description} (schema {self.schema})"
+                f"{waited}; use --wait to wait for it"
+            )
         if self.store is not None:
             # the identity is checked when opening and recorded by the first
             # write (_ensure_store); the lock is the session's all the same

@@ -6,7 +6,9 @@
   ``flock`` on a sibling lock file.
 * A run of one store holds that store's run lock (``flock``) for its whole
   duration. The kernel drops it when the holder dies, so a dead run never
-  blocks the next one.
+  blocks the next one. The holder writes who it is into the lock file (pid,
+  host, start), so a run that finds the lock busy can say who has it; it
+  waits for it without limit, at most a given span, or not at all.
 * Anything read back is validated; a corrupt file is moved aside and reported.
 
 The record's keys are documented in :mod:`miva_sync.state.record`.
@@ -18,18 +20,82 @@ import contextlib
 import errno
 import fcntl
 import hashlib
+import math
 import os
+import socket
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeGuard, cast
 
 from miva_sync.base import jsonio
 from miva_sync.base.fsio import fsync_dir, replace_durably
+from miva_sync.base.timespec import human_span, iso
 from miva_sync.errors import ConfigError, LockedError
 from miva_sync.state.record import MODES, QueueCursor, StateRecord
 
 STATE_VERSION = 1
+LOCK_POLL = 0.1  # seconds between tries of a busy run lock, while waiting a span
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """Who holds a store's run lock, as the holder wrote it into the lock file."""
+
+    pid: int
+    host: str
+    since: int  # unix seconds: when the holder took the lock
+
+    def describe(self, now: float) -> str:
+        """``pid 1234 on web1 since 2026-11-01T10:00:00Z (12m ago)``"""
+        return (
+            f"pid {self.pid} on {self.host} since {iso(self.since)} "
+            f"({_ago(now - self.since)})"
+        )
+
+    def to_bytes(self) -> bytes:
+        return (
+            jsonio.dumps_document(
+                {"pid": self.pid, "host": self.host, "since": self.since}
+            )
+            + b"\n"
+        )
+
+    @classmethod
+    def parse(cls, data: bytes) -> LockHolder | None:
+        """The holder in a lock file's bytes; None for anything else (an
+        older miva-sync wrote only the pid; a holder may be mid-write)."""
+        try:
+            doc = jsonio.loads(data)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return None
+        if not isinstance(doc, dict):
+            return None
+        pid, host, since = doc.get("pid"), doc.get("host"), doc.get("since")
+        if not (is_int(pid) and isinstance(host, str) and is_int(since)):
+            return None
+        # a hostile lock file must not put control characters on the terminal
+        shown = "".join(c if c.isascii() and c.isprintable() else "?" for c in host)
+        return cls(pid, shown[:64], since)
+
+
+def _ago(seconds: float) -> str:
+    """A rough age: ``45s ago``, ``12m ago``, ``3h ago``, ``2d ago``."""
+    if seconds < 0:
+        return "just now"
+    for size in (86400, 3600, 60):
+        if seconds >= size:
+            return f"{human_span(int(seconds) // size * size)} ago"
+    return f"{int(seconds)}s ago"
+
+
+def wait_limit(wait: bool | float) -> float:
+    """``--wait`` as seconds: False (not given) 0, True (``--wait`` alone)
+    without limit, a number (``--wait 10m``) that many seconds."""
+    if isinstance(wait, bool):
+        return math.inf if wait else 0.0
+    return max(0.0, float(wait))
 
 
 class StateStore:
@@ -68,28 +134,65 @@ class StateStore:
     # -- the run lock ----------------------------------------------------------
 
     @contextlib.contextmanager
-    def run_lock(self, store_key: str, *, wait: bool = False) -> Iterator[None]:
-        """Hold the store's run lock; raise :class:`LockedError` if another run has it."""
+    def run_lock(
+        self,
+        store_key: str,
+        *,
+        wait: bool | float = False,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> Iterator[None]:
+        """Hold the store's run lock; raise :class:`LockedError` if another run
+        has it and ``wait`` (see :func:`wait_limit`) runs out first.
+
+        ``on_wait`` is told once, before waiting, who holds the lock.
+        """
         digest = hashlib.sha256(store_key.encode()).hexdigest()[:16]
         path = self.path.with_name(f"{self.path.name}.{digest}.run.lock")
         fd = self._open_lock_file(path)
         try:
-            flags = fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB
-            try:
-                fcntl.flock(fd, flags)
-            except OSError as exc:
-                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise LockedError(
-                        f"another miva-sync run for this store holds the lock ({path}); "
-                        "use --wait to wait for it"
-                    ) from None
-                raise
-            # the holder's pid, for people reading the lock file; not used for locking
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
+            self._take(fd, path, wait_limit(wait), on_wait)
+            # who holds it, for the runs that find it busy and for people
+            # reading the file; not used for locking. Written, then cut to
+            # length, so a reader never sees an empty file
+            data = LockHolder(os.getpid(), _host(), int(time.time())).to_bytes()
+            os.pwrite(fd, data, 0)
+            os.ftruncate(fd, len(data))
             yield
         finally:
             os.close(fd)  # closing releases the flock
+
+    def _take(
+        self,
+        fd: int,
+        path: Path,
+        limit: float,
+        on_wait: Callable[[str], None] | None,
+    ) -> None:
+        """flock ``fd``: at once, within ``limit`` seconds, or whenever it comes."""
+        if _try_flock(fd):
+            return
+        holder = _holder(fd)
+        if limit <= 0:
+            raise LockedError(
+                f"{holder}: another miva-sync run of this store holds the lock "
+                f"({path}); use --wait to wait for it, or --wait 10m to wait at "
+                "most 10 minutes"
+            )
+        if on_wait is not None:
+            within = "" if math.isinf(limit) else f" (at most {human_span(limit)})"
+            on_wait(f"{holder}: waiting for that run of this store to end{within}")
+        if math.isinf(limit):
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return
+        deadline = time.monotonic() + limit
+        while not _try_flock(fd):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise LockedError(
+                    f"{_holder(fd)}: another miva-sync run of this store still holds "
+                    f"the lock ({path}) after waiting {human_span(limit)}"
+                )
+            time.sleep(min(LOCK_POLL, left))
 
     # -- file mechanics ------------------------------------------------------
 
@@ -147,6 +250,35 @@ class StateStore:
             raise ConfigError(
                 f"cannot write state file {self.path}: {exc.strerror}"
             ) from None
+
+
+def _try_flock(fd: int) -> bool:
+    """Take the exclusive flock on ``fd`` if it is free; False if it is busy."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True
+
+
+def _holder(fd: int) -> str:
+    """``locked by pid 1234 on web1 since …Z (12m ago)``, from the lock file."""
+    try:
+        holder = LockHolder.parse(os.pread(fd, 4096, 0))
+    except OSError:
+        holder = None
+    if holder is None:  # an older miva-sync, or a holder that is still writing
+        return "locked"
+    return f"locked by {holder.describe(time.time())}"
+
+
+def _host() -> str:
+    try:
+        return socket.gethostname() or "?"
+    except OSError:
+        return "?"
 
 
 def _first_line(exc: Exception) -> str:

@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from miva_sync.base.timespec import human_span, iso
-from miva_sync.errors import ApiError, UntrustedAnswerError
+from miva_sync.errors import ApiError, InterruptedRunError, UntrustedAnswerError
 from miva_sync.sinks import identity
 from miva_sync.sinks.base import Sink
 from miva_sync.sinks.receipts import receipt, uncommitted
@@ -83,6 +83,16 @@ class PullRun:
     _commit_not_before: float = field(default=0.0, init=False, repr=False)
     _uncommitted: bool = field(default=False, init=False, repr=False)
     _uncommitted_wrote: bool = field(default=False, init=False, repr=False)
+    # set by run() once it reads the store: the summary so far (partial_summary),
+    # and the watermark the last durable commit saved
+    _so_far: Callable[[], RunSummary] | None = field(
+        default=None, init=False, repr=False
+    )
+    _committed: int | None = field(default=None, init=False, repr=False)
+    # orders handed to the output, and those of them a finished commit covers
+    # (what an interrupted run says it committed)
+    _orders_written: int = field(default=0, init=False, repr=False)
+    _orders_committed: int = field(default=0, init=False, repr=False)
 
     def lower_bound(self, signpost: int) -> int:
         """Where this run's query starts: the watermark minus lookback or overlap."""
@@ -105,20 +115,31 @@ class PullRun:
         return order_id(rows[0]) if rows else None
 
     def preview(self) -> dict[str, Any]:
-        """The plan for --dry-run: window, filter and the store's count. Writes nothing."""
+        """The plan for --dry-run as machine values (app/preview.py renders them
+        for people): the window, the conditions and columns sent, the page
+        size and the store's count. Writes nothing."""
         signpost = int(self.clock())
         lo = self.lower_bound(signpost)
-        query = self.base_query.where(Condition(self.plan.field, "GE", lo))
+        conditions = [Condition(self.plan.field, "GE", lo)]
         if self.plan.hi is not None:
-            query = query.where(Condition(self.plan.field, "LE", self.plan.hi))
+            conditions.append(Condition(self.plan.field, "LE", self.plan.hi))
+        query = self.base_query
+        for condition in conditions:
+            query = query.where(condition)
         page = self._fetch(query.page(1).sorted_by(self.plan.field))
         return {
             "mode": self.plan.mode,
             "field": self.plan.field,
-            "from": self.plan.describe_cursor(lo),
-            "until": self.plan.describe_cursor(self.plan.hi),
-            "watermark": self.plan.describe_cursor(self.plan.watermark),
+            "from": lo,
+            "until": self.plan.hi,
+            "watermark": self.plan.watermark,
+            "conditions": [
+                {"field": c.field, "operator": c.operator, "value": c.value}
+                for c in conditions
+            ],
             "filter": query.to_params().get("Filter"),
+            "columns": list(self.base_query.columns),
+            "page_size": self.base_query.count,
             "total_count": page.total_count,
         }
 
@@ -127,9 +148,14 @@ class PullRun:
         background = getattr(self.sink, "write_behind", False)
         self._writer = BackgroundWriter() if background else InlineWriter()
         try:
-            return self._run()
-        finally:
-            self._writer.close()
+            try:
+                return self._run()
+            finally:
+                self._writer.close()  # the commits handed to it finish first
+        except KeyboardInterrupt:
+            raise InterruptedRunError.after(
+                self._orders_committed, resumable=self.state is not None
+            ) from None
 
     def _run(self) -> RunSummary:
         started = time.monotonic()
@@ -163,23 +189,35 @@ class PullRun:
             ready = held.recheck(fetcher(self.client, self.base_query), signpost)
             self._emit(ready, result)
             self._checkpoint(watermark, bool(ready))
-        watermark_before = plan.watermark
+        watermark_before = self._committed = plan.watermark
         window = (watermark_before - lo) if watermark_before is not None else 0
         total: int | None = None
 
         parallel = self._parallel_pager(lo)
+        # what a run that fails from here on has done (pull --json reports it)
+        self._so_far = lambda: self._summary(
+            result,
+            lo,
+            watermark_before,
+            self._committed,
+            started,
+            parallel,
+            (requests_before, retries_before),
+        )
         chunks: Generator[Chunk, None, None]
         if parallel is not None:
             chunks = parallel.chunks()
         else:
             chunks = iter_chunks(self._fetch, self.base_query, plan.field, lo, plan.hi)
         chunks = explained(chunks, plan.mode)
+        walked = 0  # the window's orders seen so far, held ones too: its total's part
         try:
             for chunk in chunks:
                 # a verified page: the mode works, so the next commit makes it
                 # the active one (issue 19: a run failing before that keeps the old)
                 plan.activate()
                 result.pages += 1
+                walked += len(chunk.orders)
                 total = chunk.total_count if chunk.total_count is not None else total
                 fresh: list[dict[str, Any]] = []
                 for order in chunk.orders:
@@ -195,7 +233,7 @@ class PullRun:
                 self._emit(fresh, result)
                 watermark = self._advance(watermark, chunk.complete_below)
                 self._checkpoint(watermark, bool(fresh), grouped=True)
-                self.reporter.progress(result.emitted + result.unchanged, total)
+                self.reporter.progress(walked, total)
         except BaseException:
             # pages written but not yet committed (a slow disk groups commits):
             # commit them now, as the per-page commit would have. Not when a page
@@ -213,17 +251,40 @@ class PullRun:
         self._flush(watermark)
         self._writer.drain()
 
-        result.held, result.released = len(held), held.released
-        result.seconds = time.monotonic() - started
-        result.requests = self.client.requests_sent - requests_before
-        result.retries = self.client.retries - retries_before
-        if parallel is not None:
-            result.requests += parallel.requests
-            result.retries += parallel.retries
+        summary = self._summary(
+            result,
+            lo,
+            watermark_before,
+            watermark,
+            started,
+            parallel,
+            (requests_before, retries_before),
+        )
         if self.state is not None:
             plan.record["output"] = receipt(self.sink)  # everything is committed
             plan.record["last_run"] = last_run(plan.mode, result, self.clock())
             self.state.put(self.store_key, plan.record)
+        return summary
+
+    def _summary(
+        self,
+        result: Tally,
+        lo: int,
+        watermark_before: int | None,
+        watermark: int | None,
+        started: float,
+        parallel: ParallelPager | None,
+        traffic_before: tuple[int, int],
+    ) -> RunSummary:
+        """The run's summary: counts and traffic so far, the cursor at ``watermark``."""
+        result.held, result.released = len(self._held), self._held.released
+        result.seconds = time.monotonic() - started
+        result.requests = self.client.requests_sent - traffic_before[0]
+        result.retries = self.client.retries - traffic_before[1]
+        if parallel is not None:
+            result.requests += parallel.requests
+            result.retries += parallel.retries
+        plan = self.plan
         return result.freeze(
             plan.mode,
             cursor_field=plan.field,
@@ -233,12 +294,20 @@ class PullRun:
             hi=plan.hi,
             zone=plan.zone,
             saves_state=self.state is not None,
+            store=self.store_key,
         )
+
+    def partial_summary(self) -> RunSummary | None:
+        """After a failed :meth:`run`: what it wrote and counted before it
+        stopped, with the watermark its last durable commit saved (None: it
+        failed before reading any page)."""
+        return self._so_far() if self._so_far is not None else None
 
     def _emit(self, orders: list[dict[str, Any]], result: Tally) -> None:
         self._emitting = True  # until the page is written and in the dedupe window
         if orders:
             self._writer.submit(partial(self.sink.write, orders))
+            self._orders_written += len(orders)
         result.wrote(orders, self._dedupe.knows)
         for order in orders:
             self._dedupe.add(order)
@@ -358,7 +427,9 @@ class PullRun:
     def _commit(self, watermark: int | None, wrote: bool) -> None:
         if self.state is None:  # bounded re-pull: output only
             if wrote:
-                self._writer.submit(partial(self._commit_job, None))
+                self._writer.submit(
+                    partial(self._commit_job, None, self._orders_written)
+                )
             return
         plan = self.plan
         if watermark is not None:
@@ -369,16 +440,22 @@ class PullRun:
         record["held"] = self._held.entries
         record["updated_at"] = iso(self.clock())
         # a copy: this thread goes on changing the record while the writer saves it
-        self._writer.submit(partial(self._commit_job, snapshot(record)))
+        self._writer.submit(
+            partial(self._commit_job, snapshot(record), self._orders_written)
+        )
 
-    def _commit_job(self, record: StateRecord | None) -> None:
-        """Make the written pages durable, then (with a record) move the state."""
+    def _commit_job(self, record: StateRecord | None, written: int = 0) -> None:
+        """Make the written pages durable, then (with a record) move the state.
+
+        ``written``: the orders handed to the output before this commit."""
         started = self.monotonic()
         # durable data first, then state: never the other way round
         self.sink.commit(self.store_key, record)
         if record is not None and self.state is not None:
             record["output"] = receipt(self.sink)  # where the committed data ends
             self.state.put(self.store_key, record)
+            self._committed = record["cursors"][self.plan.mode].get("watermark")
+        self._orders_committed = written
         self._commit_seconds = self.monotonic() - started
 
     def _keep(self, watermark: int) -> Callable[[int, DedupeEntry], bool]:

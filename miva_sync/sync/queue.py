@@ -29,6 +29,7 @@ from miva_sync.errors import (
     AckError,
     ApiError,
     AuthError,
+    InterruptedRunError,
     TransientError,
     UntrustedAnswerError,
 )
@@ -93,6 +94,10 @@ class QueueRun:
     # queue, so their dedupe entries must outlive any age limit until then
     _replayed: set[int] = field(init=False, default_factory=set)
     _result: Tally = field(init=False, default_factory=Tally)
+    # orders written and covered by a finished checkpoint (what an interrupted
+    # run says it committed)
+    _orders_committed: int = field(init=False, default=0)
+    _began: bool = field(init=False, default=False)  # run() has started
     # the store answered a queue read out of id order this run (told once)
     _unsorted: bool = field(init=False, default=False)
 
@@ -125,16 +130,25 @@ class QueueRun:
         page = self.client.queue_orders(
             self.plan.queue_code, self.base_query.sorted_by("id").page(1)
         )
-        return {
+        return {  # machine values: app/preview.py renders them for people
             "mode": "queue",
             "queue": self.plan.queue_code,
-            "acknowledge": "yes, after a durable write",
+            "ack": self.plan.ack,
+            "columns": list(self.base_query.columns),
+            "page_size": self.base_query.count,
             "total_count": page.total_count,
-            "pending acknowledgements": len(self.plan.pending),
+            "pending_ack": len(self.plan.pending),
         }
 
     def run(self) -> RunSummary:
+        try:
+            return self._run()
+        except KeyboardInterrupt:
+            raise InterruptedRunError.after(self._orders_committed) from None
+
+    def _run(self) -> RunSummary:
         started = time.monotonic()
+        self._began = True
         # when this queue was first read: the "never delivered" alarm counts from it
         self.cursor.setdefault("first_run_at", int(self.clock()))
         clients = {id(c): c for c in (self.client, self.download_client) if c}
@@ -177,9 +191,20 @@ class QueueRun:
         self.plan.record["last_run"] = last_run("queue", self._result, self.clock())
         self.state.put(self.store_key, self.plan.record)
         self._never_delivered()
+        return self._summary()
+
+    def _summary(self) -> RunSummary:
         return self._result.freeze(
-            "queue", queue_code=self.plan.queue_code, ack=self.plan.ack
+            "queue",
+            queue_code=self.plan.queue_code,
+            ack=self.plan.ack,
+            store=self.store_key,
         )
+
+    def partial_summary(self) -> RunSummary | None:
+        """After a failed :meth:`run`: what it wrote, acknowledged and counted
+        before it stopped (None: it never started)."""
+        return self._summary() if self._began else None
 
     def _never_delivered(self) -> None:
         """Say so, even under -q, while the queue has never delivered an order.
@@ -537,6 +562,7 @@ class QueueRun:
         self.sink.commit(self.store_key, record)
         record["output"] = receipt(self.sink)
         self.state.put(self.store_key, record)
+        self._orders_committed = self._result.emitted
 
     def _drained(self) -> None:
         self._result.drained = True

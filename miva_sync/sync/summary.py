@@ -5,7 +5,8 @@ or page, in the hot loop) and hands back a frozen :class:`RunSummary` at its
 end: the same object for a window pull (date, updated, number), a queue pull
 and a re-send by id. The console renders it as today's closing line
 (:meth:`RunSummary.describe`) or, with ``--log-format json``, as one JSON line
-(:meth:`RunSummary.to_json`).
+(:meth:`RunSummary.to_json`), which is also the object ``pull --json`` prints
+(its JSON Schema: docs/schemas/run-summary.schema.json).
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from miva_sync.base.timespec import iso_in
+from miva_sync.base.timespec import iso, iso_in
 from miva_sync.store.orders import order_id
 
 
@@ -26,6 +27,17 @@ def describe_cursor(mode: str, value: int | None, zone: tzinfo = UTC) -> str:
     if value is None:
         return "-"
     return f"#{value}" if mode == "number" else iso_in(value, zone)
+
+
+def iso_local(seconds: int | None, zone: tzinfo) -> str | None:
+    """Unix seconds as ISO-8601 in ``zone`` with its offset
+    (``2026-12-01T01:00:00-08:00``); None for none or a time out of range."""
+    if seconds is None:
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, zone).isoformat(timespec="seconds")
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 @dataclass
@@ -74,10 +86,12 @@ class Tally:
         queue_code: str | None = None,
         ack: bool | None = None,
         requested: int | None = None,
+        store: str | None = None,
     ) -> RunSummary:
         counts = {**dataclasses.asdict(self), "warnings": tuple(self.warnings)}
         return RunSummary(
             mode=mode,
+            store=store,
             cursor_field=cursor_field,
             watermark_before=watermark_before,
             watermark=watermark,
@@ -111,11 +125,14 @@ class RunSummary:
     A queue: ``queue_code``, ``ack`` (acknowledged mode), ``acknowledged``
     orders, ``newer`` versions found by the re-read after acknowledging,
     ``recovered`` orders of a lost no-ack download, ``drained``.
-    A re-send by id: ``requested`` ids. ``exit_status`` is the caller's to fill
-    (:meth:`finished`).
+    A re-send by id: ``requested`` ids. ``store`` is the store's key in the
+    state file (``profile:NAME``, ``sandbox``, or URL#code). ``exit_status`` is
+    the caller's to fill (:meth:`finished`): 0, or the status a run that
+    failed part-way ends with, its counts and cursor as far as it got.
     """
 
     mode: str  # date, updated, number, queue or ids
+    store: str | None = None
     emitted: int
     new: int
     updated: int
@@ -145,7 +162,7 @@ class RunSummary:
 
     def finished(self, exit_status: int) -> RunSummary:
         """The same summary with the exit status the command ends with."""
-        return dataclasses.replace(self, exit_status=exit_status)
+        return dataclasses.replace(self, exit_status=int(exit_status))
 
     def shown(self, value: int | None) -> str:
         """A cursor value of this run as its mode shows it."""
@@ -179,9 +196,22 @@ class RunSummary:
 
     def to_json(self) -> dict[str, Any]:
         """Every field, JSON-ready: the zone by name, the warnings as a list,
-        the seconds to the millisecond."""
+        the seconds to the millisecond; and each time of the window and the
+        cursor (``lo``, ``hi``, ``watermark_before``, ``watermark``) also as
+        ISO-8601 in UTC (``…_iso``) and in the store's zone (``…_local``),
+        null in number mode, whose cursor is an order number.
+
+        The object ``pull --json`` prints; docs/schemas/run-summary.schema.json
+        describes every key.
+        """
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data["seconds"] = round(self.seconds, 3)
         data["zone"] = str(self.zone)
         data["warnings"] = list(self.warnings)
+        timed = self.mode in ("date", "updated")
+        for point in ("lo", "hi", "watermark_before", "watermark"):
+            value = getattr(self, point)
+            shown = timed and value is not None
+            data[f"{point}_iso"] = iso(value) if shown else None
+            data[f"{point}_local"] = iso_local(value, self.zone) if shown else None
         return data

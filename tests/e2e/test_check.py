@@ -88,7 +88,7 @@ def test_check_old_store_without_dt_updated_is_informational(run: Any) -> None:
     data = json.loads(relaxed.stdout)
     assert data["dt_updated_searchable"] is False
     assert data["updated_mode"] == "unsupported"
-    assert "--from-order" in data["suggested_mode"]
+    assert "--from-order" in data["suggested_command"]
     assert strict.exit_code == 5
     assert "dt_updated" in strict.stderr.splitlines()[-1]
 
@@ -122,7 +122,8 @@ def test_check_good_queue_suggests_queue_mode_and_takes_nothing(
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["queue_granted"] is True
-    assert data["suggested_mode"] == "queue: miva-sync pull --queue fast"
+    assert data["suggested_mode"] == "queue"
+    assert data["suggested_command"] == "miva-sync pull --queue fast"
     assert set(store.store.queue_ids("fast")) == before and before
 
 

@@ -70,9 +70,10 @@ def test_store_ignoring_the_dt_updated_sort_is_unsupported(run: Any) -> None:
     assert code == 0  # informational unless required
     assert status(data, "sort -dt_updated") == "warn"
     # updated mode is not proven: check points to the other modes
-    assert "--updated" not in data["suggested_mode"]
-    assert "--queue" in data["suggested_mode"]
-    assert "--from-order" in data["suggested_mode"]
+    assert data["suggested_mode"] == "number"
+    assert "--updated" not in data["suggested_command"]
+    assert "--from-order" in data["suggested_command"]
+    assert "check --queue" in data["suggestion"]
     assert strict.exit_code == 5
     assert "sort dt_updated" in strict.stderr.splitlines()[-1]
 
@@ -94,7 +95,7 @@ def test_old_store_that_ignores_unknown_fields(run: Any) -> None:
     assert code == 0
     assert status(data, "dt_updated filter") == "info"
     assert status(data, "sort dt_updated") == "warn"  # unknown is never ok
-    assert "--updated" not in data["suggested_mode"]
+    assert "--updated" not in data["suggested_command"]
 
 
 def test_old_strict_store_refuses_every_probe(run: Any) -> None:
@@ -117,7 +118,7 @@ def test_too_few_distinct_values_is_unknown(run: Any) -> None:
     assert "too few distinct" in data["probes"]["sort_dt_updated"]["reason"]
     assert data["updated_mode"] == "unknown"
     assert code == 0
-    assert "--updated" not in data["suggested_mode"]
+    assert "--updated" not in data["suggested_command"]
 
 
 def test_known_queue_is_supported_when_the_store_refuses_unknown_codes(
@@ -157,7 +158,7 @@ def test_store_answering_unknown_queues_empty_cannot_tell(run: Any) -> None:
         assert "case-sensitive" in probe["reason"]
         assert status(data, "queue") == "warn"
     assert code == 0
-    assert not typo["suggested_mode"].startswith("queue:")
+    assert typo["suggested_mode"] != "queue"
     assert strict.exit_code == 0  # nothing was disproved: a warning, not a failure
     assert "cannot tell" in strict.stderr
 

@@ -161,6 +161,8 @@ CASES: list[tuple[str, tuple[str, ...] | None, tuple[str, ...], str]] = [
         ("--queue", Q, "--no-ack", "--dry-run"),
         "any download moves the orders out",
     ),
+    ("json-with-dry-run", None, ("--since", "1d", "--dry-run", "--json"), "--json"),
+    ("json-with-all-profiles", None, ("--all-profiles", "--json"), "--log-format json"),
 ]
 
 

@@ -98,7 +98,7 @@ def test_payment_data_needs_an_explicit_ask_and_the_passphrase(tmp_path: Path) -
         assert not any("Passphrase" in b for b in bodies)
         # asked for by name, without a passphrase and without a terminal: refused
         refused = run_cli("pull", "--since", "90d", "--columns", "default,payment_data",
-                          "-o", str(tmp_path / "x.jsonl"), env=env, expect=2)  # fmt: skip
+                          "-o", str(tmp_path / "x.jsonl"), env=env, expect=3)  # fmt: skip
         assert "MIVA_SYNC_PASSPHRASE" in refused.stderr
         # with the passphrase from the environment (never a flag); the window
         # again, so --full-refresh (a saved cursor wins over a repeated start)

@@ -6,6 +6,8 @@
 - ``webhook``: ``miva-sync listen`` as a real process
 - ``hostile``: the clean-failure contract the hostile-input tests check
 - ``chaos``: the trial, store activity and contract the chaos suites share
+- ``examples``: the examples of every ``--help`` and of README.md's code blocks
+- ``schemas``: the published JSON Schemas of the ``--json`` objects, and validation
 - ``sandbox_fixtures``, ``pg_fixtures``, ``pull_fixtures``: sandbox stores and a
   raw client, a throwaway PostgreSQL server, stand-ins for the pull engine
 """

@@ -212,3 +212,23 @@ def send_json(handler: BaseHTTPRequestHandler, data: bytes, status: int = 200) -
     handler.send_header("Content-Length", str(len(data)))
     handler.end_headers()
     handler.wfile.write(data)
+
+
+class Gate:
+    """Holds the sandbox's answer to its ``request``-th request (1-based) until
+    :meth:`open`: a run of the real CLI stays mid-run, holding its lock, for
+    as long as a test needs. ``entered`` is set once the request is held."""
+
+    def __init__(self, sandbox: Sandbox, request: int, limit: float = 60) -> None:
+        import threading
+
+        self.entered, self._open = threading.Event(), threading.Event()
+
+        def hold(store: object) -> None:
+            self.entered.set()
+            self._open.wait(limit)
+
+        sandbox.after_request(request, hold)
+
+    def open(self) -> None:
+        self._open.set()

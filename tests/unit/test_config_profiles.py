@@ -307,8 +307,10 @@ def test_config_init_refuses_to_overwrite_without_force(
 
 
 def test_config_init_prompts_for_what_flags_leave_out(
-    run: Any, isolated_home: Path
+    run: Any, isolated_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # the runner's stdin is no terminal: say it is, so the prompts are asked
+    monkeypatch.setattr("miva_sync.cli.common.stdin_is_terminal", lambda: True)
     answers = f"{STORE_URL}\nPS\n{TOKEN}\n{KEY}\n"
     result = run(["config", "init", "--profile", "p"], input=answers)
     assert result.exit_code == 0, result.stderr
@@ -323,7 +325,7 @@ def test_config_init_prompts_for_what_flags_leave_out(
 
 def test_config_init_without_a_terminal_asks_for_flags(run: Any) -> None:
     result = run(["config", "init", "--url", STORE_URL], input="")
-    assert result.exit_code == 2
+    assert result.exit_code == 3
     assert "--store-code" in result.stderr and "--api-token" in result.stderr
 
 
