@@ -27,6 +27,7 @@ import pytest
 
 from miva_sync.sandbox import Sandbox
 from tests.support.helpers import (
+    CLI_CTRL_C,
     Gate,
     assert_state_valid,
     cli_env,
@@ -36,13 +37,7 @@ from tests.support.helpers import (
     wait_for,
 )
 
-# the real CLI, with Ctrl-C working whatever the test runner's shell ignores
-# (Python installs its KeyboardInterrupt handler only over SIGINT's default)
-RESTORE_SIGINT = (
-    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
-    "os.execv(sys.executable, [sys.executable, '-m', 'miva_sync', *sys.argv[1:]])"
-)
-CLI = [sys.executable, "-c", RESTORE_SIGINT]
+CLI = CLI_CTRL_C  # Ctrl-C works whatever the test runner ignores
 
 
 def interrupted_line(orders: int) -> str:
@@ -51,6 +46,27 @@ def interrupted_line(orders: int) -> str:
         f"miva-sync: interrupted: {orders} {noun} written and committed; "
         "run again to resume"
     )
+
+
+def interrupt_at(
+    gate: Gate, args: list[str], env: dict[str, str], what: str
+) -> tuple[int, str]:
+    """Run ``miva-sync ARGS``, send SIGINT once the sandbox holds its gated
+    request (``what``, for the timeout message); the exit code and stderr."""
+    proc = subprocess.Popen(
+        [*CLI, *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(gate.entered.is_set, what)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        gate.open()
+    return proc.returncode, stderr
 
 
 @pytest.fixture
@@ -67,20 +83,13 @@ def test_sigint_says_how_many_orders_were_committed_and_the_next_run_resumes(
     since = sandbox.store.now() - 90 * 86400
     out = tmp_path / "first.jsonl"
     gate = Gate(sandbox, 4)  # the pages before it are written and committed first
-    proc = subprocess.Popen(
-        [*CLI, "pull", "--since", str(since), "--page-size", "10", "-o", str(out)],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    code, stderr = interrupt_at(
+        gate,
+        ["pull", "--since", str(since), "--page-size", "10", "-o", str(out)],
+        env,
+        "the pull's fourth request",
     )
-    try:
-        wait_for(gate.entered.is_set, "the pull's fourth request")
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=30)
-    finally:
-        gate.open()
-    assert proc.returncode == 130, stderr
+    assert code == 130, stderr
     written = read_orders(out)
     assert written  # pages were written before the interrupt
     lines = stderr.splitlines()
@@ -110,20 +119,13 @@ def test_sigint_to_a_bounded_re_pull_says_it_saved_no_cursor(
     out = tmp_path / "window.jsonl"
     gate = Gate(sandbox, 3)
     window = ["--since", str(now - 90 * 86400), "--until", str(now)]
-    proc = subprocess.Popen(
-        [*CLI, "pull", *window, "--page-size", "10", "-o", str(out)],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    code, stderr = interrupt_at(
+        gate,
+        ["pull", *window, "--page-size", "10", "-o", str(out)],
+        env,
+        "the re-pull's third request",
     )
-    try:
-        wait_for(gate.entered.is_set, "the re-pull's third request")
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=30)
-    finally:
-        gate.open()
-    assert proc.returncode == 130, stderr
+    assert code == 130, stderr
     written = len(read_orders(out))
     assert written
     assert stderr.splitlines()[-1] == (
@@ -142,28 +144,11 @@ def test_sigint_in_queue_mode_counts_the_orders_committed(
     # per page: read, write and commit, acknowledge, re-read; the 4th request
     # reads the second page, after the first page's orders were committed
     gate = Gate(sandbox, 4)
-    proc = subprocess.Popen(
-        [
-            *CLI,
-            "pull",
-            "--queue",
-            "new_updated_orders",
-            "--page-size",
-            "25",
-            *["-o", str(out)],
-        ],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    queue = ["pull", "--queue", "new_updated_orders", "--page-size", "25"]
+    code, stderr = interrupt_at(
+        gate, [*queue, "-o", str(out)], env, "the queue pull's fourth request"
     )
-    try:
-        wait_for(gate.entered.is_set, "the queue pull's fourth request")
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=30)
-    finally:
-        gate.open()
-    assert proc.returncode == 130, stderr
+    assert code == 130, stderr
     written = read_orders(out)
     assert written
     assert stderr.splitlines()[-1] == interrupted_line(len(written)), stderr
@@ -214,20 +199,10 @@ def test_sigint_to_another_command_ends_with_one_line_and_no_blank_one(
     out = tmp_path / "o.jsonl"
     out.write_text("")
     gate = Gate(sandbox, 1)
-    proc = subprocess.Popen(
-        [*CLI, "verify", "--since", "7d", "-o", str(out)],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    code, stderr = interrupt_at(
+        gate, ["verify", "--since", "7d", "-o", str(out)], env, "verify's first request"
     )
-    try:
-        wait_for(gate.entered.is_set, "verify's first request")
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=30)
-    finally:
-        gate.open()
-    assert proc.returncode == 130, stderr
+    assert code == 130, stderr
     assert stderr.splitlines() == ["miva-sync: interrupted"], stderr
 
 

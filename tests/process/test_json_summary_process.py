@@ -13,7 +13,8 @@ import pytest
 
 from miva_sync.sandbox import Sandbox
 from tests.support.helpers import (
-    CLI,
+    CLI_CTRL_C,
+    Gate,
     cli_env,
     read_jsonl,
     run_cli,
@@ -25,8 +26,7 @@ from tests.support.schemas import valid
 
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
-    # slow enough that a signal lands while the pull still pages
-    with Sandbox(orders=300, seed=9, tie_order="id", latency_ms=30) as sb:
+    with Sandbox(orders=300, seed=9, tie_order="id") as sb:
         yield sb
 
 
@@ -61,16 +61,21 @@ def test_pull_json_of_a_signalled_run_says_130_and_the_committed_cursor(
     env = cli_env(sandbox, home)
     out = tmp_path / "orders.jsonl"
     since = str(sandbox.store.now() - 90 * 86400)
+    gate = Gate(sandbox, 4)  # the pull is held mid-run, pages behind it committed
     proc = subprocess.Popen(
-        [*CLI, "pull", "--since", since, "--page-size", "10", "-o", str(out), "--json"],
+        [*CLI_CTRL_C, "pull", "--since", since, "--page-size", "10", "-o", str(out),
+         "--json"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    wait_for(lambda: read_jsonl(out), "the first page")
-    proc.send_signal(sent)
-    stdout, stderr = proc.communicate(timeout=30)
+    )  # fmt: skip
+    try:
+        wait_for(gate.entered.is_set, "the pull's fourth request")
+        proc.send_signal(sent)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        gate.open()
     assert proc.returncode == 130, stderr
     (line,) = stdout.splitlines()
     summary = valid("run-summary", json.loads(line))

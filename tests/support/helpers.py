@@ -14,6 +14,15 @@ from typing import Any
 from miva_sync.sandbox import Sandbox
 
 CLI = [sys.executable, "-m", "miva_sync"]
+# The real CLI with SIGINT at its default, whatever the test runner's shell
+# ignores (a job started with & ignores SIGINT, and Python installs its
+# KeyboardInterrupt handler only over the default): for tests that send it.
+CLI_CTRL_C = [
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.executable, [sys.executable, '-m', 'miva_sync', *sys.argv[1:]])",
+]
 
 
 def cli_env(sandbox: Sandbox, home: Path, **extra: str) -> dict[str, str]:
