@@ -223,14 +223,22 @@ class Window(Mode[Plan, "PullRun"]):
         """The flag table in a bare pull's saved mode, and a ``--from-order``
         beyond the store's highest order number (exit 2).
 
-        The store is read (one Count-1 request sorted by ``-id``) only when the
-        start is above the number cursor's watermark: an order number at or
-        below one already seen cannot be in the future, so a crontab repeating
-        its ``--from-order`` costs nothing.
+        The store is read only when the start is above the number cursor's
+        watermark: an order number at or below one already seen cannot be in
+        the future, so a crontab repeating its ``--from-order`` costs nothing.
+        Whether any order is numbered near the start is asked with a filter
+        (its count), not read off a sort: a store that ignores ``Sort`` would
+        otherwise name its lowest order as its highest and refuse every start
+        above that (docs/miva-api.md §4.2). Only a refusal reads the highest
+        number, for its message.
         """
         from miva_sync.store.orders import order_id
-        from miva_sync.store.query import ListQuery
-        from miva_sync.sync.plan import DEFAULT_OVERLAP, refuse_future_order
+        from miva_sync.store.query import Condition, ListQuery
+        from miva_sync.sync.plan import (
+            DEFAULT_OVERLAP,
+            overlap_margin,
+            refuse_future_order,
+        )
 
         if not self.request.names_start:
             flag_rules.check(self.flags, mode=record.get("mode") if record else None)
@@ -241,11 +249,14 @@ class Window(Mode[Plan, "PullRun"]):
         seen = cursor.get("watermark")
         if isinstance(seen, int) and from_order <= seen:
             return
+        overlap = self.request.overlap or str(cursor.get("overlap", DEFAULT_OVERLAP))
+        near = Condition("id", "GE", max(from_order - overlap_margin(overlap), 0))
+        if session.client.list_orders(ListQuery(count=1).where(near)).total_count:
+            return  # an order is numbered at or above the start (less the overlap)
         top = session.client.list_orders(
             ListQuery(count=1).sorted_by("id", descending=True)
         )
         highest = order_id(top.orders[0]) if top.orders else None
-        overlap = self.request.overlap or str(cursor.get("overlap", DEFAULT_OVERLAP))
         refuse_future_order(from_order, highest, overlap)
 
     def begins(self, plan: Plan, record: StateRecord | None) -> bool:

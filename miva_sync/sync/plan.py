@@ -321,11 +321,17 @@ def refuse_future_since(since: int | None, now: float, tolerance: int) -> None:
     )
 
 
+def overlap_margin(overlap: str) -> int:
+    """How many order numbers a start may lie beyond the highest one: the
+    overlap when it is a count, else the default count (a span has none)."""
+    return int(overlap) if overlap.isdigit() else int(DEFAULT_OVERLAP)
+
+
 def refuse_future_order(from_order: int, highest: int | None, overlap: str) -> None:
     """A ``--from-order`` beyond the store's highest order number plus the
     overlap is a typo: saved, it would hide every order until then (exit 2).
     ``highest`` None: the store has no orders yet, nothing to compare with."""
-    margin = int(overlap) if overlap.isdigit() else int(DEFAULT_OVERLAP)
+    margin = overlap_margin(overlap)
     if highest is None or from_order <= highest + margin:
         return
     raise UsageError(

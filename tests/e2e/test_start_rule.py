@@ -248,3 +248,28 @@ def test_all_profiles_forwards_the_start_and_full_refresh_as_typed() -> None:
         assert command is not None
         ctx = command.make_context("pull", args, parent=root)
         assert _forwarded_args(ctx) == ["pull", "--since=30d", "--full-refresh"]
+
+
+def test_from_order_check_holds_on_a_store_that_ignores_sort(
+    run: Any, isolated_home: Path
+) -> None:
+    """A store that ignores ``Sort`` answers a ``-id`` sort with its lowest
+    order: the future check must not take that for the highest and refuse every
+    start above it. It asks with a filter instead, and still refuses a start
+    past every order."""
+    from miva_sync.sandbox.quirks import Quirks
+
+    with Sandbox(orders=120, seed=19, quirks=Quirks(ignore_sort={"id"})) as store:
+        ids = sorted(store.store.ids())
+        middle = ids[len(ids) // 2]
+        ok = run(["pull", "--no-progress", "--from-order", str(middle)], env=store.env())
+        assert ok.exit_code == 0, ok.stderr
+        assert sorted(json.loads(line)["id"] for line in ok.stdout.splitlines()) == [
+            i for i in ids if i >= middle
+        ]
+        beyond = run(
+            ["pull", "--no-progress", "--from-order", str(ids[-1] + 31)],
+            env=store.env(),
+        )
+        assert beyond.exit_code == 2, beyond.stderr
+        assert "beyond the store's highest order number" in beyond.stderr
