@@ -13,9 +13,12 @@ a pipe's reader has taken it, or once a file is fsynced.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from miva_sync.base.timespec import iso
 from miva_sync.sinks.base import Sink, WithoutCursor
 from miva_sync.state.record import StateRecord
 from miva_sync.store.orders import CURSOR_FIELDS
@@ -141,3 +144,83 @@ class SingerSink(WithoutCursor):
                 "key_properties": ["id"],
             }
         ]
+
+
+# -- the tap (tap-miva): the same stream, with selection and a resumable bookmark --
+
+# record keys that describe this machine's output, not where the stream stands:
+# a tap's bookmark travels to another machine (Meltano's state backend)
+_LOCAL_KEYS = ("output", "target")
+
+
+def narrowed_schema(fields: frozenset[str] | None) -> dict[str, Any]:
+    """:func:`order_schema` with only ``fields`` (None: all of them)."""
+    schema = order_schema()
+    if fields is None:
+        return schema
+    schema["properties"] = {
+        k: v for k, v in schema["properties"].items() if k in fields
+    }
+    # a selection names the fields emitted: nothing else may appear
+    schema["additionalProperties"] = False
+    return schema
+
+
+def tap_bookmark(store_key: str, checkpoint: StateRecord) -> dict[str, Any]:
+    """A tap's STATE value: :func:`state_value`'s bookmark plus the record a
+    run resumes from (cursor, dedupe window, held orders), bounded by the
+    engine (the dedupe window keeps only what the next run can read again)."""
+    value = state_value(store_key, checkpoint)
+    saved: Mapping[str, Any] = checkpoint
+    record = {k: v for k, v in saved.items() if k not in _LOCAL_KEYS}
+    value["bookmarks"][STREAM]["record"] = record
+    return value
+
+
+class TapSink(SingerSink):
+    """The Singer stream of ``tap-miva``: every RECORD with ``time_extracted``,
+    only the selected fields (None: all), and STATE carrying the whole
+    bookmark (:func:`tap_bookmark`)."""
+
+    def __init__(
+        self,
+        lines: Sink,
+        fields: frozenset[str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(lines)
+        self.fields = fields
+        self._clock = clock
+        self.last_state: dict[str, Any] | None = None
+
+    def write(self, orders: list[dict[str, Any]]) -> None:
+        now = iso(self._clock())
+        fields = self.fields
+        records = [
+            {
+                "type": "RECORD",
+                "stream": STREAM,
+                "record": o
+                if fields is None
+                else {k: v for k, v in o.items() if k in fields},
+                "time_extracted": now,
+            }
+            for o in orders
+        ]
+        self._lines.write(self._preamble() + records)
+
+    def commit(self, store_key: str, checkpoint: StateRecord | None) -> None:
+        messages = self._preamble()
+        if checkpoint is not None:
+            value = tap_bookmark(store_key, checkpoint)
+            self.last_state = copy.deepcopy(value)  # the engine goes on changing it
+            messages.append({"type": "STATE", "value": value})
+        if messages:
+            self._lines.write(messages)
+        self._lines.commit(store_key, checkpoint)
+
+    def _preamble(self) -> list[dict[str, Any]]:
+        messages = super()._preamble()
+        for message in messages:
+            message["schema"] = narrowed_schema(self.fields)
+        return messages

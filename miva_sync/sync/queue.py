@@ -87,6 +87,11 @@ class QueueRun:
     sleep: Callable[[float], None] = time.sleep
     require_payment: bool = False
     hold_for: int = DEFAULT_HOLD_FOR
+    # a Singer tap (app/tap.py): acknowledge on the next run. Only the runner
+    # knows when its target has stored the records, and it says so by handing
+    # back the STATE that carries the journal; this run journals what it wrote
+    # and steps over it in the queue, as over held orders
+    defer_ack: bool = False
     dedupe: DedupeWindow = field(init=False)
     held: HeldOrders = field(init=False)
     _written: dict[int, str] = field(init=False, default_factory=dict)  # fingerprints
@@ -265,6 +270,12 @@ class QueueRun:
             self.cursor["pending_ack"] = list(dict.fromkeys([*self.plan.pending, *ids]))
             # durable data first, then the journal, then the acknowledgement
             self._checkpoint()
+            if self.defer_ack:
+                # left queued until the next run acknowledges the journal
+                skipped += len(ids)
+                stepped.update(dict.fromkeys(ids))
+                self._progress(page)
+                continue
             self._acknowledge(ids, recheck=True)
             # held orders are not acknowledged: one pushed onto a later page (an
             # order entered the queue in front of it) is not "still queued"
