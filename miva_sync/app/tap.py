@@ -33,7 +33,7 @@ from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
-from miva_sync import __version__
+from miva_sync import __version__, console
 from miva_sync.app.requests import GlobalOptions
 from miva_sync.app.session import base_query, reporter, sigterm_as_interrupt
 from miva_sync.base.timespec import parse_span, parse_when, zone_named
@@ -232,8 +232,22 @@ def load_config(
 
 
 def check_values(values: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    """Each setting typed and checked; unknown ones are ignored (Meltano may
-    pass its own), secrets' ``env:NAME`` references resolved."""
+    """Each setting typed and checked, secrets' ``env:NAME`` references
+    resolved. An unknown key is named in one warning, not refused (a runner
+    may pass settings of its own), so a misspelt one is never silent; an
+    ``ack`` that turns acknowledgement off is refused."""
+    if "ack" in values and values["ack"] in (False, "false", "False", 0, "0"):
+        raise ConfigError(
+            "ack: the tap always acknowledges, on the run after the one that "
+            "delivered (a --no-ack queue moves orders out on download, and the pipe "
+            "could lose them); for such a queue use miva-sync pull --queue CODE --no-ack"
+        )
+    unknown = sorted(name for name in values if name not in BY_NAME and name != "ack")
+    if unknown:
+        console.warning(
+            f"--config: unknown setting(s) {', '.join(unknown)} ignored; "
+            f"known: {', '.join(BY_NAME)}"
+        )
     checked: dict[str, Any] = {}
     for name, value in values.items():
         setting = BY_NAME.get(name)

@@ -218,6 +218,27 @@ def test_bad_config_exits_3_with_one_line(
     assert "Traceback" not in done.stderr
 
 
+def test_a_misspelt_setting_is_named_not_silently_ignored(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    values = {**settings(sandbox, mode="number", start_order=0), "strat_date": "x"}
+    done = tap("--config", write(tmp_path / "config.json", values))
+    assert done.returncode == 0, done.stderr
+    assert "unknown setting(s) strat_date ignored" in done.stderr
+    assert {r["id"] for r in records(messages(done.stdout))} == all_ids(sandbox)
+
+
+def test_a_no_ack_queue_is_refused(sandbox: Sandbox, tmp_path: Path) -> None:
+    values = {
+        **settings(sandbox, mode="queue", queue_code="new_updated_orders"),
+        "ack": False,
+    }
+    done = tap("--config", write(tmp_path / "config.json", values))
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.startswith("miva-sync: error: ack:"), done.stderr
+    assert done.stdout == ""
+
+
 def test_config_env(sandbox: Sandbox) -> None:
     env = {
         f"TAP_MIVA_{name.upper()}": str(value)
