@@ -284,12 +284,11 @@ def load_settings(
     for key in SECRET_KEYS:
         if sources.get(key, "").startswith("profile ") and _is_ref(values.get(key)):
             refs[key] = str(values[key])
-            if not _ENV_REF.match(refs[key]):
-                # not a reference at all: the file is broken, for every command
-                resolve_ref(refs[key], env, key=key, profile=name)
             try:
                 values[key] = resolve_ref(refs[key], env, key=key, profile=name)
             except ConfigError as exc:
+                if not _ENV_REF.match(refs[key]):
+                    raise  # not a reference at all: broken for every command
                 problems[key], values[key] = str(exc), None
     signing_key = _text(values.get("signing_key"))
     if signing_key and "signing_key" not in problems:

@@ -196,7 +196,6 @@ def relay(profile: str, text: str) -> None:
 def json_log_line(level: str, message: str, **fields: Any) -> str:
     """One JSON log line: time (UTC ISO), level, logger, message, extra fields."""
     import json
-    import time
 
     record = {
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -37,11 +37,9 @@ from miva_sync.errors import (
 )
 from miva_sync.store.urls import redact_url
 from miva_sync.sync.plan import (
-    DEFAULT_OVERLAP,
     Plan,
     PullOptions,
     make_plan,
-    refuse_future_order,
 )
 from miva_sync.sync.queue_state import QueueOptions, make_queue_plan
 
@@ -428,11 +426,6 @@ def _add_probe(
         report.add(name, status, f"unsupported: {probe.reason}")
 
 
-def _refused(exc: MivaSyncError) -> str:
-    # the client's message already carries the store's code and words, redacted
-    return str(exc)
-
-
 def _filter_probe(client: MivaClient, total: int, clock: Callable[[], float]) -> Probe:
     """``dt_updated GE 0`` finds orders and ``dt_updated GE <far future>`` none:
     the filter is honoured, not silently dropped (a lenient store answers both
@@ -441,24 +434,24 @@ def _filter_probe(client: MivaClient, total: int, clock: Callable[[], float]) ->
 
     future = int(clock()) + FAR_FUTURE_SECONDS
     try:
-        low = client.list_orders(
-            ListQuery(count=1).where(Condition("dt_updated", "GE", 0))
-        )
         high = client.list_orders(
             ListQuery(count=1).where(Condition("dt_updated", "GE", future))
         )
+        if high.total_count != 0:
+            return Probe(
+                UNSUPPORTED,
+                f"dt_updated GE {future} (a year ahead) answered {high.total_count} "
+                "orders: the store ignores the filter",
+            )
+        if total == 0:
+            return Probe(
+                UNKNOWN, "the store holds no orders: an empty answer proves nothing"
+            )
+        low = client.list_orders(
+            ListQuery(count=1).where(Condition("dt_updated", "GE", 0))
+        )
     except REFUSALS as exc:
-        return Probe(UNSUPPORTED, _refused(exc))
-    if high.total_count != 0:
-        return Probe(
-            UNSUPPORTED,
-            f"dt_updated GE {future} (a year ahead) answered {high.total_count} "
-            "orders: the store ignores the filter",
-        )
-    if total == 0:
-        return Probe(
-            UNKNOWN, "the store holds no orders: an empty answer proves nothing"
-        )
+        return Probe(UNSUPPORTED, str(exc))
     if low.total_count == 0:
         return Probe(
             UNSUPPORTED,
@@ -484,7 +477,7 @@ def _sort_probe(
     try:
         page = client.list_orders(query)
     except REFUSALS as exc:
-        return Probe(UNSUPPORTED, f"Sort {sort}: {_refused(exc)}"), []
+        return Probe(UNSUPPORTED, f"Sort {sort}: {exc}"), []
     values = [cursor_value(row, "dt_updated") for row in page.orders]
     known = [v for v in values if v is not None]
     if not values:
@@ -589,7 +582,7 @@ def _queue(
         report.queue_granted = False
         probe = Probe(
             UNSUPPORTED,
-            f"QueueOrderList_Load_Query on {queue!r}: {_refused(exc)}: check the "
+            f"QueueOrderList_Load_Query on {queue!r}: {exc}: check the "
             "code under Order Workflows in the Miva admin (codes are "
             "case-sensitive) and that the token may call the orderworkflow "
             "functions QueueOrderList_Load_Query and OrderList_Acknowledge",
@@ -821,8 +814,7 @@ class _Suggester:
 
     def number_start(self) -> int:
         """Where a number-mode suggestion starts: the first order placed in the
-        last FIRST_PULL_SPAN (as ``--since`` would), never above what the
-        pull's own check takes as the store's highest order number."""
+        last FIRST_PULL_SPAN (as ``--since`` would), else the newest order."""
         from miva_sync.store.orders import order_id
         from miva_sync.store.query import Condition, ListQuery
 
@@ -832,22 +824,16 @@ class _Suggester:
             .where(Condition("orderdate", "GE", since))
             .sorted_by("id")
         )
-        # the very request a pull's --from-order check sends (app/pull.py)
+        if first.orders:
+            # an order the store holds: the pull's --from-order check (an id
+            # filter's count, app/pull.py) always finds it
+            return order_id(first.orders[0])
+        # none placed lately: from the newest order (even a store ignoring
+        # the -id sort answers one it holds)
         top = self.client.list_orders(
             ListQuery(count=1).sorted_by("id", descending=True)
         )
-        highest = order_id(top.orders[0]) if top.orders else None
-        start = order_id(first.orders[0]) if first.orders else highest
-        if start is None:
-            return 1  # no orders yet: from the first one
-        overlap = str(self.report.settings.defaults.get("overlap", DEFAULT_OVERLAP))
-        try:
-            refuse_future_order(start, highest, overlap)
-        except UsageError:
-            # the store ignores the -id sort: take what the pull will see
-            assert highest is not None  # noqa: S101 - refused only with one
-            start = highest
-        return start
+        return order_id(top.orders[0]) if top.orders else 1  # no orders yet
 
 
 def _resume_point(plan: Plan) -> int:

@@ -50,6 +50,7 @@ from miva_sync.sync.plan import (
     PullOptions,
     make_plan,
     refuse_future_since,
+    validate_overlap,
 )
 from miva_sync.sync.queue_state import QueueOptions, QueuePlan, make_queue_plan
 
@@ -219,12 +220,7 @@ def load_config(
                 if text not in (None, ""):
                     values[s.name] = text
             continue
-        try:
-            document = json.loads(Path(source).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"--config {source}: {exc.strerror}") from None
-        except ValueError as exc:
-            raise ConfigError(f"--config {source}: not JSON ({exc})") from None
+        document = read_json(source, "--config")
         if not isinstance(document, dict):
             raise ConfigError(f"--config {source}: not a JSON object")
         values.update({k: v for k, v in document.items() if v is not None})
@@ -263,6 +259,11 @@ def check_values(values: Mapping[str, Any], env: Mapping[str, str]) -> dict[str,
     for name in ("lookback", "hold_for"):
         if name in checked:
             checked[name] = _span(name, checked[name])
+    if "overlap" in checked:  # checked here, not as a crash deep in the run
+        try:
+            checked["overlap"] = validate_overlap(checked["overlap"])
+        except ValueError as exc:
+            raise ConfigError(f"overlap: {exc}") from None
     if "timezone" in checked:
         try:
             zone_named(checked["timezone"])
@@ -408,7 +409,7 @@ def selection(
             chosen.add(name)
     if chosen >= set(names):
         return True, None
-    return True, frozenset(n for n in chosen if n is not None)
+    return True, frozenset(chosen)
 
 
 # -- --state ----------------------------------------------------------------------------
@@ -464,6 +465,7 @@ def run_tap(
     from miva_sync.sinks.singer import TapSink
     from miva_sync.state.file import StateStore
     from miva_sync.store.client import MivaClient
+    from miva_sync.store.query import DEFAULT_PAGE_SIZE
     from miva_sync.sync.pull import PullRun
     from miva_sync.sync.queue import QueueRun
 
@@ -491,24 +493,25 @@ def run_tap(
         record = bookmark_record(state, key)
         if record is not None:
             store.put(key, record)
+        # the plans copy the record they are given: no need to read it back
         plan: Plan | QueuePlan
         if mode == "queue":
             options = QueueOptions(queue_code=config.get("queue_code"), ack=True)
-            plan = make_queue_plan(store.get(key), options)
+            plan = make_queue_plan(record, options)
         else:
             window = _pull_options(config, settings.zone)
             refuse_future_since(window.since, time.time(), FUTURE_TOLERANCE)
-            plan = make_plan(store.get(key), window)
+            plan = make_plan(record, window)
             plan.zone = settings.zone
         if record is None:  # resuming: the notices speak of pull's flags
             for notice in plan.notices:
                 console.info(notice)
+        require_payment = bool(config.get("require_payment"))
         query = base_query(
             config.get("columns"),
-            page_size=config.get("page_size") or 100,
-            require_payment=bool(config.get("require_payment")),
+            page_size=config.get("page_size") or DEFAULT_PAGE_SIZE,
+            require_payment=require_payment,
         )
-        require_payment = bool(config.get("require_payment"))
         hold_for = config.get("hold_for") or DEFAULT_HOLD_FOR
         sink = TapSink(StdoutSink(), fields)
         try:
@@ -521,29 +524,15 @@ def run_tap(
                 if isinstance(plan, QueuePlan):
                     # acknowledged by the next run, handed this run's STATE
                     run = QueueRun(
-                        client,
-                        sink,
-                        plan,
-                        key,
-                        store,
-                        console,
-                        query,
-                        require_payment=require_payment,
-                        hold_for=hold_for,
+                        client, sink, plan, key, store, console, query,
+                        require_payment=require_payment, hold_for=hold_for,
                         defer_ack=True,
-                    )
+                    )  # fmt: skip
                 else:
                     run = PullRun(
-                        client,
-                        sink,
-                        plan,
-                        key,
-                        store,
-                        console,
-                        query,
-                        require_payment=require_payment,
-                        hold_for=hold_for,
-                    )
+                        client, sink, plan, key, store, console, query,
+                        require_payment=require_payment, hold_for=hold_for,
+                    )  # fmt: skip
                 summary = run.run()
             # the record as the run left it (last_run too): every record it
             # covers is already on stdout

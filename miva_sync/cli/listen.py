@@ -7,18 +7,11 @@ from typing import Any
 import click
 
 from miva_sync.cli.common import reporting, settings_from, shared, shared_options
-from miva_sync.cli.params import hold_options
+from miva_sync.cli.params import bind_options, hold_options
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=8080,
-    show_default=True,
-    help="Port to listen on; 0 picks a free one.",
-)
+@bind_options(8080, "Port to listen on; 0 picks a free one.")
 @click.option(
     "--secret",
     help="The secret path segment (better: MIVA_SYNC_WEBHOOK_SECRET, not visible in ps).",

@@ -128,3 +128,21 @@ def hold_options(func: F) -> F:
         help="Hold orders with no payment record and pay_status 0 (unpaid admin "
         "orders) until they are paid or the hold expires.",
     )(func)
+
+
+def bind_options(port: int, port_help: str) -> Callable[[F], F]:
+    """``--host`` and ``--port``: where a server command (listen, sandbox) binds."""
+
+    def decorate(func: F) -> F:
+        func = click.option(
+            "--port",
+            type=click.IntRange(0, 65535),
+            default=port,
+            show_default=True,
+            help=port_help,
+        )(func)
+        return click.option(
+            "--host", default="127.0.0.1", show_default=True, help="Address to bind."
+        )(func)
+
+    return decorate

@@ -6,15 +6,13 @@ from typing import Any
 
 import click
 
+from miva_sync.cli.params import bind_options
+
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=8090,  # not listen's 8080, so the two run side by side
-    show_default=True,
-    help="Port to serve on; 0 picks a free one (MIVA_URL shows it).",
+@bind_options(
+    8090,  # not listen's 8080, so the two run side by side
+    "Port to serve on; 0 picks a free one (MIVA_URL shows it).",
 )
 @click.option(
     "--orders",

@@ -119,11 +119,17 @@ class SingerSink(WithoutCursor):
         # durable: a target never stores state ahead of the records it covers
         messages = self._preamble()
         if checkpoint is not None:
-            value = state_value(store_key, checkpoint)
+            value = self._state_value(store_key, checkpoint)
             messages.append({"type": "STATE", "value": value})
         if messages:
             self._lines.write(messages)
         self._lines.commit(store_key, checkpoint)
+
+    def _state_value(self, store_key: str, checkpoint: StateRecord) -> dict[str, Any]:
+        return state_value(store_key, checkpoint)
+
+    def _schema(self) -> dict[str, Any]:
+        return order_schema()
 
     def load_checkpoint(self, store_key: str) -> StateRecord | None:
         return None
@@ -140,7 +146,7 @@ class SingerSink(WithoutCursor):
             {
                 "type": "SCHEMA",
                 "stream": STREAM,
-                "schema": order_schema(),
+                "schema": self._schema(),
                 "key_properties": ["id"],
             }
         ]
@@ -209,18 +215,10 @@ class TapSink(SingerSink):
         ]
         self._lines.write(self._preamble() + records)
 
-    def commit(self, store_key: str, checkpoint: StateRecord | None) -> None:
-        messages = self._preamble()
-        if checkpoint is not None:
-            value = tap_bookmark(store_key, checkpoint)
-            self.last_state = copy.deepcopy(value)  # the engine goes on changing it
-            messages.append({"type": "STATE", "value": value})
-        if messages:
-            self._lines.write(messages)
-        self._lines.commit(store_key, checkpoint)
+    def _state_value(self, store_key: str, checkpoint: StateRecord) -> dict[str, Any]:
+        value = tap_bookmark(store_key, checkpoint)
+        self.last_state = copy.deepcopy(value)  # the engine goes on changing it
+        return value
 
-    def _preamble(self) -> list[dict[str, Any]]:
-        messages = super()._preamble()
-        for message in messages:
-            message["schema"] = narrowed_schema(self.fields)
-        return messages
+    def _schema(self) -> dict[str, Any]:
+        return narrowed_schema(self.fields)

@@ -96,26 +96,23 @@ def test_a_pull_ends_with_one_json_summary_carrying_its_exit_status(
     """--log-format json: the run summary is the last stderr line, every field
     of it, the exit status included (what a script reads instead of text)."""
     with Sandbox(orders=120, seed=5) as sandbox:
-        _check_json_summaries(run, sandbox)
+        result = run(
+            ["--log-format", "json", "pull", "--since", "30d"], env=sandbox.env()
+        )
+        assert result.exit_code == 0, result.stderr
+        last = json.loads(result.stderr.splitlines()[-1])
+        assert last["event"] == "summary" and last["exit_status"] == 0
+        assert last["mode"] == "date"
+        assert last["emitted"] == len(result.stdout.splitlines())
 
-
-def _check_json_summaries(run: Any, sandbox: Sandbox) -> None:
-    result = run(
-        ["--log-format", "json", "pull", "--since", "30d"], env=sandbox.env()
-    )
-    assert result.exit_code == 0, result.stderr
-    last = json.loads(result.stderr.splitlines()[-1])
-    assert last["event"] == "summary" and last["exit_status"] == 0
-    assert last["mode"] == "date" and last["emitted"] == len(result.stdout.splitlines())
-
-    resent = run(
-        ["--log-format", "json", "pull", "--ids", "1000,999999"], env=sandbox.env()
-    )
-    assert resent.exit_code == 2
-    summary, error = (json.loads(x) for x in resent.stderr.splitlines()[-2:])
-    assert (summary["event"], summary["exit_status"], summary["emitted"]) == (
-        "summary",
-        2,
-        1,
-    )
-    assert error["level"] == "error" and "999999" in error["message"]
+        resent = run(
+            ["--log-format", "json", "pull", "--ids", "1000,999999"], env=sandbox.env()
+        )
+        assert resent.exit_code == 2
+        summary, error = (json.loads(x) for x in resent.stderr.splitlines()[-2:])
+        assert (summary["event"], summary["exit_status"], summary["emitted"]) == (
+            "summary",
+            2,
+            1,
+        )
+        assert error["level"] == "error" and "999999" in error["message"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 from miva_sync.sandbox import Sandbox
 from miva_sync.state.file import StateStore
 from miva_sync.sync.held import is_unpaid
-from tests.support.helpers import held_ids, read_jsonl
+from tests.support.helpers import held_ids, read_jsonl, wait_for
 
 
 @pytest.fixture
@@ -152,10 +151,11 @@ def test_held_through_listen(tmp_path: Path) -> None:
             assert admin["id"] in held_ids(tmp_path / "home")
             paid = sb.store.pay(admin["id"])
             # no webhook for the payment: the periodic re-check releases it
-            deadline = time.monotonic() + 20
-            while admin["id"] not in read_target("jsonl", str(tmp_path / "w.jsonl")):
-                assert time.monotonic() < deadline, "the held order was never released"
-                time.sleep(0.1)
+            wait_for(
+                lambda: admin["id"] in read_target("jsonl", str(tmp_path / "w.jsonl")),
+                "the held order to be released",
+                timeout=20,
+            )
             assert read_target("jsonl", str(tmp_path / "w.jsonl"))[admin["id"]] == paid
             # a later delivery of the same paid version is a repeat, not a new write
             assert receiver.post(paid).json()["result"] == "unchanged"

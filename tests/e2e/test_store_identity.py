@@ -148,20 +148,22 @@ def test_sqlite_identity_is_not_the_profile_name(
     assert recorded(db) == [identity(store_a)]
 
 
-def make_old(db: Path) -> None:
-    """Turn a file into one written before identities (schema 2: no sync_store)."""
+def old_database(run: Any, sb: Sandbox, tmp_path: Path) -> tuple[Path, str]:
+    """A SQLite file ``sb`` pulled into, turned into one written before
+    identities (schema 2: no sync_store): its path and its target."""
+    db = tmp_path / "a.db"
+    target = f"sqlite:///{db}"
+    assert pull(run, sb.env(), target).exit_code == 0
     with sqlite3.connect(db) as conn:
         conn.execute("DROP TABLE sync_store")
         conn.execute("DELETE FROM schema_version WHERE version > 2")
+    return db, target
 
 
 def test_sqlite_old_database_is_adopted_by_its_store(
     run: Any, store_a: Sandbox, store_b: Sandbox, tmp_path: Path
 ) -> None:
-    db = tmp_path / "a.db"
-    target = f"sqlite:///{db}"
-    assert pull(run, store_a.env(), target).exit_code == 0
-    make_old(db)
+    db, target = old_database(run, store_a, tmp_path)
     before = sqlite_rows(db)
     # its cursor names store A: store B is refused before anything is adopted
     assert_refused(pull(run, store_b.env(), target), store_a, store_b, "its own file")
@@ -178,10 +180,7 @@ def test_sqlite_old_database_without_cursors_is_adopted(
     run: Any, store_a: Sandbox, store_b: Sandbox, tmp_path: Path
 ) -> None:
     # a file a receiver or a bounded re-pull wrote: no cursor tells whose it is
-    db = tmp_path / "a.db"
-    target = f"sqlite:///{db}"
-    assert pull(run, store_a.env(), target).exit_code == 0
-    make_old(db)
+    db, target = old_database(run, store_a, tmp_path)
     with sqlite3.connect(db) as conn:
         conn.execute("DELETE FROM sync_state")
     result = pull(run, store_a.env(), target, "--since", "90d")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ import pytest
 import requests
 
 from miva_sync.sandbox import Sandbox
-from tests.support.helpers import CLI, cli_env, profile_toml, read_jsonl
+from tests.support.helpers import CLI, cli_env, free_port, profile_toml, read_jsonl
 
 STDERR_FAILURES = ["2>&-", "2>/dev/full"]
 pytestmark = pytest.mark.skipif(
@@ -217,19 +216,13 @@ def test_all_profiles_with_failing_stderr_and_closed_stdout(
     assert a.read_bytes().count(b"\n") > lines_before  # profile a still ran
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.mark.parametrize("redirect", STDERR_FAILURES)
 def test_listen_with_failing_stderr_serves_and_stops_cleanly(
     isolated_home: Path, tmp_path: Path, redirect: str
 ) -> None:
     secret = "s3cret-path-0123456789abcdef"
     target = tmp_path / "w.jsonl"
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MIVA_SYNC_WEBHOOK_SECRET": secret}
     proc = subprocess.Popen(
         ["sh", "-c", f'exec "$@" {redirect}', "sh", *CLI, "listen",

@@ -47,31 +47,19 @@ def test_sandbox_and_listen_default_to_different_ports(tmp_path: Path) -> None:
     assert default_port("listen", tmp_path) == 8080
 
 
-def test_sandbox_on_a_busy_port_is_one_line_and_exit_3(tmp_path: Path) -> None:
-    with busy_port() as sock:
-        port = sock.getsockname()[1]
-        done = subprocess.run(
-            [*CLI, "sandbox", "--port", str(port)],
-            env=clean_env(tmp_path), capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-    assert done.returncode == 3, done.stderr
-    assert done.stdout == ""  # no export lines for an `eval` to pick up
-    assert done.stderr.splitlines() == [
-        f"miva-sync: error: cannot listen on 127.0.0.1:{port}: Address already in "
-        "use; --port 0 picks a free port"
-    ]
-
-
-def test_listen_on_a_busy_port_is_one_line_and_exit_3(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["sandbox", "listen"])
+def test_a_busy_port_is_one_line_and_exit_3(tmp_path: Path, command: str) -> None:
     target = tmp_path / "orders.db"
+    output = ["-o", f"sqlite:///{target}"] if command == "listen" else []
     with busy_port() as sock:
         port = sock.getsockname()[1]
         done = subprocess.run(
-            [*CLI, "listen", "--port", str(port), "-o", f"sqlite:///{target}"],
+            [*CLI, command, "--port", str(port), *output],
             env=clean_env(tmp_path, MIVA_SYNC_WEBHOOK_SECRET=SECRET),
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
     assert done.returncode == 3, done.stderr
+    assert done.stdout == ""  # no export lines for an `eval` to pick up
     assert done.stderr.splitlines() == [
         f"miva-sync: error: cannot listen on 127.0.0.1:{port}: Address already in "
         "use; --port 0 picks a free port"

@@ -45,6 +45,15 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float = 60) ->
         time.sleep(0.02)
 
 
+def free_port() -> int:
+    """A local TCP port nothing listens on now (for a server started by port)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def run_cli(
     *args: str, env: dict[str, str], expect: int | None = 0, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:

@@ -17,7 +17,6 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+
+from tests.support.helpers import free_port
 
 SERVICE_USER = "postgres"
 _names = itertools.count(1)
@@ -110,12 +111,6 @@ def _service_user() -> list[str]:
     return ["runuser", "-u", SERVICE_USER, "--"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _run(command: list[str], what: str) -> None:
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=120, check=False
@@ -163,7 +158,7 @@ def running_server() -> Iterator[PostgresServer]:
         )
         _run([*prefix, "mkdir", "-m", "0700", str(sockets)], "mkdir")
         for attempt in range(3):
-            port = _free_port()
+            port = free_port()
             options = (
                 f"-c listen_addresses=127.0.0.1 -p {port} -k {sockets} "
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "

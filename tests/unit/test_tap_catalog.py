@@ -132,6 +132,7 @@ def test_config_files_later_wins_and_env(tmp_path: Path) -> None:
         {"page_size": "many"},
         {"require_payment": "perhaps"},
         {"lookback": "soon"},
+        {"overlap": "soon"},  # neither ids nor a span
         {"timezone": "Mars/Base"},
         {"api_token": "env:TAP_MIVA_TEST_UNSET_VARIABLE"},
     ],
