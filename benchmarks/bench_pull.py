@@ -24,6 +24,7 @@ and ratios. No assertions: the figures go into benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import platform
 import re
@@ -46,6 +47,28 @@ try:
     import merchantapi  # noqa: F401 - only checks that the SDK is installed
 except ImportError:
     SDK_OK = False
+
+
+# One row of the closing table: (figure, measured, target, met); met None: a
+# figure reported without a target. Every section returns its rows.
+Target = tuple[str, str, str, "bool | None"]
+
+
+def target_row(figure: str, value: float | None, target: str, fmt: str = "{:.2f}") -> Target:
+    """A row for a ratio or a figure against a target like "<= 0.45" or ">= 0.9"."""
+    if value is None:
+        return (figure, "-", target, None)
+    op, _, bound = target.partition(" ")
+    met = value <= float(bound) if op == "<=" else value >= float(bound)
+    return (figure, fmt.format(value), target, met)
+
+
+def print_targets(rows: list[Target]) -> None:
+    print("\n## targets (issue 23)")
+    width = max(len(r[0]) for r in rows)
+    for figure, measured, target, met in rows:
+        verdict = "report" if met is None else ("met" if met else "MISSED")
+        print(f"{figure:<{width}}  {measured:>10}  {target:<10}  {verdict}")
 
 
 @dataclass
@@ -145,7 +168,7 @@ def lines_of(path: Path) -> str:
 
 def profile(
     orders: int, latency: int, rounds: int, workdir: Path, extras: bool
-) -> dict[str, Series]:
+) -> list[Target]:
     results: dict[str, Series] = {}
     with sandbox(orders, latency) as (env, generated):
         print(f"\n## {orders:,} orders, {latency} ms latency "
@@ -166,28 +189,21 @@ def profile(
                                str(workdir / "sdk.jsonl"), "--columns", cols]  # fmt: skip
         if extras:
             variants["sqlite"] = tool_argv(f"sqlite:///{workdir / 'tool.db'}")
-        variants["workers1"] = tool_argv(str(workdir / "w1.jsonl"), "--workers", "1")
-        variants["workers4"] = tool_argv(str(workdir / "w4.jsonl"), "--workers", "4")
         names = list(variants)
         for n in range(rounds):
             order = names[n % len(names) :] + names[: n % len(names)]
             for name in order:
                 for stale in workdir.glob("*.jsonl"):
-                    if stale.name.startswith(("tool", "floor", "sdk", "w")):
+                    if stale.name.startswith(("tool", "floor", "sdk")):
                         stale.unlink()
                 for stale in workdir.glob("tool.db*"):
                     stale.unlink()
                 run = timed(variants[name], fresh_env())
                 results.setdefault(name, Series()).runs.append(run)
-                if n == 0 and name == "workers4":
-                    w4 = lines_of(workdir / "w4.jsonl")
-                if n == 0 and name == "workers1":
-                    w1 = lines_of(workdir / "w1.jsonl")
                 if n == 0 and name == "floor":
                     floor_lines = lines_of(workdir / "floor.jsonl")
                 if n == 0 and name == "tool":
                     tool_lines = lines_of(workdir / "tool.jsonl")
-        print(f"same orders from --workers 4 and 1: {w4 == w1} ({w4.split()[1]} lines)")
         print(f"tool lines byte-identical to the floor's: {tool_lines == floor_lines}")
         if extras:
             # resume: a first pull, then a bare pull over the same state
@@ -201,11 +217,10 @@ def profile(
             print(f"resume: {resume.requests} requests, "
                   f"{found.group(1) if found else '?'} emitted, "
                   f"{found.group(2) if found else '?'} unchanged re-read")  # fmt: skip
-    report(results, orders)
-    return results
+    return report(results, orders)
 
 
-def report(results: dict[str, Series], orders: int) -> None:
+def report(results: dict[str, Series], orders: int) -> list[Target]:
     print(f"{'variant':<10} {'wall s':>7} {'orders/s':>9} {'cpu s':>6} "
           f"{'RSS MiB':>8} {'requests':>8}")  # fmt: skip
     for name, series in results.items():
@@ -214,23 +229,31 @@ def report(results: dict[str, Series], orders: int) -> None:
               f"{series.median('cpu'):6.2f} {series.median('rss_mib'):8.1f} "
               f"{series.requests if series.requests is not None else '-':>8}")  # fmt: skip
 
-    def ratio(a: str, b: str, attr: str = "wall") -> str:
+    def ratio(a: str, b: str, attr: str = "wall") -> float | None:
         if a not in results or b not in results:
-            return "-"
-        return f"{results[a].median(attr) / results[b].median(attr):.2f}"
+            return None
+        return results[a].median(attr) / results[b].median(attr)
 
-    print(f"tool/floor wall {ratio('tool', 'floor')}, cpu {ratio('tool', 'floor', 'cpu')}; "
-          f"tool/SDK wall {ratio('tool', 'sdk')}, cpu {ratio('tool', 'sdk', 'cpu')}; "
-          f"SDK/floor wall {ratio('sdk', 'floor')}")  # fmt: skip
+    def shown(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    print(f"tool/floor wall {shown(ratio('tool', 'floor'))}, "
+          f"cpu {shown(ratio('tool', 'floor', 'cpu'))}; "
+          f"tool/SDK wall {shown(ratio('tool', 'sdk'))}, "
+          f"cpu {shown(ratio('tool', 'sdk', 'cpu'))}; "
+          f"SDK/floor wall {shown(ratio('sdk', 'floor'))}")  # fmt: skip
+    rows = [
+        target_row(f"JSONL pull: tool / floor wall ({orders:,} orders)",
+                   ratio("tool", "floor"), "<= 0.45"),
+        target_row("JSONL pull: tool / SDK wall", ratio("tool", "sdk"), "<= 0.35"),
+    ]  # fmt: skip
     if "tool" in results and "floor" in results:
         diff = results["tool"].median("rss_mib") - results["floor"].median("rss_mib")
         print(f"RSS tool - floor: {diff:+.1f} MiB")
+        rows.append(target_row("peak RSS tool - floor (MiB)", diff, "<= 5", "{:+.1f}"))
     if "sqlite" in results:
-        print(f"SQLite/JSONL wall {ratio('sqlite', 'tool')}")
-    print(
-        f"--workers 1 / --workers 4 wall: "
-        f"{results['workers1'].median('wall') / results['workers4'].median('wall'):.2f}x"
-    )
+        print(f"SQLite/JSONL wall {shown(ratio('sqlite', 'tool'))}")
+        rows.append(target_row("SQLite / JSONL wall", ratio("sqlite", "tool"), "<= 1.2"))
     if "resume" in results and results["resume"].requests is not None:
         per = results["resume"].requests / orders * 1000
         first = results["tool"].requests or 0
@@ -238,9 +261,10 @@ def report(results: dict[str, Series], orders: int) -> None:
             f"requests per 1,000 orders: first pull {first / orders * 1000:.2f}, "
             f"resume {per:.2f} ({results['resume'].requests} requests)"
         )
+    return rows
 
 
-def startup(rounds: int) -> None:
+def startup(rounds: int) -> list[Target]:
     """--version and --help against importing click alone, interleaved."""
     env = dict(os.environ)
     cases = {
@@ -255,12 +279,16 @@ def startup(rounds: int) -> None:
             times[name].append(timed(argv, env).wall)
     base = statistics.median(times["import click"])
     print("\n## start-up (median of", rounds, "runs)")
+    rows = []
     for name, values in times.items():
         med = statistics.median(values)
         print(f"{name:<14} {med * 1000:6.1f} ms  {med / base:.2f}x import click")
+        if name != "import click":
+            rows.append(target_row(f"start-up: {name} / import click", med / base, "<= 1.5"))
+    return rows
 
 
-def flat(sizes: list[int], workdir: Path) -> None:
+def flat(sizes: list[int], workdir: Path) -> list[Target]:
     """Peak RSS of a first pull at each size (tool and floor)."""
     print("\n## peak RSS against the number of orders (0 ms latency)")
     rss: dict[int, tuple[float, float]] = {}
@@ -278,20 +306,30 @@ def flat(sizes: list[int], workdir: Path) -> None:
                   f"{floor.rss_mib:.1f} MiB in {floor.wall:.1f} s")  # fmt: skip
             for path in workdir.glob("*flat*.jsonl"):
                 path.unlink()
-    if len(sizes) >= 2:
-        small, big = rss[sizes[0]][0], rss[sizes[-1]][0]
-        print(f"tool RSS {sizes[-1]:,} / {sizes[0]:,}: {big / small:.2f}x")
+    if len(sizes) < 2:
+        return []
+    small, big = rss[sizes[0]][0], rss[sizes[-1]][0]
+    print(f"tool RSS {sizes[-1]:,} / {sizes[0]:,}: {big / small:.2f}x")
+    return [target_row(f"peak RSS {sizes[-1]:,} / {sizes[0]:,} orders", big / small,
+                       "<= 1.1")]  # fmt: skip
+
+
+SECTIONS = ("pull", "postgres", "parallel", "resume", "queue", "startup", "flat")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--latency", default="0,20", help="ms per request, comma list")
+    parser.add_argument("--latency", default="0", help="ms per request, comma list "
+                        "(the targets come from the first)")  # fmt: skip
     parser.add_argument("--flat-sizes", default="10000,100000")
     parser.add_argument("--skip-flat", action="store_true")
     parser.add_argument("--startup-rounds", type=int, default=15)
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"sections to run, comma list of {', '.join(SECTIONS)}")  # fmt: skip
     args = parser.parse_args()
+    only = set(args.only.split(","))
     print(f"# miva-sync benchmark {time.strftime('%Y-%m-%d')} on {platform.node()}: "
           f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"{'SDK merchantapi' if SDK_OK else 'no SDK installed'}")  # fmt: skip
@@ -299,14 +337,24 @@ def main() -> None:
 
     print(f"JSON backend: {jsonio.BACKEND}")
     workdir = Path(tempfile.mkdtemp(prefix="miva-bench-"))
+    rows: list[Target] = []
     try:
-        for n, latency in enumerate(int(x) for x in args.latency.split(",")):
-            profile(args.orders, latency, args.rounds, workdir, extras=n == 0)
-        startup(args.startup_rounds)
-        if not args.skip_flat:
-            flat([int(x) for x in args.flat_sizes.split(",")], workdir)
+        if "pull" in only:
+            for n, latency in enumerate(int(x) for x in args.latency.split(",")):
+                found = profile(args.orders, latency, args.rounds, workdir, extras=n == 0)
+                rows += found if n == 0 else []
+        # the other sections live in their own modules (each runs alone too)
+        for name in ("postgres", "parallel", "resume", "queue"):
+            if name in only:
+                module = importlib.import_module(f"bench_{name}")
+                rows += module.run(workdir, args.orders, args.rounds)
+        if "startup" in only:
+            rows += startup(args.startup_rounds)
+        if "flat" in only and not args.skip_flat:
+            rows += flat([int(x) for x in args.flat_sizes.split(",")], workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    print_targets(rows)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ __all__ = [
     "dumps",
     "dumps_document",
     "dumps_std",
+    "lines",
     "loads",
     "loads_std",
 ]
@@ -148,6 +149,22 @@ def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
         except TypeError:  # JSONEncodeError: a >64-bit int, a NonFinite, a surrogate
             pass
     return _std_bytes(value, separators=(",", ":"), sort_keys=sort_keys)
+
+
+def lines(values: list[Any]) -> bytes:
+    """Each value as :func:`dumps` writes it, one per line, in one buffer.
+
+    Output files are written a page at a time: orjson writes each line with
+    its newline (no per-order wrapper call, no second copy to add it); the
+    standard library writes a page holding anything orjson refuses.
+    """
+    if orjson is not None:
+        encode, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+        try:
+            return b"".join([encode(value, option=newline) for value in values])
+        except TypeError:  # JSONEncodeError: see dumps
+            pass
+    return b"".join([dumps(value) + b"\n" for value in values])
 
 
 def dumps_document(value: Any) -> bytes:

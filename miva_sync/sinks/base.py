@@ -21,6 +21,12 @@ class Sink(Protocol):
     A target that stores its own copy of the cursor receives it in ``commit``
     and must make both durable together (one transaction).
 
+    A target sets ``replay_safe = True`` when a page it was given but that
+    was never committed cannot reach the next run's output twice: a database
+    rolls it back, a folder rewrites the same file, a JSON Lines file appended
+    to replays it into the dedupe window (sinks/receipts.py). A pull then
+    groups that target's commits (miva_sync/sync/pull.py).
+
     A target may also set ``write_behind = True``: a pull then calls
     ``write`` and ``commit`` from one background thread, in order, so that the
     target's work overlaps the next fetch (miva_sync/sync/writer.py).
@@ -80,6 +86,8 @@ class WithoutCursor:
 class Locked(WithoutCursor):
     """A file target written under a short ``flock`` on an open descriptor,
     so that a webhook receiver and a cron pull can share it."""
+
+    replay_safe = True  # appended lines are replayed, folder files rewritten
 
     _fd: int
     _lock: WriteLock

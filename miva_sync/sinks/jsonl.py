@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from miva_sync.base.fsio import WriteLock, write_all
-from miva_sync.base.jsonio import dumps
+from miva_sync.base.jsonio import lines
 from miva_sync.errors import BrokenPipeOutputError, OutputError
 from miva_sync.sinks.base import Locked, Opening, WithoutCursor
 from miva_sync.state.record import StateRecord
@@ -23,11 +23,8 @@ from miva_sync.state.record import StateRecord
 
 def encode_lines(orders: list[dict[str, Any]]) -> bytes:
     """One compact JSON object per line; key order and value types as received."""
-    # each order is serialised exactly once, into the one buffer written per page;
-    # the empty last item makes join end the buffer with a newline too
-    lines = [dumps(order) for order in orders]
-    lines.append(b"")
-    return b"\n".join(lines)
+    # each order is serialised exactly once, into the one buffer written per page
+    return lines(orders)
 
 
 class StdoutSink(WithoutCursor):

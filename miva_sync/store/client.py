@@ -16,14 +16,16 @@ import hmac
 import html
 import logging
 import os
+import queue
 import random
 import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from functools import partial
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import requests
 
@@ -79,6 +81,177 @@ class _Answer(NamedTuple):
 
     status: int
     body: dict[str, Any]
+
+
+class _Raw(NamedTuple):
+    """One HTTP answer as it came, before it is classified."""
+
+    status: int
+    headers: Mapping[str, str]
+    content: bytes
+
+
+T = TypeVar("T")
+
+
+class _Later(Generic[T]):
+    """The result of a job the courier runs: :meth:`result` waits for it."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._value: T | None = None
+        self._error: BaseException | None = None
+
+    def settle(self, job: Callable[[], T]) -> None:
+        try:
+            self._value = job()
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            self._error = exc
+        self._done.set()
+
+    def result(self) -> T:
+        self._done.wait()
+        if self._error is not None:
+            error, self._error = self._error, None  # raised once, its frames freed
+            raise error
+        value, self._value = self._value, None
+        return value  # type: ignore[return-value]
+
+
+class _Watchdog:
+    """Cuts a body read that has run past its time limit (:meth:`MivaClient._read_body`).
+
+    One thread for the client's life, not a timer thread per request: starting
+    a thread for each page was a tenth of a pull's CPU. A client reads one
+    body at a time (the courier only sends), so it watches one read at a time.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._deadline: float | None = None
+        self._cut: Callable[[], None] | None = None
+        self._thread = threading.Thread(
+            target=self._serve, name="miva-sync-watchdog", daemon=True
+        )
+        self._thread.start()
+
+    def arm(self, seconds: float, cut: Callable[[], None]) -> None:
+        with self._changed:
+            # the real clock, as a timer thread had: tests fake the client's own
+            self._deadline, self._cut = time.monotonic() + seconds, cut
+            self._changed.notify()
+
+    def disarm(self) -> None:
+        with self._changed:
+            self._deadline = self._cut = None
+
+    def _serve(self) -> None:
+        with self._changed:
+            while True:
+                if self._deadline is None or self._cut is None:
+                    self._changed.wait()
+                    continue
+                left = self._deadline - time.monotonic()
+                if left > 0:
+                    self._changed.wait(left)
+                    continue
+                # under the lock: the read cannot end (and its connection go to
+                # another request) while its socket is being cut
+                cut, self._deadline, self._cut = self._cut, None, None
+                cut()
+
+
+class _Posted(NamedTuple):
+    """A request sent, its answer's headers in, its body not yet read."""
+
+    response: requests.Response
+    request: str
+    what: str
+    started: float
+    attempt: int
+
+
+class PendingPage:
+    """A list query on its way (:meth:`MivaClient.list_orders_soon`)."""
+
+    def __init__(
+        self, client: MivaClient, payload: dict[str, Any], posted: _Later[_Posted]
+    ) -> None:
+        self._client = client
+        self._payload = payload
+        self._posted = posted
+        self._raw: _Raw | None = None
+        self._error: BaseException | None = None
+
+    def content(self) -> bytes | None:
+        """The answer's bytes once they are in (None: no usable answer), for a
+        look before the parse (store/peek.py); nothing is checked here."""
+        try:
+            raw = self._first()
+        except Exception:  # noqa: BLE001 - kept: page() raises it, or retries
+            return None
+        return raw.content if raw.status == 200 else None
+
+    def page(self) -> Page:
+        """The page, exactly as :meth:`MivaClient.list_orders` would give it."""
+        answer = self._client._attempts(self._payload, self._first)
+        return _page(answer, LIST_ORDERS)
+
+    def discard(self) -> None:
+        """Not wanted after all: let its connection go back to the pool once
+        the request is done, without waiting for it here."""
+        if self._raw is None and self._error is None:
+            self._client._courier().submit(partial(_close, self._posted))
+
+    def _first(self) -> _Raw:
+        """The first attempt's answer (its body read once)."""
+        if self._raw is None and self._error is None:
+            try:
+                self._raw = self._client._receive(self._posted.result())
+            except BaseException as exc:  # noqa: BLE001 - raised to page()'s caller
+                self._error = exc
+        if self._error is not None:
+            raise self._error
+        assert self._raw is not None  # noqa: S101 - set above
+        return self._raw
+
+
+def _close(posted: _Later[_Posted]) -> None:
+    # runs on the courier after the post it follows, so that post is settled
+    with contextlib.suppress(Exception):
+        posted.result().response.close()
+
+
+class _Courier:
+    """One daemon thread that runs a client's background exchanges in turn.
+
+    One thread for the client's life, not one per request: starting a thread
+    per page cost more than it saved, and a page allocated in a short-lived
+    thread's malloc arena kept that arena's memory (benchmarks/README.md).
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], _Later[Any]] | None]
+        self._jobs = queue.SimpleQueue()
+        self._thread = threading.Thread(
+            target=self._serve, name="miva-sync-courier", daemon=True
+        )
+        self._thread.start()
+
+    def submit(self, job: Callable[[], T]) -> _Later[T]:
+        later: _Later[T] = _Later()
+        self._jobs.put((job, later))
+        return later
+
+    def close(self) -> None:
+        # never waits: a request still in flight (an interrupted pull) ends on
+        # its own timeout in a daemon thread nobody waits for
+        self._jobs.put(None)
+
+    def _serve(self) -> None:
+        while (item := self._jobs.get()) is not None:
+            job, later = item
+            later.settle(job)
 
 
 def sign(body: bytes, key: bytes, digest: str = "sha256") -> str:
@@ -189,6 +362,8 @@ class MivaClient:
         # for `miva-sync check` to measure clock skew (timestamps are signed).
         self.last_response_date: str | None = None
         self.last_response_at: float | None = None
+        self._courier_thread: _Courier | None = None
+        self._watchdog: _Watchdog | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> MivaClient:
@@ -225,13 +400,34 @@ class MivaClient:
         self.close()
 
     def close(self) -> None:
+        if self._courier_thread is not None:
+            self._courier_thread.close()
         self._session.close()
+
+    def _courier(self) -> _Courier:
+        if self._courier_thread is None:
+            self._courier_thread = _Courier()
+        return self._courier_thread
 
     # -- API functions -------------------------------------------------------
 
     def list_orders(self, query: ListQuery) -> Page:
         """``OrderList_Load_Query``."""
         return _page(self._exchange(LIST_ORDERS, query.to_params()), LIST_ORDERS)
+
+    def list_orders_soon(self, query: ListQuery) -> PendingPage:
+        """Send ``list_orders(query)`` now; :meth:`PendingPage.page` waits for it.
+
+        Only the first attempt's request runs in the background, up to the
+        answer's headers (one thread per client): the body is read, parsed and
+        classified, and any retry made, in the thread that asks for the page,
+        so errors, retries and the page's objects are exactly those of
+        :meth:`list_orders`. The pager uses it to have the store build the next
+        page while it parses and writes this one.
+        """
+        payload = self._payload(LIST_ORDERS, query.to_params())
+        posted = self._courier().submit(partial(self._post, payload, 1))
+        return PendingPage(self, payload, posted)
 
     def queue_orders(self, queue_code: str, query: ListQuery) -> Page:
         """``QueueOrderList_Load_Query`` on a workflow queue."""
@@ -268,19 +464,37 @@ class MivaClient:
 
     def _exchange(self, function: str, params: dict[str, Any] | None) -> _Answer:
         """:meth:`call`, keeping the answer's status for errors found in its body."""
+        return self._attempts(self._payload(function, params))
+
+    def _payload(self, function: str, params: dict[str, Any] | None) -> dict[str, Any]:
         payload: dict[str, Any] = {"Store_Code": self.store_code, "Function": function}
         payload.update(params or {})
         passphrase = payload.get("Passphrase")
         if passphrase and passphrase not in self._secrets:
             # a store echoing the request back must not show it in an error
             self._secrets = (*self._secrets, str(passphrase))
+        return payload
+
+    def _attempts(
+        self, payload: dict[str, Any], first: Callable[[], _Raw] | None = None
+    ) -> _Answer:
+        """Send ``payload`` until it succeeds, fails for good or the budget is
+        spent; ``first``: gives the first attempt's answer, already under way."""
         attempt = 0
         started = self._monotonic()
         first_failure: float | None = None
+        request = _function(payload)
         while True:
             attempt += 1
             try:
-                return self._send(payload, attempt)
+                if first is not None and attempt == 1:
+                    raw = first()
+                else:
+                    raw = self._transfer(payload, attempt)
+                status = raw.status
+                return _Answer(
+                    status, self._classify(status, raw.headers, raw.content, request)
+                )
             except TransientError as err:
                 now = self._monotonic()
                 first_failure = now if first_failure is None else first_failure
@@ -300,7 +514,16 @@ class MivaClient:
 
     # -- one attempt -----------------------------------------------------------
 
-    def _send(self, payload: dict[str, Any], attempt: int) -> _Answer:
+    def _transfer(self, payload: dict[str, Any], attempt: int) -> _Raw:
+        """One HTTP exchange: the answer's status, headers and whole body."""
+        return self._receive(self._post(payload, attempt))
+
+    def _post(self, payload: dict[str, Any], attempt: int) -> _Posted:
+        """Send one attempt and wait for the answer's status and headers.
+
+        Runs in the caller's thread or in the courier's (list_orders_soon), so
+        it touches nothing but the session and this attempt's own values.
+        """
         # A fresh timestamp and signature on every attempt: stores reject stale ones.
         payload["Miva_Request_Timestamp"] = int(self._clock())
         body = encode_body(payload)
@@ -315,8 +538,9 @@ class MivaClient:
                 "POST %s %s %s", self.shown_url, what, self._redacted_headers(headers)
             )
         started = self._monotonic()
-        self.requests_sent += 1
-        try:
+        with self._rate_lock:  # the courier and the caller may both be counting
+            self.requests_sent += 1
+        with self._transport_errors(request, what):
             response = self._session.post(
                 self.url,
                 data=body,
@@ -327,8 +551,32 @@ class MivaClient:
                 verify=self._verify,
                 proxies=self._proxies,
             )
-            # a cut-off body raises here
-            content = self._read_body(response, request, what)
+        return _Posted(response, request, what, started, attempt)
+
+    def _receive(self, posted: _Posted) -> _Raw:
+        """Read the answer's body (in the thread that will parse it, so the
+        page's bytes are allocated where they are used and freed)."""
+        response, request, what = posted.response, posted.request, posted.what
+        with self._transport_errors(request, what):
+            content = self._read_body(response, request, what)  # a cut-off body raises
+        elapsed_ms = (self._monotonic() - posted.started) * 1000
+        self.last_response_date = response.headers.get("Date")
+        self.last_response_at = self._clock()
+        log.info(
+            "POST %s %s -> HTTP %s in %.0f ms (attempt %d)",
+            self.shown_url,
+            what,
+            response.status_code,
+            elapsed_ms,
+            posted.attempt,
+        )
+        return _Raw(response.status_code, response.headers, content)
+
+    @contextlib.contextmanager
+    def _transport_errors(self, request: str, what: str) -> Iterator[None]:
+        """requests' exceptions as this client's errors (retried: TransientError)."""
+        try:
+            yield
         except (
             requests.exceptions.InvalidURL,
             requests.exceptions.MissingSchema,
@@ -345,21 +593,6 @@ class MivaClient:
                 f"connection to the store failed ({_transport_reason(exc)}; {what})",
                 request=request,
             ) from None
-        elapsed_ms = (self._monotonic() - started) * 1000
-        self.last_response_date = response.headers.get("Date")
-        self.last_response_at = self._clock()
-        log.info(
-            "POST %s %s -> HTTP %s in %.0f ms (attempt %d)",
-            self.shown_url,
-            what,
-            response.status_code,
-            elapsed_ms,
-            attempt,
-        )
-        status = response.status_code
-        return _Answer(
-            status, self._classify(status, response.headers, content, request)
-        )
 
     def _read_body(self, response: requests.Response, request: str, what: str) -> bytes:
         """The whole body, within a total time limit and a size limit.
@@ -378,9 +611,9 @@ class MivaClient:
                 if sock is not None:
                     sock.shutdown(socket.SHUT_RDWR)
 
-        watchdog = threading.Timer(limit, cut)
-        watchdog.daemon = True
-        watchdog.start()
+        if self._watchdog is None:
+            self._watchdog = _Watchdog()
+        self._watchdog.arm(limit, cut)
         chunks: list[bytes] = []
         size = 0
         try:
@@ -403,7 +636,7 @@ class MivaClient:
                 ) from None
             raise
         finally:
-            watchdog.cancel()
+            self._watchdog.disarm()
             response.close()
         if expired.is_set():
             raise TransientError(

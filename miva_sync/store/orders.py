@@ -124,10 +124,13 @@ def version_key(order: dict[str, Any]) -> int | str:
     acknowledged order a new version: that is the store's word, and it is
     emitted (docs/design.md §5.4).
     """
+    return versioned(order)[0]
+
+
+def versioned(order: dict[str, Any]) -> tuple[int | str, int | None]:
+    """:func:`version_key` and ``dt_updated`` (None if the store has none)."""
     updated = cursor_value(order, "dt_updated")
-    if updated is not None:
-        return updated
-    return fingerprint(order)
+    return (updated if updated is not None else fingerprint(order)), updated
 
 
 def fingerprint(order: dict[str, Any]) -> str:

@@ -21,7 +21,7 @@ from miva_sync.store.orders import (
     cursor_value,
     legacy_fingerprints,
     order_id,
-    version_key,
+    versioned,
 )
 
 
@@ -31,39 +31,46 @@ class DedupeWindow:
 
     def __contains__(self, order: dict[str, Any]) -> bool:
         """Seen before in exactly this version?"""
-        key = str(order_id(order))
-        entry = self.entries.get(key)
-        if entry is None:
+        return self.seen(*facts(order), order)
+
+    def seen(self, key: str, entry: DedupeEntry, order: dict[str, Any]) -> bool:
+        """:meth:`__contains__` for an order whose :func:`facts` are known."""
+        saved = self.entries.get(key)
+        if saved is None:
             return False
-        version = version_key(order)
-        if entry[0] == version:
+        version = entry[0]
+        if saved[0] == version:
             return True
-        saved = entry[0]
-        if not (isinstance(version, str) and isinstance(saved, str)):
+        saved_version = saved[0]
+        if not (isinstance(version, str) and isinstance(saved_version, str)):
             return False
         # a content hash that differs: a changed order, or one saved by an older
         # release (same shape, other serialisation). Only here is the old hash
         # computed, so an unchanged window costs nothing extra after one run.
-        if saved not in legacy_fingerprints(order):
+        if saved_version not in legacy_fingerprints(order):
             return False
-        # a new list, not entry[0] = …: snapshots of the window (pull.snapshot)
+        # a new list, not saved[0] = …: snapshots of the window (pull.snapshot)
         # share entry lists and must not see this change
-        self.entries[key] = [version, entry[1], entry[2]]
+        self.entries[key] = [version, saved[1], saved[2]]
         return True
 
     def knows(self, oid: int) -> bool:
         return str(oid) in self.entries
 
     def add(self, order: dict[str, Any]) -> None:
-        self.entries[str(order_id(order))] = [
-            version_key(order),
-            cursor_value(order, "orderdate"),
-            cursor_value(order, "dt_updated"),
-        ]
+        key, entry = facts(order)
+        self.entries[key] = entry
 
     def prune(self, keep: Callable[[int, DedupeEntry], bool]) -> None:
         """Drop entries a later run can no longer read back."""
         self.entries = {k: e for k, e in self.entries.items() if keep(int(k), e)}
+
+
+def facts(order: dict[str, Any]) -> tuple[str, DedupeEntry]:
+    """The order's key in the window and the entry it gets there, worked out
+    once per order (the pull loop uses both, and the cursor values in them)."""
+    version, updated = versioned(order)
+    return str(order_id(order)), [version, cursor_value(order, "orderdate"), updated]
 
 
 def keep_from(field: str, floor: int) -> Callable[[int, DedupeEntry], bool]:

@@ -14,15 +14,29 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from miva_sync.base.timespec import iso
 from miva_sync.errors import UntrustedAnswerError
 from miva_sync.store.client import Page
 from miva_sync.store.orders import cursor_value, order_id
+from miva_sync.store.peek import cursor_span, total_count
 from miva_sync.store.query import Condition, ListQuery
 
 Fetch = Callable[[ListQuery], Page]
+
+
+class Upcoming(Protocol):
+    """A page on its way (miva_sync.store.client.PendingPage)."""
+
+    def content(self) -> bytes | None: ...
+
+    def page(self) -> Page: ...
+
+    def discard(self) -> None: ...
+
+
+FetchSoon = Callable[[ListQuery], Upcoming]
 
 
 @dataclass(frozen=True)
@@ -45,6 +59,8 @@ def iter_chunks(
     field: str,
     lo: int,
     hi: int | None = None,
+    *,
+    fetch_soon: FetchSoon | None = None,
 ) -> Generator[Chunk, None, None]:
     """Walk every order with ``lo <= field [<= hi]`` exactly once per run.
 
@@ -53,53 +69,118 @@ def iter_chunks(
     confirmed for every store (docs/miva-api.md §4.3), and a store that ignores
     the sort would make the pager skip orders without a word. A page that
     fails raises :class:`UntrustedAnswerError`; nothing of it is yielded.
+
+    ``fetch_soon``: sends a query at once and returns the page on its way.
+    With it, the walk keeps the store busy while it parses and writes: as a
+    page's bytes come in, the next query is guessed from them (store/peek.py)
+    and sent before the page is parsed. The early answer is used only if the
+    query the verified page calls for is that same query; a wrong guess is
+    discarded (one wasted request) and guessing stops for the walk. At most
+    one request is in flight.
     """
     unique = field == "id"
     size = base.count
     lower = Condition(field, "GE", lo)
     counts = _CountCheck(field, holds=hi is None or field != "dt_updated")
-    # A page's chunk claims every order below its bound; only the next query's
-    # count can show that the store skipped none below it, so each chunk waits
-    # for that check (no extra request: the walk makes that query anyway).
-    pending: Chunk | None = None
+    # A page's rows are yielded as soon as the page is verified, but the bound
+    # it claims (every order below its last value is out) only with the next
+    # page's chunk: only the next query's count can show that the store skipped
+    # none below it (no extra request: the walk makes that query anyway).
+    # So no page is held back, and a page that fails the count check still
+    # moves no cursor past a page it cannot vouch for.
+    claim: int | None = None  # the last page's bound, waiting for that check
+    upcoming: Upcoming | None = None
+    guessed: tuple[ListQuery, Upcoming] | None = None
+    guessing = fetch_soon is not None
     first = True
-    while True:
-        query = base.where(lower)
-        if hi is not None:
-            query = query.where(Condition(field, "LE", hi))
-        page = fetch(query.sorted_by(field))
-        total = page.total_count if first else None
-        first = False
-        rows = page.orders
-        values = _verified_values(rows, field, lower, hi, strictly=unique)
-        counts.check(page.total_count, lower)
-        if pending is not None:
-            yield pending
-            pending = None
-        if len(rows) < size:
-            # a short page holds every order left, whatever order it came in
-            yield Chunk(rows, max(values) if values else None, total, last=True)
-            return
-        v = values[-1]  # verified non-decreasing: the page's highest value
-        if unique:
-            pending = Chunk(rows, v, total)
-            counts.emitted(len(rows))
-            lower = Condition(field, "GT", v)
-            continue
-        below = [r for r, value in zip(rows, values, strict=True) if value < v]
-        if below:
-            pending = Chunk(below, v, total)
-            counts.emitted(len(below))
-            lower = Condition(field, "GE", v)
-            continue
-        # the whole page shares one value: page that tie group by id (its
-        # chunks keep the bound at v, so they claim nothing a later check covers)
-        tied = 0
-        for chunk in _tie_group(fetch, base, field, v, total):
-            tied += len(chunk.orders)
+    try:
+        while True:
+            if upcoming is not None:
+                if guessing and fetch_soon is not None:
+                    query = _next_query(upcoming.content(), base, field, hi, unique)
+                    guessed = (query, fetch_soon(query)) if query is not None else None
+                page, upcoming = upcoming.page(), None
+            else:
+                page = fetch(_window(base, lower, field, hi))
+            total = page.total_count if first else None
+            first = False
+            rows = page.orders
+            values = _verified_values(rows, field, lower, hi, strictly=unique)
+            counts.check(page.total_count, lower)
+            if len(rows) < size:
+                # a short page holds every order left, whatever order it came in
+                bound = max(values) if values else claim
+                yield Chunk(rows, bound, total, last=True)
+                return
+            v = values[-1]  # verified non-decreasing: the page's highest value
+            if unique:
+                chunk = Chunk(rows, claim, total)
+                lower = Condition(field, "GT", v)
+            else:
+                below = [r for r, value in zip(rows, values, strict=True) if value < v]
+                if not below:
+                    # the whole page shares one value: page that tie group by id (its
+                    # chunks keep the bound at v, so they claim nothing a later check covers)
+                    if guessed is not None:  # a guess here was wasted: stop guessing
+                        guessed[1].discard()
+                        guessed, guessing = None, False
+                    if claim is not None:
+                        yield Chunk([], claim, total)  # this page's count vouched for it
+                        total = None
+                    tied = 0
+                    for tie_chunk in _tie_group(fetch, base, field, v, total):
+                        tied += len(tie_chunk.orders)
+                        yield tie_chunk
+                    counts.emitted(tied)
+                    lower = Condition(field, "GT", v)
+                    claim = None
+                    continue
+                chunk = Chunk(below, claim, total)
+                lower = Condition(field, "GE", v)
+            counts.emitted(len(chunk.orders))
+            claim = v
+            if fetch_soon is not None:
+                query = _window(base, lower, field, hi)
+                if guessed is not None and guessed[0] == query:
+                    upcoming = guessed[1]
+                else:
+                    if guessed is not None:  # a wrong guess: stop guessing
+                        guessed[1].discard()
+                        guessing = False
+                    upcoming = fetch_soon(query)
+                guessed = None
             yield chunk
-        counts.emitted(tied)
-        lower = Condition(field, "GT", v)
+    finally:
+        # the walk ends early (an error, a consumer that stops): a page on its
+        # way is not wanted
+        for left in (upcoming, guessed[1] if guessed is not None else None):
+            if left is not None:
+                left.discard()
+
+
+def _next_query(
+    content: bytes | None, base: ListQuery, field: str, hi: int | None, unique: bool
+) -> ListQuery | None:
+    """The query that follows the page whose bytes are ``content``, if they
+    show a full page that ends above where it starts (a guess: see iter_chunks)."""
+    if content is None:
+        return None
+    remaining = total_count(content)
+    span = cursor_span(content, field)
+    if remaining is None or remaining <= base.count or span is None:
+        return None  # the last page, or nothing to go by
+    low, high = span
+    if high < low or (high == low and not unique):
+        return None  # a tie page is walked by id: no query to guess
+    return _window(base, Condition(field, "GT" if unique else "GE", high), field, hi)
+
+
+def _window(base: ListQuery, lower: Condition, field: str, hi: int | None) -> ListQuery:
+    """The query for the rest of the walk: from ``lower`` (up to ``hi``), sorted."""
+    query = base.where(lower)
+    if hi is not None:
+        query = query.where(Condition(field, "LE", hi))
+    return query.sorted_by(field)
 
 
 def _tie_group(

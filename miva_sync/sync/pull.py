@@ -1,6 +1,7 @@
 """The pull loop: page -> dedupe -> sink -> durable commit -> checkpoint.
 
-State never runs ahead of the data: after each chunk the sink commits first
+State never runs ahead of the data: in each commit (after every page, or
+every COMMIT_INTERVAL where the target allows it) the sink commits first
 (fsync, drained pipe, database transaction), and only then does the state
 file move. The watermark never passes the signpost (the local clock at the
 start of the run), so a future-dated order or a skewed store clock cannot
@@ -10,8 +11,9 @@ drag it forward.
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
@@ -23,10 +25,10 @@ from miva_sync.sinks.base import Sink
 from miva_sync.sinks.receipts import receipt, uncommitted
 from miva_sync.state.file import StateStore
 from miva_sync.state.record import PULL_MODES, DedupeEntry, LastRun, StateRecord
-from miva_sync.store.client import LIST_ORDERS, MivaClient, Page
-from miva_sync.store.orders import cursor_value, order_id
+from miva_sync.store.client import LIST_ORDERS, MivaClient, Page, PendingPage
+from miva_sync.store.orders import order_id
 from miva_sync.store.query import Condition, ListQuery
-from miva_sync.sync.dedupe import DedupeWindow, keep_from
+from miva_sync.sync.dedupe import DedupeWindow, facts, keep_from
 from miva_sync.sync.held import DEFAULT_HOLD_FOR, HeldOrders, fetcher
 from miva_sync.sync.pager import Chunk, iter_chunks
 from miva_sync.sync.parallel import ParallelPager
@@ -34,12 +36,21 @@ from miva_sync.sync.plan import FUTURE_TOLERANCE, Plan
 from miva_sync.sync.summary import RunSummary, Tally
 from miva_sync.sync.writer import BackgroundWriter, InlineWriter
 
+# where a dedupe entry keeps each cursor field's value (id: the entry's key)
+_ENTRY_FIELD = {"orderdate": 1, "dt_updated": 2}
 LATE_FRACTION = 0.8  # a late order in the last fifth of the window: widen it
-# Commits (fsync, then the state file) after every page, unless the disk is slow:
-# a commit that took SLOW_COMMIT or longer is followed by pages written without
-# one for up to COMMIT_GROUPING times its duration (capped at MAX_COMMIT_GAP),
-# so commits cost at most about a tenth of the run. Still safe: the state file
-# moves only in a commit, after the fsync covering every page it counts.
+# When pages are committed (fsync or transaction, then the state file). A target
+# where a page written but not committed is harmless after a crash (the sink's
+# ``replay_safe``: a file appended to, a folder, a database) commits at most
+# every COMMIT_INTERVAL: 3 fsyncs a page were a fifth of a pull's time. Others
+# (stdout) commit every page, so a crash repeats at most one page there. On a
+# slow disk, a commit that took SLOW_COMMIT or longer is followed by pages
+# written without one for up to COMMIT_GROUPING times its duration (capped at
+# MAX_COMMIT_GAP), so commits cost at most about a tenth of the run. Always
+# safe: the state file moves only in a commit, after the fsync (or transaction)
+# covering every page it counts (docs/design.md §6.3).
+COMMIT_INTERVAL = 0.25
+HANDOFF_INTERVAL = 0.0002  # seconds; see quick_handoffs
 SLOW_COMMIT = 0.010
 COMMIT_GROUPING = 9.0
 MAX_COMMIT_GAP = 1.0
@@ -149,7 +160,8 @@ class PullRun:
         self._writer = BackgroundWriter() if background else InlineWriter()
         try:
             try:
-                return self._run()
+                with quick_handoffs():
+                    return self._run()
             finally:
                 self._writer.close()  # the commits handed to it finish first
         except KeyboardInterrupt:
@@ -187,7 +199,7 @@ class PullRun:
         if self.state is not None and len(held):
             # orders held by earlier runs: emit those paid (or expired) since
             ready = held.recheck(fetcher(self.client, self.base_query), signpost)
-            self._emit(ready, result)
+            self._emit(ready, None, result)
             self._checkpoint(watermark, bool(ready))
         watermark_before = self._committed = plan.watermark
         window = (watermark_before - lo) if watermark_before is not None else 0
@@ -208,7 +220,14 @@ class PullRun:
         if parallel is not None:
             chunks = parallel.chunks()
         else:
-            chunks = iter_chunks(self._fetch, self.base_query, plan.field, lo, plan.hi)
+            chunks = iter_chunks(
+                self._fetch,
+                self.base_query,
+                plan.field,
+                lo,
+                plan.hi,
+                fetch_soon=self._fetch_soon,
+            )
         chunks = explained(chunks, plan.mode)
         walked = 0  # the window's orders seen so far, held ones too: its total's part
         try:
@@ -219,18 +238,10 @@ class PullRun:
                 result.pages += 1
                 walked += len(chunk.orders)
                 total = chunk.total_count if chunk.total_count is not None else total
-                fresh: list[dict[str, Any]] = []
-                for order in chunk.orders:
-                    # dedupe is by version: an order updated while we page shows up
-                    # again later in this walk with a newer version and is emitted again
-                    if not self.emit_unchanged and order in dedupe:
-                        result.unchanged += 1
-                        continue
-                    self._check_order(order, watermark_before, window, result)
-                    # a held order is tracked by id, so it never holds back the watermark
-                    if held.admit(order, signpost):
-                        fresh.append(order)
-                self._emit(fresh, result)
+                fresh, learned = self._sift(
+                    chunk.orders, watermark_before, window, result
+                )
+                self._emit(fresh, learned, result)
                 watermark = self._advance(watermark, chunk.complete_below)
                 self._checkpoint(watermark, bool(fresh), grouped=True)
                 self.reporter.progress(walked, total)
@@ -303,14 +314,65 @@ class PullRun:
         failed before reading any page)."""
         return self._so_far() if self._so_far is not None else None
 
-    def _emit(self, orders: list[dict[str, Any]], result: Tally) -> None:
+    def _sift(
+        self,
+        orders: list[dict[str, Any]],
+        watermark_before: int | None,
+        window: int,
+        result: Tally,
+    ) -> tuple[list[dict[str, Any]], list[tuple[str, DedupeEntry]]]:
+        """A page's orders to write now, with their dedupe entries.
+
+        One pass, each order's id, version and cursor values worked out once
+        (dedupe.facts): this loop runs for every order of a pull.
+        """
+        fresh: list[dict[str, Any]] = []
+        learned: list[tuple[str, DedupeEntry]] = []
+        dedupe, held, signpost = self._dedupe, self._held, self._signpost
+        skip_unchanged = not self.emit_unchanged
+        # no held orders and none to hold: every order is admitted as it is
+        admit_all = not held.require_payment and not len(held)
+        position = _ENTRY_FIELD.get(self.plan.field)
+        for order in orders:
+            key, entry = facts(order)
+            # dedupe is by version: an order updated while we page shows up
+            # again later in this walk with a newer version and is emitted again
+            if skip_unchanged and dedupe.seen(key, entry, order):
+                result.unchanged += 1
+                continue
+            value = entry[position] if position is not None else int(key)
+            # the pager refuses a page where any order lacks one
+            assert isinstance(value, int)  # noqa: S101
+            if value > signpost or (
+                watermark_before is not None and value < watermark_before
+            ):
+                self._check_order(int(key), value, watermark_before, window, result)
+            # a held order is tracked by id, so it never holds back the watermark
+            if admit_all or held.admit(order, signpost):
+                fresh.append(order)
+                learned.append((key, entry))
+        return fresh, learned
+
+    def _emit(
+        self,
+        orders: list[dict[str, Any]],
+        learned: list[tuple[str, DedupeEntry]] | None,
+        result: Tally,
+    ) -> None:
+        """Write ``orders`` and add them to the dedupe window (``learned``:
+        their entries, from :meth:`_sift`)."""
         self._emitting = True  # until the page is written and in the dedupe window
         if orders:
             self._writer.submit(partial(self.sink.write, orders))
             self._orders_written += len(orders)
-        result.wrote(orders, self._dedupe.knows)
-        for order in orders:
-            self._dedupe.add(order)
+        if learned is None:
+            learned = [facts(order) for order in orders]
+        entries = self._dedupe.entries
+        known = sum(1 for key, _entry in learned if key in entries)
+        result.emitted += len(learned)
+        result.updated += known
+        result.new += len(learned) - known
+        entries.update(learned)
         self._emitting = False
 
     # -- steps -----------------------------------------------------------------
@@ -336,8 +398,14 @@ class PullRun:
         return self._fetch_with(self.client, query)
 
     def _fetch_with(self, client: MivaClient, query: ListQuery) -> Page:
+        return self._explained(partial(client.list_orders, query))
+
+    def _fetch_soon(self, query: ListQuery) -> _ExplainedPage:
+        return _ExplainedPage(self.client.list_orders_soon(query), self._explained)
+
+    def _explained(self, fetch: Callable[[], Page]) -> Page:
         try:
-            return client.list_orders(query)
+            return fetch()
         except ApiError as err:
             if self.plan.mode == "updated":
                 raise ApiError(
@@ -359,16 +427,16 @@ class PullRun:
 
     def _check_order(
         self,
-        order: dict[str, Any],
+        oid: int,
+        value: int,
         watermark_before: int | None,
         window: int,
         result: Tally,
     ) -> None:
+        """Warn of an order dated ahead of this machine's clock, or one that
+        turned up late near the edge of the re-query window."""
         plan = self.plan
         signpost = self._signpost
-        value = cursor_value(order, plan.field)
-        assert value is not None  # noqa: S101 - the pager refuses a page without one
-        oid = order_id(order)
         if plan.mode != "number" and value > signpost + FUTURE_TOLERANCE:
             self._warn(
                 result,
@@ -417,6 +485,8 @@ class PullRun:
         # the last commit that finished (this one, unless the writer is behind)
         took = self._commit_seconds
         gap = min(took * COMMIT_GROUPING, MAX_COMMIT_GAP) if took >= SLOW_COMMIT else 0
+        if getattr(self.sink, "replay_safe", False):
+            gap = max(gap, COMMIT_INTERVAL)
         self._commit_not_before = self.monotonic() + gap
 
     def _flush(self, watermark: int | None) -> None:
@@ -476,6 +546,23 @@ class PullRun:
         )
 
 
+@dataclass(frozen=True)
+class _ExplainedPage:
+    """A page on its way whose errors :meth:`PullRun._explained` words."""
+
+    pending: PendingPage
+    explain: Callable[[Callable[[], Page]], Page]
+
+    def content(self) -> bytes | None:
+        return self.pending.content()
+
+    def page(self) -> Page:
+        return self.explain(self.pending.page)
+
+    def discard(self) -> None:
+        self.pending.discard()
+
+
 # Where to go when a store's answers cannot be trusted for a mode (exit 5).
 WAY_OUT = {
     "updated": "pull by order number (--from-order N) or from a workflow queue "
@@ -504,6 +591,24 @@ def explained(
         ) from None
     finally:
         chunks.close()
+
+
+@contextlib.contextmanager
+def quick_handoffs() -> Iterator[None]:
+    """A shorter GIL switch interval while a pull runs.
+
+    The next page is fetched by another thread (the client's courier, or
+    --workers' threads) while this one parses and writes, which holds the GIL
+    in long C calls. At CPython's default 5 ms the fetching thread waited that
+    long to send its request or read its answer, and the overlap was lost
+    (benchmarks/README.md: a fifth of a pull's time).
+    """
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, HANDOFF_INTERVAL))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(interval)
 
 
 def snapshot(record: StateRecord) -> StateRecord:

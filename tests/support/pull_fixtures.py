@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from miva_sync.store.client import Page
@@ -52,6 +53,23 @@ class FakeClient:
     def list_orders(self, query: ListQuery) -> Page:
         self.requests_sent += 1
         return self.store.list_orders(query)
+
+    def list_orders_soon(self, query: ListQuery) -> FakePending:
+        # sent when the pager asks for the page, so overrides of list_orders apply
+        return FakePending(lambda: self.list_orders(query))
+
+
+class FakePending:
+    """A page "on its way" that is fetched when asked for; no bytes to peek at."""
+
+    def __init__(self, fetch: Callable[[], Page]) -> None:
+        self.page = fetch
+
+    def content(self) -> bytes | None:
+        return None
+
+    def discard(self) -> None:
+        return None
 
     def close(self) -> None:
         return None

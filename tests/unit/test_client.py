@@ -546,3 +546,38 @@ def test_settings_repr_hides_secrets() -> None:
         env={},
     )
     assert TOKEN not in repr(settings) and KEY not in repr(settings)
+
+
+def test_client_page_sent_early_is_the_same_page(
+    api: responses.RequestsMock, make_client: Any
+) -> None:
+    api.post(STORE_URL, json=OK_PAGE)
+    client = make_client()
+    pending = client.list_orders_soon(ListQuery(count=10))
+    assert json.loads(pending.content() or b"{}") == OK_PAGE  # before the parse
+    page = pending.page()
+    assert (page.orders, page.total_count, client.requests_sent) == ([{"id": 7}], 1, 1)
+    client.close()
+
+
+def test_client_page_sent_early_is_retried_by_the_caller(
+    api: responses.RequestsMock, make_client: Any, clock: FakeClock
+) -> None:
+    api.post(STORE_URL, status=503, body="busy")
+    api.post(STORE_URL, json=OK_PAGE)
+    client = make_client()
+    pending = client.list_orders_soon(ListQuery())
+    assert pending.content() is None  # no usable answer: nothing to look at
+    assert pending.page().orders == [{"id": 7}]
+    assert (client.requests_sent, client.retries, clock.sleeps) == (2, 1, [0.5])
+    client.close()
+
+
+def test_client_page_sent_early_raises_what_list_orders_would(
+    api: responses.RequestsMock, make_client: Any
+) -> None:
+    api.post(STORE_URL, json={"success": 0, "error_code": "x", "error_message": "no"})
+    pending = make_client().list_orders_soon(ListQuery())
+    assert pending.content() is not None
+    with pytest.raises(ApiError, match="no"):
+        pending.page()

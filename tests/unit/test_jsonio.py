@@ -115,6 +115,21 @@ def test_jsonio_keeps_big_integers_as_integers() -> None:
     assert jsonio.dumps(parsed) == raw
 
 
+@pytest.mark.parametrize("backend", ["orjson", "json"])
+def test_jsonio_lines_are_each_value_dumped_then_a_newline(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a page with one value orjson refuses (a >64-bit int) among plain ones
+    rng = random.Random(7)
+    page = [random_order(rng) for _ in range(5)]
+    page.insert(2, {"id": 1, "n": 2**70})
+    if backend == "json":
+        monkeypatch.setattr(jsonio, "orjson", None)
+    for values in (page[:2], page):
+        assert jsonio.lines(values) == b"".join(jsonio.dumps(v) + b"\n" for v in values)
+    assert jsonio.lines([]) == b""
+
+
 def test_jsonio_tracking_numbers_in_strings_keep_the_fast_parser() -> None:
     raw = b'{"tracking":"9400111899223197428490","code":"x12345678901234567890"}'
     assert not jsonio._may_hold_long_int(raw)
