@@ -109,6 +109,94 @@ def loads(data: bytes) -> Any:
         return loads_std(data)
 
 
+def loads_page(data: bytes) -> Any:
+    """:func:`loads` for an answer built around one big list of objects (a page
+    of orders), that list parsed a slice of objects at a time.
+
+    orjson sizes its working memory by the document (about eight times its
+    length): a 0.5 MB page took 4 MiB at once, the largest part of a pull's
+    peak memory (benchmarks/README.md). Here the envelope and slices of about
+    PAGE_SLICE bytes are parsed on their own (a few calls per page: one per
+    object would cost more than it saves). A slice ends where a ``},{`` is
+    followed by the first object's first key, if the objects before it parse
+    as a list; if not (that text is inside a string, or a nested list of
+    objects), at the next such place. Anything unusual (another layout, a big
+    integer, NaN) falls back to :func:`loads` of the whole document, so the
+    result is always the same.
+    """
+    if orjson is None or len(data) < 2 * PAGE_SLICE or _may_hold_long_int(data):
+        return loads(data)
+    try:
+        found = _sliced(data)
+    except orjson.JSONDecodeError:
+        found = None
+    return loads(data) if found is None else found
+
+
+PAGE_SLICE = 131072
+
+
+def _sliced(data: bytes) -> Any:
+    """The document, its one list of objects parsed in slices (None: no go)."""
+    first, last = data.find(b"[{"), data.rfind(b"}]")
+    if first < 0 or last < first or data.find(b"[", 0, first) >= 0:
+        return None  # no list of objects, or another list before it
+    key_end = data.find(b":", first + 2)
+    key = data[first + 2 : key_end].strip()
+    if key_end < 0 or not (key[:1] == b'"' == key[-1:] and len(key) < 64):
+        return None
+    envelope = orjson.loads(data[:first] + b"[]" + data[last + 2 :])
+    holder = _only_empty_list(envelope)
+    if holder is None:
+        return None
+    opening, start, end = b"{" + key, first + 1, last + 1
+    while start < end:
+        # the next object that starts with the same key, PAGE_SLICE on
+        at = data.find(opening, start + PAGE_SLICE, end)
+        while True:
+            stop = _object_end_before(data, at) if at >= 0 else end
+            if stop is not None:
+                try:
+                    holder.extend(orjson.loads(b"[" + data[start:stop] + b"]"))
+                    break
+                except orjson.JSONDecodeError:
+                    pass  # inside a string or a nested list: try the next one
+            if at < 0:
+                return None
+            at = data.find(opening, at + 1, end)
+        start = at if at >= 0 else end
+    if not all(isinstance(value, dict) for value in holder):
+        return None
+    return envelope
+
+
+def _object_end_before(data: bytes, at: int) -> int | None:
+    """Where the object before ``at`` ends, if only a comma (and blanks) lie
+    between them: the offset just past its ``}``."""
+    i = at - 1
+    while i >= 0 and data[i] in _BLANK:
+        i -= 1
+    if i < 0 or data[i] != 0x2C:  # ","
+        return None
+    i -= 1
+    while i >= 0 and data[i] in _BLANK:
+        i -= 1
+    return i + 1 if i >= 0 and data[i] == 0x7D else None  # "}"
+
+
+def _only_empty_list(envelope: Any) -> list[Any] | None:
+    """The one empty list in the parsed envelope, where the objects go."""
+    found: list[list[Any]] = []
+    todo = [envelope]
+    while todo:
+        value = todo.pop()
+        if isinstance(value, dict):
+            todo.extend(value.values())
+        elif isinstance(value, list) and not value:
+            found.append(value)
+    return found[0] if len(found) == 1 else None
+
+
 def _may_hold_long_int(data: bytes) -> bool:
     """Does a number token of 19+ digits (possibly beyond 64 bits) occur?
 

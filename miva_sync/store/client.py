@@ -847,9 +847,10 @@ def _clip(text: str) -> str:
 
 def _json_object(content: bytes) -> dict[str, Any] | None:
     # The one parse of a page: the orders in it are these dicts from here to the
-    # output (a parse is most of a client's CPU cost; jsonio uses orjson)
+    # output (a parse is most of a client's CPU cost; jsonio uses orjson, a
+    # slice of a page at a time: see loads_page)
     try:
-        value = jsonio.loads(content)
+        value = jsonio.loads_page(content)
     except (ValueError, UnicodeDecodeError):
         return None
     return value if isinstance(value, dict) else None

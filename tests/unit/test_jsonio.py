@@ -210,3 +210,71 @@ def test_jsonl_lines_are_one_compact_object_each() -> None:
         == b'{"id":1,"total":12.5,"name":"\xc3\xa9"}\n{"id":2,"d":{"time_t":5}}\n'
     )
     assert encode_lines([]) == b""
+
+
+def page_of(
+    orders: list[Any], *, indent: int | None = None, after: bool = False
+) -> bytes:
+    """A list answer as a store sends it (total_count before or after the list)."""
+    data: dict[str, Any] = {"total_count": len(orders), "start_offset": 0}
+    data["data"] = orders
+    if after:
+        data = {"data": orders, "total_count": len(orders)}
+    return json.dumps({"success": 1, "data": data}, indent=indent).encode()
+
+
+def tricky_order(rng: random.Random, oid: int) -> dict[str, Any]:
+    """Text that looks like the place between two orders, inside an order."""
+    order = random_order(rng)
+    order["id"] = oid
+    order["note"] = rng.choice(['},{"id":5', '"},{"id":', "}]", "[{", "x"])
+    order["items"] = [{"id": n, "code": "},{"} for n in range(rng.randint(0, 3))]
+    return order
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_jsonio_a_page_parsed_in_slices_is_the_page(seed: int) -> None:
+    rng = random.Random(seed)
+    orders = [tricky_order(rng, n) for n in range(rng.randint(40, 120))]
+    # big enough to be sliced (random orders are small)
+    for order in orders:
+        order["pad"] = "p" * rng.randint(2000, 8000)
+    raw = page_of(orders, indent=rng.choice([None, 1]), after=rng.random() < 0.3)
+    assert len(raw) > 2 * jsonio.PAGE_SLICE
+    assert same(jsonio.loads_page(raw), jsonio.loads(raw))
+
+
+def test_jsonio_a_page_is_sliced_where_it_can_be(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a nested list whose second object also opens with "id": a false end
+    orders = [
+        {"id": n, "pad": "p" * 6000, "x": [{"a": n}, {"id": n}]} for n in range(100)
+    ]
+    calls: list[int] = []
+    parse = jsonio.orjson.loads
+
+    def counted(data: Any) -> Any:
+        calls.append(len(data))
+        return parse(data)
+
+    monkeypatch.setattr(jsonio.orjson, "loads", counted)
+    page = page_of(orders)
+    assert same(jsonio.loads_page(page), json.loads(page))
+    # the envelope, then slices of about PAGE_SLICE bytes: no call parses it all
+    assert len(calls) > 3 and max(calls) < 2 * jsonio.PAGE_SLICE
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"id": 1, "n": 2**70},  # orjson would read a float: the whole page, stdlib
+        {"id": 1, "n": float("nan")},  # orjson refuses it
+        7,  # not an object
+    ],
+)
+def test_jsonio_a_page_that_cannot_be_sliced_is_parsed_whole(odd: Any) -> None:
+    orders: list[Any] = [{"id": n, "pad": "p" * 6000} for n in range(60)]
+    orders.insert(30, odd)
+    raw = page_of(orders)
+    assert same(jsonio.loads_page(raw), jsonio.loads(raw))
