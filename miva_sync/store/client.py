@@ -130,6 +130,7 @@ class _Watchdog:
         self._changed = threading.Condition()
         self._deadline: float | None = None
         self._cut: Callable[[], None] | None = None
+        self._waking: float | None = None  # when the thread wakes (None: when told)
         self._thread = threading.Thread(
             target=self._serve, name="miva-sync-watchdog", daemon=True
         )
@@ -139,7 +140,10 @@ class _Watchdog:
         with self._changed:
             # the real clock, as a timer thread had: tests fake the client's own
             self._deadline, self._cut = time.monotonic() + seconds, cut
-            self._changed.notify()
+            # wake the thread only if it would sleep past this deadline: reads
+            # follow each other with the same limit, so it rarely needs telling
+            if self._waking is None or self._deadline < self._waking:
+                self._changed.notify()
 
     def disarm(self) -> None:
         with self._changed:
@@ -149,10 +153,12 @@ class _Watchdog:
         with self._changed:
             while True:
                 if self._deadline is None or self._cut is None:
+                    self._waking = None
                     self._changed.wait()
                     continue
                 left = self._deadline - time.monotonic()
                 if left > 0:
+                    self._waking = self._deadline
                     self._changed.wait(left)
                     continue
                 # under the lock: the read cannot end (and its connection go to
