@@ -169,8 +169,8 @@ class Statements:
 # An order delivered again in an older version (a late webhook, a replayed
 # page) never replaces the stored one; only its last_seen moves. A version
 # without dt_updated, or a stored row without one, cannot be compared and is
-# replaced. The two dialects differ on a tie only: SQLite keeps the stored row
-# (and who delivered it), PostgreSQL's upsert takes the same version again.
+# replaced. The same version again keeps the stored row (and who delivered
+# it) in both dialects: only its last_seen moves.
 
 
 def keeps_stored(stored: int | None, new: int | None) -> bool:
@@ -179,11 +179,12 @@ def keeps_stored(stored: int | None, new: int | None) -> bool:
     return stored is not None and new is not None and new <= stored
 
 
-# PostgreSQL decides in the upsert itself, under the row lock, so that two
-# writers racing for one order leave the newer version whatever the timing.
+# The same rule as keeps_stored, negated, in SQL: PostgreSQL decides in the
+# upsert itself, under the row lock, so that two writers racing for one order
+# leave the newer version whatever the timing.
 REPLACES_STORED = (
     "orders.dt_updated IS NULL OR excluded.dt_updated IS NULL"
-    " OR excluded.dt_updated >= orders.dt_updated"
+    " OR excluded.dt_updated > orders.dt_updated"
 )
 
 
