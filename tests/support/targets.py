@@ -31,12 +31,12 @@ OLDER: dict[str, Any] = {
 
 
 def newest(orders: Iterable[dict[str, Any]]) -> Orders:
-    """The newest version (by dt_updated; the later one on a tie) of each order."""
+    """The newest version (by dt_updated; the first one on a tie) of each order."""
     latest: Orders = {}
     for order in orders:
         if (
             order["id"] not in latest
-            or order["dt_updated"] >= latest[order["id"]]["dt_updated"]
+            or order["dt_updated"] > latest[order["id"]]["dt_updated"]
         ):
             latest[order["id"]] = order
     return latest
