@@ -13,7 +13,6 @@ import logging
 import os
 import re
 import stat
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import tzinfo
@@ -398,6 +397,8 @@ def read_config(home: Path | None) -> dict[str, Any] | None:
         reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
         raise ConfigError(f"cannot read config file {path}: {reason}") from None
     _warn_if_exposed(path)
+    import tomllib  # here: most runs have no config file (cron sets variables)
+
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

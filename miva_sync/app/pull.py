@@ -35,6 +35,7 @@ from miva_sync.app.session import (
     store_identity,
     store_session,
 )
+from miva_sync.config import Settings, load_settings
 from miva_sync.errors import (
     ExitStatus,
     InterruptedRunError,
@@ -43,39 +44,57 @@ from miva_sync.errors import (
 )
 from miva_sync.sync.held import DEFAULT_HOLD_FOR
 from miva_sync.sync.plan import FUTURE_TOLERANCE, Plan, make_plan, refuse_future_since
-from miva_sync.sync.queue_state import QueuePlan, make_queue_plan
 
 if TYPE_CHECKING:
     from miva_sync.console import ConsoleReporter
     from miva_sync.sinks.base import Sink
+    from miva_sync.state.file import StateStore
     from miva_sync.state.record import StateRecord
     from miva_sync.store.query import ListQuery
     from miva_sync.sync.pull import PullRun
     from miva_sync.sync.queue import QueueRun
+    from miva_sync.sync.queue_state import QueuePlan
     from miva_sync.sync.summary import RunSummary
 
 MISSING_SHOWN = 30  # order numbers a re-send names when the store lacks them
 
-P = TypeVar("P", Plan, QueuePlan)
+# queue mode's modules are imported by queue mode alone (start-up)
+P = TypeVar("P", Plan, "QueuePlan")
 E = TypeVar("E", "PullRun", "QueueRun")
 
 
-def run_pull(options: GlobalOptions, request: PullRequest) -> None:
-    """``miva-sync pull``: refuse what does not go together, choose the mode, run it."""
+def run_pull(
+    options: GlobalOptions, request: PullRequest, settings: Settings | None = None
+) -> None:
+    """``miva-sync pull``: refuse what does not go together, choose the mode, run it.
+
+    ``settings``: the store's, when the caller has loaded them from ``options``
+    already (the command line has, for the profile's defaults)."""
     flags = request.flags()
     flag_rules.check(flags)
     with fewer_collections():
         if request.ids is not None:
-            resend(options, request)
+            resend(options, request, settings)
         else:
-            mode_of(options, request, flags).run()
+            mode_of(options, request, flags, settings).run()
 
 
 def mode_of(
-    options: GlobalOptions, request: PullRequest, flags: Mapping[str, Any]
+    options: GlobalOptions,
+    request: PullRequest,
+    flags: Mapping[str, Any],
+    settings: Settings | None = None,
 ) -> Window | Queue:
-    """The queue or the window this request pulls (the flag table in its mode)."""
-    saved = saved_mode(options, request) if request.bare else None
+    """The queue or the window this request pulls (the flag table in its mode).
+
+    A bare pull reads the saved mode from the state file; the settings and
+    the state store that read it go on to the run, which neither loads the
+    settings again nor parses the file again unless it has changed since."""
+    saved: str | None = None
+    state: StateStore | None = None
+    if request.bare:
+        settings = settings or load_settings(options.settings_flags())
+        saved, state = saved_mode(settings, request)
     if (
         request.queue_code is not None
         or not request.ack
@@ -87,27 +106,29 @@ def mode_of(
             # the flags typed with it must go with a queue
             flags = {**flags, "queue_code": request.queue_code}
         flag_rules.check(flags, mode="queue" if request.queue_code else saved)
-        return Queue(options, request, flags)
+        return Queue(options, request, flags, settings, state)
     # before anything connects or saves (exit 2): a start in the future
     refuse_future_since(request.since, time.time(), FUTURE_TOLERANCE)
-    return Window(options, request, flags)
+    return Window(options, request, flags, settings, state)
 
 
-def saved_mode(options: GlobalOptions, request: PullRequest) -> str | None:
-    """The store's active mode in the state file, read without the run lock."""
+def saved_mode(
+    settings: Settings, request: PullRequest
+) -> tuple[str | None, StateStore | None]:
+    """The store's active mode in the state file, read without the run lock,
+    and the state store that read it (None: no store to read yet)."""
     from miva_sync.app.session import SANDBOX_STORE_KEY
-    from miva_sync.config import load_settings
     from miva_sync.state.file import StateStore
 
-    settings = load_settings(options.settings_flags())
     if request.use_sandbox:
         key = SANDBOX_STORE_KEY
     elif settings.url and settings.store_code:
         key = settings.store_key
     else:
-        return None  # the pull itself reports the missing settings
-    record = StateStore(settings.state_path()).get(key)
-    return record.get("mode") if record else None
+        return None, None  # the pull itself reports the missing settings
+    state = StateStore(settings.state_path())
+    record = state.get(key)
+    return (record.get("mode") if record else None), state
 
 
 class Mode(ABC, Generic[P, E]):
@@ -116,11 +137,19 @@ class Mode(ABC, Generic[P, E]):
     source = "pull"  # what the output records as the orders' origin
 
     def __init__(
-        self, options: GlobalOptions, request: PullRequest, flags: Mapping[str, Any]
+        self,
+        options: GlobalOptions,
+        request: PullRequest,
+        flags: Mapping[str, Any],
+        settings: Settings | None = None,
+        state: StateStore | None = None,
     ) -> None:
         self.options = options
         self.request = request
         self.flags = flags  # as the flag table reads them
+        # what has been read of the store already (see store_session)
+        self.settings = settings
+        self.state = state
         self.query = _query(request)  # a typo refused before anything connects
         self.console = reporter(options, progress=request.progress)
 
@@ -177,7 +206,12 @@ class Mode(ABC, Generic[P, E]):
     def _run(self) -> RunSummary | None:
         request, console = self.request, self.console
         with store_session(
-            self.options, request.use_sandbox, lock=self.saves_state, wait=request.wait
+            self.options,
+            request.use_sandbox,
+            lock=self.saves_state,
+            wait=request.wait,
+            settings=self.settings,
+            state=self.state,
         ) as session:
             record = self.record(session)
             if request.dry_run:
@@ -298,13 +332,15 @@ class Window(Mode[Plan, "PullRun"]):
         self.console.table(rows, fields=fields)
 
 
-class Queue(Mode[QueuePlan, "QueueRun"]):
+class Queue(Mode["QueuePlan", "QueueRun"]):
     """Queue mode: read a workflow queue from its front, write each page
     durably, then acknowledge it (or, --no-ack, recover a lost download)."""
 
     source = "queue"
 
     def plan(self, session: Session, record: StateRecord | None) -> QueuePlan:
+        from miva_sync.sync.queue_state import make_queue_plan
+
         plan = make_queue_plan(record, self.request.queue_options())
         if self.request.dry_run and not plan.ack:  # a bare pull resuming a no-ack queue
             raise UsageError(flag_rules.NO_ACK_PREVIEW)
@@ -354,7 +390,9 @@ class Queue(Mode[QueuePlan, "QueueRun"]):
         self.console.table(rows, fields=fields)
 
 
-def resend(options: GlobalOptions, request: PullRequest) -> None:
+def resend(
+    options: GlobalOptions, request: PullRequest, settings: Settings | None = None
+) -> None:
     """``--ids``: re-send exactly these orders, leaving every cursor alone.
 
     For a downstream system that lost some orders: they are read by id (one
@@ -371,7 +409,7 @@ def resend(options: GlobalOptions, request: PullRequest) -> None:
     console = reporter(options, progress=request.progress)
     query = _query(request)
     started = time.monotonic()
-    with connection(options, request.use_sandbox) as (settings, key):
+    with connection(options, request.use_sandbox, settings) as (settings, key):
         with MivaClient.from_settings(settings) as client:
             found = {order_id(o): o for o in fetcher(client, query)(ids)}
             tally = Tally(requests=client.requests_sent, retries=client.retries)

@@ -18,10 +18,11 @@ from miva_sync.config import ENV_VARS
 from miva_sync.errors import UsageError
 from miva_sync.sync.held import DEFAULT_HOLD_FOR
 from miva_sync.sync.plan import PullOptions
-from miva_sync.sync.queue_state import QueueOptions
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
+
+    from miva_sync.sync.queue_state import QueueOptions
 
 # flags that name a mode or bound a window: a pull with none of them is bare
 # and resumes the store's active mode
@@ -143,6 +144,8 @@ class PullRequest(PullOptions):
 
     def queue_options(self) -> QueueOptions:
         """What the planner of queue mode reads (no code: resume the saved queue)."""
+        from miva_sync.sync.queue_state import QueueOptions  # queue mode's alone
+
         return QueueOptions(
             queue_code=self.queue_code or None,
             ack=self.ack,

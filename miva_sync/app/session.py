@@ -59,11 +59,16 @@ def waiting_line(message: str) -> None:
 
 @contextlib.contextmanager
 def connection(
-    options: GlobalOptions, use_sandbox: bool
+    options: GlobalOptions, use_sandbox: bool, settings: Settings | None = None
 ) -> Iterator[tuple[Settings, str]]:
-    """Settings and the state key, for a real store or the built-in sandbox."""
+    """Settings and the state key, for a real store or the built-in sandbox.
+
+    ``settings``: a real store's, when the caller has loaded them already from
+    the same ``options`` (the command line has, for a profile's defaults):
+    they are not loaded a second time.
+    """
     if not use_sandbox:
-        settings = load_settings(options.settings_flags())
+        settings = settings or load_settings(options.settings_flags())
         settings.require_connection()
         yield settings, settings.store_key
         return
@@ -117,17 +122,24 @@ def store_session(
     *,
     lock: bool,
     wait: bool | float = False,
+    settings: Settings | None = None,
+    state: StateStore | None = None,
 ) -> Iterator[Session]:
     """SIGTERM as Ctrl-C, the store (or the sandbox), its state, optionally its
     run lock, and a client: the set-up every command that syncs a store shares.
 
     ``wait``: for a run lock another run holds, without limit (True), at most
-    that many seconds, or not at all (False: exit 7 at once)."""
+    that many seconds, or not at all (False: exit 7 at once). ``settings``
+    (see :func:`connection`) and ``state``: what the caller has already read
+    of the store, used rather than read again (a state store that has read
+    the file parses it again only if it changed)."""
     from miva_sync.state.file import StateStore
     from miva_sync.store.client import MivaClient
 
-    with sigterm_as_interrupt(), connection(options, use_sandbox) as (settings, key):
-        state = StateStore(settings.state_path())
+    with sigterm_as_interrupt(), connection(options, use_sandbox, settings) as reach:
+        settings, key = reach
+        if state is None or state.path != settings.state_path():
+            state = StateStore(settings.state_path())
         held = (
             state.run_lock(key, wait=wait, on_wait=waiting_line)
             if lock

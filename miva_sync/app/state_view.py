@@ -18,7 +18,13 @@ from miva_sync.app.session import SANDBOX_STORE_KEY, waiting_line
 from miva_sync.base.timespec import human_span, iso
 from miva_sync.config import Settings
 from miva_sync.errors import ConfigError, IncompleteError, UsageError
-from miva_sync.state.record import PullCursor, PullMode, StateRecord, new_record
+from miva_sync.state.record import (
+    PullCursor,
+    PullMode,
+    StateRecord,
+    copy_record,
+    new_record,
+)
 from miva_sync.store.orders import CURSOR_FIELDS
 from miva_sync.sync.plan import restarted
 
@@ -397,7 +403,7 @@ def set_cursor(
     )
     value = order if order is not None else since
     assert value is not None  # noqa: S101 - checked above
-    new = copy.deepcopy(record) if record else new_record(mode)
+    new = copy_record(record) if record else new_record(mode)
     before = new["cursors"].get(mode)
     cursor = restarted(before, int(value))
     new["cursors"][mode] = cursor

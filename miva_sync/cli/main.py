@@ -6,20 +6,62 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Iterator, MutableMapping
+from importlib import import_module
 from typing import Any
 
 import click
 
 from miva_sync import __version__
-from miva_sync.cli.check import check
 from miva_sync.cli.common import LOG_FORMATS, log_format, shared_options
-from miva_sync.cli.config import config
-from miva_sync.cli.listen import listen
-from miva_sync.cli.pull import pull
-from miva_sync.cli.sandbox import sandbox
-from miva_sync.cli.state import state
-from miva_sync.cli.verify import verify
 from miva_sync.errors import ExitStatus, InterruptedRunError, MivaSyncError
+
+# Every command, by name: the module that defines it, as a function of that
+# name. A command's module (its options, its imports) is loaded only when the
+# command runs, or when its help is listed: cron starts a bare `pull` every
+# few minutes and it need not pay for `config`, `listen`, `verify`, …
+COMMANDS = {
+    name: f"miva_sync.cli.{name}"
+    for name in ("check", "config", "listen", "pull", "sandbox", "state", "verify")
+}
+
+
+class LazyCommands(MutableMapping[str, click.Command]):
+    """The root group's ``commands``: names known at once, each command
+    imported from its module the first time it is looked up.
+
+    A mapping rather than overridden ``get_command``/``list_commands``, so that
+    everything that reads ``group.commands`` (click's own completion and help,
+    the tests walking every command) sees the same commands as before.
+    """
+
+    def __init__(self, modules: dict[str, str]) -> None:
+        self._modules = dict(modules)
+        self._loaded: dict[str, click.Command] = {}
+
+    def __getitem__(self, name: str) -> click.Command:
+        found = self._loaded.get(name)
+        if found is None:
+            module = self._modules[name]  # KeyError: no such command
+            found = self._loaded[name] = getattr(import_module(module), name)
+        return found
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self._loaded[name] = command
+        self._modules.setdefault(name, command.__module__)
+
+    def __delitem__(self, name: str) -> None:
+        del self._modules[name]
+        self._loaded.pop(name, None)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._modules  # without importing it
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._modules)
+
+    def __len__(self) -> int:
+        return len(self._modules)
 
 
 class MivaSyncGroup(click.Group):
@@ -101,6 +143,7 @@ Examples:
 
 @click.group(
     cls=MivaSyncGroup,
+    commands=LazyCommands(COMMANDS),
     context_settings={"help_option_names": ["-h", "--help"]},
     help=ROOT_HELP,
 )
@@ -108,10 +151,6 @@ Examples:
 @shared_options
 def cli() -> None:
     """The root group: its help is ROOT_HELP."""
-
-
-for _command in (check, config, listen, pull, sandbox, state, verify):
-    cli.add_command(_command)
 
 
 def main() -> None:

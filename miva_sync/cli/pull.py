@@ -7,7 +7,6 @@ from typing import IO, Any
 
 import click
 
-from miva_sync.cli.all_profiles import pull_all_profiles
 from miva_sync.cli.common import (
     from_command_line,
     read_times,
@@ -209,6 +208,8 @@ def pull(ctx: click.Context, /, **options: Any) -> None:
         name: value for name, value in options.items() if from_command_line(ctx, name)
     }
     if options.pop("all_profiles"):
+        from miva_sync.cli.all_profiles import pull_all_profiles
+
         with reporting(ctx):
             # times are still text here (each profile reads them in its zone):
             # each child checks what needs their values, and its saved mode
@@ -242,7 +243,7 @@ def pull(ctx: click.Context, /, **options: Any) -> None:
             # the dispatcher checks them again in a bare pull's saved mode
             given=given,
         )
-        run_pull(GlobalOptions.of(shared(ctx)), request)
+        run_pull(GlobalOptions.of(shared(ctx)), request, settings)
 
 
 def _requested_ids(text: str | None, source: IO[str] | None) -> tuple[int, ...] | None:

@@ -10,6 +10,12 @@
   host, start), so a run that finds the lock busy can say who has it; it
   waits for it without limit, at most a given span, or not at all.
 * Anything read back is validated; a corrupt file is moved aside and reported.
+* A store keeps the bytes it last read or wrote and the records they hold, so
+  reading the same bytes again (a run reads its record before and after
+  taking the run lock, then saves it) parses and checks nothing, and saving a
+  record the file already holds writes nothing. Records are handed out as
+  copies (:func:`~miva_sync.state.record.copy_record`): what a caller changes
+  never reaches the kept ones.
 
 The record's keys are documented in :mod:`miva_sync.state.record`.
 """
@@ -33,7 +39,7 @@ from miva_sync.base import jsonio
 from miva_sync.base.fsio import fsync_dir, replace_durably
 from miva_sync.base.timespec import human_span, iso
 from miva_sync.errors import ConfigError, LockedError
-from miva_sync.state.record import MODES, QueueCursor, StateRecord
+from miva_sync.state.record import MODES, QueueCursor, StateRecord, copy_record
 
 STATE_VERSION = 1
 LOCK_POLL = 0.1  # seconds between tries of a busy run lock, while waiting a span
@@ -103,25 +109,37 @@ class StateStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # the file's bytes as this store last read or wrote them, and their
+        # records (validated; never handed out, only copies of them)
+        self._known: tuple[bytes, dict[str, StateRecord]] | None = None
 
     # -- records -------------------------------------------------------------
 
     def get(self, store_key: str) -> StateRecord | None:
         """The store's record, or None when there is none."""
         with self._file_lock():
-            return self._read().get(store_key)
+            record = self._read().get(store_key)
+        return None if record is None else copy_record(record)
 
     def put(self, store_key: str, record: StateRecord) -> None:
         """Replace the store's record (atomic and durable)."""
-        validate_record(record, where="record to save")
         with self._file_lock():
             stores = self._read()
-            stores[store_key] = record
-            self._write(stores)
+            if stores.get(store_key) == record:
+                # The file holds it already, as checked when it was read (a run
+                # saves its mode and cursor before its first request: unchanged
+                # when it resumes). Its writer made it durable; one killed
+                # between its rename and its folder's fsync leaves the rename
+                # to the kernel's writeback, seconds later, and a power cut in
+                # between brings back the record before it, which is behind the
+                # data, never ahead of it (writes go output first, then state).
+                return
+            validate_record(record, where="record to save")
+            self._write({**stores, store_key: copy_record(record)})
 
     def delete(self, store_key: str) -> bool:
         with self._file_lock():
-            stores = self._read()
+            stores = dict(self._read())
             if stores.pop(store_key, None) is None:
                 return False
             self._write(stores)
@@ -129,7 +147,7 @@ class StateStore:
 
     def all(self) -> dict[str, StateRecord]:
         with self._file_lock():
-            return self._read()
+            return {key: copy_record(r) for key, r in self._read().items()}
 
     # -- the run lock ----------------------------------------------------------
 
@@ -215,23 +233,29 @@ class StateStore:
             ) from None
 
     def _read(self) -> dict[str, StateRecord]:
+        """Every store's record in the file now: the kept ones, which callers
+        must not change (and hand out only as copies)."""
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
+            self._known = None
             return {}
         except OSError as exc:
             raise ConfigError(
                 f"cannot read state file {self.path}: {exc.strerror}"
             ) from None
+        if self._known is not None and self._known[0] == raw:
+            return self._known[1]  # the same bytes: parsed and checked already
         try:
-            document = jsonio.loads(raw)
-            return validate_document(document)
+            stores = validate_document(jsonio.loads(raw))
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             moved = self._quarantine()
             raise ConfigError(
                 f"state file {self.path} is corrupt ({_first_line(exc)}); moved it to "
                 f"{moved.name}. Start again with --since, --from-order or --queue"
             ) from None
+        self._known = (raw, stores)
+        return stores
 
     def _quarantine(self) -> Path:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
@@ -241,15 +265,19 @@ class StateStore:
         return target
 
     def _write(self, stores: dict[str, StateRecord]) -> None:
+        """Replace the file with ``stores``, which become the kept records:
+        none of them may be a caller's own (copy it first)."""
         document = {"version": STATE_VERSION, "stores": stores}
         # read and written on every commit: orjson, not the standard library
         data = jsonio.dumps_document(document) + b"\n"
+        self._known = None  # whatever happens, the file may have changed
         try:
             replace_durably(self.path, data)
         except OSError as exc:
             raise ConfigError(
                 f"cannot write state file {self.path}: {exc.strerror}"
             ) from None
+        self._known = (data, stores)
 
 
 def _try_flock(fd: int) -> bool:

@@ -9,7 +9,6 @@ mode becomes active with its run's first durable commit (:meth:`Plan.activate`).
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from typing import Final, Literal
@@ -17,7 +16,13 @@ from typing import Final, Literal
 from miva_sync.base.timespec import iso, parse_span
 from miva_sync.errors import UsageError
 from miva_sync.state.file import is_int
-from miva_sync.state.record import PullCursor, PullMode, StateRecord, new_record
+from miva_sync.state.record import (
+    PullCursor,
+    PullMode,
+    StateRecord,
+    copy_record,
+    new_record,
+)
 from miva_sync.store.orders import CURSOR_FIELDS
 from miva_sync.sync.summary import describe_cursor
 
@@ -110,7 +115,7 @@ def make_plan(record: StateRecord | None, options: PullOptions) -> Plan:
     --full-refresh without a start or with a bound) is the app's to refuse
     (app/flag_rules.py) before a plan is made.
     """
-    record = copy.deepcopy(record) if record else None
+    record = copy_record(record) if record else None
     notices: list[str] = []
     if options.since is not None or options.from_order is not None:
         mode: PullMode = (

@@ -24,7 +24,6 @@ window keeps them from being emitted again when the queue re-delivers them).
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -35,6 +34,7 @@ from miva_sync.state.record import (
     QueueCursor,
     QueueJournal,
     StateRecord,
+    copy_record,
     new_record,
 )
 from miva_sync.sync.plan import PREVIOUS, make_active
@@ -92,7 +92,7 @@ class QueuePlan:
 
 def make_queue_plan(record: StateRecord | None, options: QueueOptions) -> QueuePlan:
     """Resolve the queue settings; never mutates the saved record in place."""
-    record = copy.deepcopy(record) if record else None
+    record = copy_record(record) if record else None
     notices: list[str] = []
     saved = record["cursors"].get("queue") if record else None
     if saved is not None:

@@ -224,7 +224,7 @@ def test_cli_internal_error_is_one_line_exit_1_and_debug_shows_it(
     """docs/design.md §7: a bug is exit 1 and one line, never a traceback."""
     import miva_sync.app.pull
 
-    def bug(*args: Any) -> None:
+    def bug(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError(f"boom with {TOKEN}")
 
     monkeypatch.setattr(miva_sync.app.pull, "run_pull", bug)

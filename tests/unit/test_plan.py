@@ -175,3 +175,26 @@ def test_plan_bounded_pull_leaves_record_alone() -> None:
     plan = make_plan(record, PullOptions(from_order=10, to_order=20))
     assert plan.bounded and plan.hi == 20
     assert plan.record["cursors"]["number"]["watermark"] == 50
+
+
+def test_a_plan_never_changes_the_saved_record() -> None:
+    """make_plan copies the record with copy_record (not copy.deepcopy: issue
+    23, a full dedupe window): everything a run changes is its own."""
+    import copy
+
+    saved: Any = {
+        "mode": "date",
+        "cursors": {"date": {"start": 100, "watermark": 200, "lookback": 900}},
+        "dedupe": {"7": [200, 150, 200]},
+        "held": {"8": {"since": 150, "orderdate": 140}},
+    }
+    before = copy.deepcopy(saved)
+    plan = make_plan(saved, PullOptions(lookback=60, updated=True))
+    assert plan.mode == "updated" and plan.lookback == 60
+    plan.activate()
+    record = plan.record
+    record["cursors"]["updated"]["watermark"] = 300
+    record["dedupe"]["9"] = [1, 2, 3]
+    record["held"]["8"]["since"] = 1
+    record["held"].clear()
+    assert saved == before
