@@ -9,7 +9,6 @@ import os
 import select
 import stat
 import sys
-import termios
 import time
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -89,6 +88,8 @@ def _wait_until_pipe_drained(fd: int) -> None:
     Bytes sitting in the pipe buffer are not yet taken: a reader that exits
     (``| head``) drops them. State may only move once they are read.
     """
+    import termios  # only a pipe needs it: not at start-up
+
     poller = select.poll()
     poller.register(fd, select.POLLERR | select.POLLHUP)
     delay = 0.0005

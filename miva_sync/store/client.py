@@ -13,7 +13,6 @@ import contextlib
 import email.utils
 import hashlib
 import hmac
-import html
 import logging
 import os
 import queue
@@ -825,6 +824,8 @@ class MivaClient:
         if not content:
             return "(empty body)"
         text = content[:EXCERPT_SOURCE].decode("utf-8", "replace")
+        import html  # only an error page needs it: not at start-up
+
         text = self._scrub(html.unescape(re.sub(r"<[^>]*>", " ", text)))
         if len(content) > EXCERPT_SOURCE:
             for secret in self._secrets:
