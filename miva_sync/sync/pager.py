@@ -136,6 +136,7 @@ def iter_chunks(
                     claim = None
                     continue
                 chunk = Chunk(below, claim, total)
+                del below  # (the chunk holds it)
                 lower = Condition(field, "GE", v)
             counts.emitted(len(chunk.orders))
             claim = v
@@ -150,6 +151,9 @@ def iter_chunks(
                     upcoming = fetch_soon(query)
                 guessed = None
             yield chunk
+            # the consumer is done with it: let the page go before the next one
+            # is parsed (one parsed page in memory at a time, not two)
+            del chunk, page, rows, values
     finally:
         # the walk ends early (an error, a consumer that stops): a page on its
         # way is not wanted

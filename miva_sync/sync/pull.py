@@ -245,6 +245,9 @@ class PullRun:
                 watermark = self._advance(watermark, chunk.complete_below)
                 self._checkpoint(watermark, bool(fresh), grouped=True)
                 self.reporter.progress(walked, total)
+                # let the page go before the next one is parsed: one parsed
+                # page in memory at a time, not two (peak RSS)
+                del chunk, fresh, learned
         except BaseException:
             # pages written but not yet committed (a slow disk groups commits):
             # commit them now, as the per-page commit would have. Not when a page
