@@ -20,13 +20,13 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import statistics
+import shutil
 import sys
 import tempfile
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
-from bench_pull import PYTHON, Run, sandbox, timed, tool_argv
+from bench_pull import PYTHON, Series, lines_of, sandbox, timed, tool_argv
 
 PAGE = 100
 
@@ -87,6 +87,56 @@ def ideal(out: Path, orders: int, workers: int) -> None:
             raise SystemExit(f"a worker failed ({process.exitcode})")
 
 
+def ideal_argv(out: str, orders: int, workers: int) -> list[str]:
+    """The command that runs the ideal design once (a fresh process, like the tool)."""
+    return [PYTHON, __file__, "--ideal", out,
+            "--orders", str(orders), "--workers", str(workers)]  # fmt: skip
+
+
+def count_lines(path: Path) -> int:
+    """Lines in a file, read a MiB at a time: a benchmark process that held the
+    whole output would pass that memory on to the peak RSS of every child it forks."""
+    with path.open("rb") as file:
+        return sum(
+            block.count(b"\n") for block in iter(lambda: file.read(1 << 20), b"")
+        )
+
+
+def interleaved(
+    variants: dict[str, list[str]],
+    env: dict[str, str],
+    workdir: Path,
+    out: Path,
+    orders: int,
+    rounds: int,
+    digests: dict[str, str] | None = None,
+) -> dict[str, Series]:
+    """Time each variant once per round, the order rotating each round.
+
+    Every variant writes ``out`` (removed before each run, checked for one line
+    per order after it) and gets a fresh ``MIVA_SYNC_HOME``, so each tool run
+    is a first pull. One sandbox serves them all, so the ratios compare like
+    with like on a shared, noisy host. ``digests``, when given, receives each
+    variant's first output as ``lines_of`` digests it (same orders, same bytes).
+    """
+    runs: dict[str, Series] = {name: Series() for name in variants}
+    names = list(variants)
+    for n in range(rounds):
+        for name in names[n % len(names) :] + names[: n % len(names)]:
+            out.unlink(missing_ok=True)
+            home = tempfile.mkdtemp(dir=workdir)
+            runs[name].runs.append(
+                timed(variants[name], {**env, "MIVA_SYNC_HOME": home})
+            )
+            lines = count_lines(out)
+            if lines != orders:
+                sys.exit(f"{name} wrote {lines} lines, not {orders}")
+            if digests is not None and name not in digests:
+                digests[name] = lines_of(out)
+    out.unlink(missing_ok=True)
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=20_000)
@@ -100,36 +150,28 @@ def main() -> None:
         return
 
     workdir = Path(tempfile.mkdtemp(prefix="miva-ceiling-"))
-    out = str(workdir / "out.jsonl")
+    out = workdir / "out.jsonl"
     variants = {
-        "tool --workers 1": tool_argv(out, "--workers", "1"),
-        f"tool --workers {args.workers}": tool_argv(out, "--workers", str(args.workers)),
-        f"ideal, {args.workers} processes": [
-            PYTHON, __file__, "--ideal", out,
-            "--orders", str(args.orders), "--workers", str(args.workers),
-        ],
-    }  # fmt: skip
-    runs: dict[str, list[Run]] = {name: [] for name in variants}
-    with sandbox(args.orders, args.latency) as (env, generated):
-        print(f"# {args.orders:,} orders, {args.latency} ms per request, "
-              f"{os.cpu_count()} CPUs (sandbox generated in {generated:.1f} s)")  # fmt: skip
-        for n in range(args.rounds):
-            names = list(variants)
-            for name in names[n % len(names) :] + names[: n % len(names)]:
-                Path(out).unlink(missing_ok=True)
-                home = tempfile.mkdtemp(dir=workdir)
-                runs[name].append(
-                    timed(variants[name], {**env, "MIVA_SYNC_HOME": home})
-                )
-                lines = Path(out).read_bytes().count(b"\n")
-                if lines != args.orders:
-                    sys.exit(f"{name} wrote {lines} lines, not {args.orders}")
-    base = statistics.median(r.wall for r in runs["tool --workers 1"])
+        "tool --workers 1": tool_argv(str(out), "--workers", "1"),
+        f"tool --workers {args.workers}": tool_argv(
+            str(out), "--workers", str(args.workers)
+        ),
+        f"ideal, {args.workers} processes": ideal_argv(
+            str(out), args.orders, args.workers
+        ),
+    }
+    try:
+        with sandbox(args.orders, args.latency) as (env, generated):
+            print(f"# {args.orders:,} orders, {args.latency} ms per request, "
+                  f"{os.cpu_count()} CPUs (sandbox generated in {generated:.1f} s)")  # fmt: skip
+            runs = interleaved(variants, env, workdir, out, args.orders, args.rounds)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    base = runs["tool --workers 1"].median("wall")
     print(f"{'variant':<24} {'wall s':>7} {'cpu s':>6} {'speed-up':>9}")
     for name, series in runs.items():
-        wall = statistics.median(r.wall for r in series)
-        cpu = statistics.median(r.cpu for r in series)
-        print(f"{name:<24} {wall:7.2f} {cpu:6.2f} {base / wall:8.2f}x")
+        wall = series.median("wall")
+        print(f"{name:<24} {wall:7.2f} {series.median('cpu'):6.2f} {base / wall:8.2f}x")
 
 
 if __name__ == "__main__":

@@ -16,11 +16,13 @@ Windows: ``[b0, b1-1], [b1, b2-1], …, [bk, hi]``. Values are whole numbers, so
 the windows partition the range: an order (and a tie group sharing one second)
 belongs to exactly one window. The boundaries are the cursor values found at
 successive offsets of the sorted range, probed (one ``Count=1`` request per
-window) by a thread of its own a few windows ahead of the workers, so no worker
-waits for a boundary. The boundaries are only hints for an even split: if
-orders move while we page (updated mode), every order still falls into some
-window, and one updated during the run shows up again with its newer version,
-as it does in a serial pull.
+window) a few windows ahead of the workers: by a thread of its own, and by
+any worker that would otherwise wait for a window, so that probes go out side
+by side when the workers start and near the end, where windows are small. The
+boundaries are only hints for an even split: if orders move while we page
+(updated mode), every order still falls into some window, and one updated
+during the run shows up again with its newer version, as it does in a serial
+pull.
 
 A window is a whole number of pages less a few orders, so its last page is
 short (no extra empty request ends it) yet nearly full; once the range's end
@@ -48,7 +50,8 @@ PAGES_PER_WINDOW = 8  # a window is ~8 pages: ~1/8 more (cheap, Count=1) request
 MIN_PAGES_PER_WINDOW = 2  # near the end: smaller windows, but the probes keep up
 AHEAD_PER_WORKER = 2  # windows a worker may run ahead of the oldest unfinished one
 _POLL = 0.2  # seconds between checks of the stop flag while blocked
-SWITCH_INTERVAL = 0.0005  # seconds; CPython's default is 0.005
+SWITCH_PER_WORKER = 0.00025  # seconds of GIL switch interval per worker
+MAX_SWITCH_INTERVAL = 0.005  # CPython's default
 
 FetchWith = Callable[[MivaClient, ListQuery], Page]
 
@@ -67,7 +70,17 @@ class _Window:
 
 @dataclass
 class _Splitter:
-    """Cuts the range into windows (probing boundaries ahead) and hands them out in order."""
+    """Cuts the range into windows (probing boundaries ahead) and hands them out in order.
+
+    Probe ``k`` reads the cursor value at a planned offset; every offset after
+    the first follows from the range's total, which the first probe brings. So
+    probes can run at the same time and answer in any order: their values are
+    folded into windows in offset order. The splitter's own thread keeps
+    probing a few windows ahead; a worker that finds no window ready takes the
+    next probe itself, with its own client, instead of waiting for that thread
+    (at the start, all workers wait for the boundaries; near the end windows
+    are small and one prober falls behind them).
+    """
 
     probe: Callable[[ListQuery], Page]
     base: ListQuery
@@ -82,42 +95,51 @@ class _Splitter:
     done_bound: int | None = None  # the highest best of the windows before head
     claimed: int = 0  # windows handed to workers
     total: int | None = None  # the range's total_count, from the first probe
-    _offset: int = 0
+    _offsets: list[int] = field(default_factory=list)  # by probe, as planned
+    _taken: int = 0  # probes handed out
+    _folded: int = 0  # probes folded into windows, in order
+    _found: dict[int, int | None] = field(default_factory=dict)  # k -> value
+    _start: int | None = None  # where the next window begins
+    _past_end: bool = False  # a planned offset reached the total: no more probes
     _lock: threading.Condition = field(default_factory=threading.Condition)
 
     def produce(self, stop: threading.Event) -> None:
-        """Make windows ahead of the workers (a thread of its own: probing
-        boundaries then costs the workers no waiting)."""
-        start = self.lo
+        """Probe boundaries ahead of the workers (a thread of its own, so that
+        in the steady state no worker waits for one)."""
         while True:
             with self._lock:
-                while not stop.is_set() and len(self.windows) >= self.head + self.limit:
+                taken = self._take()
+                while not stop.is_set() and taken is None and not self.exhausted:
                     # bounded memory: the dedupe window holds what runs ahead
                     self._lock.wait(_POLL)
-                if stop.is_set():
+                    taken = self._take()
+                if stop.is_set() or taken is None:
                     return
-            end = self._next_boundary(start)  # a request: outside the lock
-            with self._lock:
-                hi = self.hi if end is None else end - 1
-                self.windows.append(_Window(len(self.windows), start, hi))
-                self.exhausted = end is None
-                self._lock.notify_all()
-            if end is None:
-                return
-            start = end
+            self._run(taken, self.probe)  # a request: outside the lock
 
-    def claim(self, stop: threading.Event) -> _Window | None:
-        """The next window, or None when the range is covered (or on stop)."""
-        with self._lock:
-            while not stop.is_set() and self.claimed >= len(self.windows):
-                if self.exhausted:
-                    return None
-                self._lock.wait(_POLL)
-            if stop.is_set():
-                return None
-            window = self.windows[self.claimed]
-            self.claimed += 1
-            return window
+    def claim(
+        self, stop: threading.Event, probe: Callable[[ListQuery], Page]
+    ) -> _Window | None:
+        """The next window, or None when the range is covered (or on stop).
+
+        While none is ready, the caller probes the next boundary with
+        ``probe`` (its own client) if one is due, rather than sit idle."""
+        while True:
+            with self._lock:
+                while True:
+                    if stop.is_set():
+                        return None
+                    if self.claimed < len(self.windows):
+                        window = self.windows[self.claimed]
+                        self.claimed += 1
+                        return window
+                    if self.exhausted:
+                        return None
+                    taken = self._take()
+                    if taken is not None:
+                        break
+                    self._lock.wait(_POLL)
+            self._run(taken, probe)
 
     def finished(self, window: _Window) -> None:
         with self._lock:
@@ -144,29 +166,64 @@ class _Splitter:
                 return _higher(self.done_bound, self.windows[self.head].best)
             return self.done_bound
 
-    def _next_boundary(self, start: int) -> int | None:
-        """The first cursor value above ``start`` at or after the next offset step."""
-        while True:
-            self._offset += self._step()
-            query = self.base.where(Condition(self.column, "GE", self.lo))
-            if self.hi is not None:
-                query = query.where(Condition(self.column, "LE", self.hi))
-            query = query.page(1, self._offset).sorted_by(self.column).with_columns(())
-            page = self.probe(query)
+    # -- probing (the caller holds the lock, but never during a request) -----------
+
+    def _take(self) -> tuple[int, ListQuery] | None:
+        """The next probe to send, as (k, query); None if none is due now."""
+        k = self._taken
+        if self.exhausted or self._past_end or (k > 0 and self.total is None):
+            return None  # done, or the offsets wait for the first probe's total
+        if len(self.windows) + (k - self._folded) >= self.head + self.limit:
+            return None  # as many windows made or on their way as may run ahead
+        if k == len(self._offsets):
+            self._offsets.append((self._offsets[-1] if k else 0) + self._step(k))
+        offset = self._offsets[k]
+        self._taken += 1
+        if self.total is not None and offset >= self.total:
+            # past the range's end when it was counted: no request (the last
+            # window is open up to hi, so an order added since is still read)
+            self._past_end = True
+            self._fold(k, None)
+            return None
+        query = self.base.where(Condition(self.column, "GE", self.lo))
+        if self.hi is not None:
+            query = query.where(Condition(self.column, "LE", self.hi))
+        return k, query.page(1, offset).sorted_by(self.column).with_columns(())
+
+    def _run(
+        self, taken: tuple[int, ListQuery], probe: Callable[[ListQuery], Page]
+    ) -> None:
+        """Send probe ``k`` and fold its answer in (the lock is not held)."""
+        k, query = taken
+        page = probe(query)
+        rows = page.orders
+        value = cursor_value(rows[0], self.column) if rows else None
+        with self._lock:
             if self.total is None:
                 self.total = page.total_count
-            rows = page.orders
-            value = cursor_value(rows[0], self.column) if rows else None
-            if value is None:
-                return None
-            if self.hi is not None and value > self.hi:
-                return None
-            if value > start:
-                return value
-            # one tie group (or an id below start) spans the step: probe further
+            self._fold(k, value)
 
-    def _step(self) -> int:
-        """Orders in the next window: whole pages less a margin.
+    def _fold(self, k: int, value: int | None) -> None:
+        """Record probe ``k``'s value (None: past the end); make the windows
+        that the probes answered so far, in offset order, allow."""
+        self._found[k] = value
+        start = self.lo if self._start is None else self._start
+        while not self.exhausted and self._folded in self._found:
+            value = self._found.pop(self._folded)
+            self._folded += 1
+            if value is None or (self.hi is not None and value > self.hi):
+                self.windows.append(_Window(len(self.windows), start, self.hi))
+                self.exhausted = True
+            elif value > start:
+                self.windows.append(_Window(len(self.windows), start, value - 1))
+                start = value
+            # else one tie group (or an id below start) spans the step: the
+            # next probe's value ends this window
+        self._start = start
+        self._lock.notify_all()
+
+    def _step(self, k: int) -> int:
+        """Orders in window ``k`` (before ties): whole pages less a margin.
 
         The margin covers the row each page of a time cursor reads again (the
         pager goes on from the page's last value, ``>=``) and a few ties, so
@@ -174,8 +231,9 @@ class _Splitter:
         """
         size = self.base.count
         pages = PAGES_PER_WINDOW
-        if self.total is not None:
-            share = -(-(self.total - self._offset) // (self.workers * size))
+        if self.total is not None and k:
+            done = self._offsets[k - 1]
+            share = -(-(self.total - done) // (self.workers * size))
             pages = max(MIN_PAGES_PER_WINDOW, min(PAGES_PER_WINDOW, share))
         return max(1, pages * size - pages - max(1, size // 10))
 
@@ -185,8 +243,10 @@ class ParallelPager:
 
     ``make_client`` gives each worker its own client (a ``requests.Session`` is
     not meant for concurrent use); ``probe`` (the caller's client) finds window
-    boundaries, one call at a time. ``requests`` counts the workers' requests,
-    ``retries`` their repeats after a transient failure.
+    boundaries, one call at a time, from a thread of its own. ``requests``
+    counts the workers' requests (boundary probes a worker sent while waiting
+    for a window included: ``probes``), ``retries`` their repeats after a
+    transient failure.
     """
 
     def __init__(
@@ -204,6 +264,7 @@ class ParallelPager:
         self.workers = max(1, workers)
         self.requests = 0
         self.retries = 0
+        self.probes = 0  # of the requests, boundary probes a waiting worker sent
         self._make_client = make_client
         self._fetch_with = fetch_with
         self._base = base
@@ -238,11 +299,19 @@ class ParallelPager:
         threads.append(
             threading.Thread(target=self._split, daemon=True, name="pull-splitter")
         )
-        # The writer (this thread) releases the GIL for every write and fsync and
-        # then queues behind workers parsing pages; a shorter switch interval
-        # hands it back sooner (measured: about a fifth off the wall time).
+        # The writer (this thread) releases the GIL for every write and then
+        # queues behind workers parsing pages, and a worker whose answer has
+        # come queues likewise: a short switch interval hands the GIL on sooner.
+        # But every thread waiting for the GIL forces a switch each interval,
+        # and with many workers those switches cost more CPU than the waits
+        # they save (8 workers at 0.2 ms: twice the context switches of 4 and
+        # 10% more CPU), while each wait costs less, many pages being in flight
+        # meanwhile. So the interval grows with the workers: 1 ms for 4, 2 ms
+        # for 8 (measured with benchmarks/bench_parallel.py).
         interval = sys.getswitchinterval()
-        sys.setswitchinterval(min(interval, SWITCH_INTERVAL))
+        sys.setswitchinterval(
+            min(MAX_SWITCH_INTERVAL, SWITCH_PER_WORKER * self.workers)
+        )
         for thread in threads:
             thread.start()
         splitter = self._splitter
@@ -265,6 +334,7 @@ class ParallelPager:
                     window.best = _higher(window.best, chunk.complete_below)
                     bound = splitter.prefix_bound()
                     yield Chunk(chunk.orders, bound, total)
+                    del chunk, payload  # written: not kept while the next is awaited
                 else:  # "done": the prefix may have grown without new orders
                     splitter.finished(window)
                     if splitter.prefix_bound() != bound:  # else nothing to commit
@@ -291,9 +361,16 @@ class ParallelPager:
             return
         before, retried = client.requests_sent, client.retries
         fetch = functools.partial(self._fetch_with, client)
+        probes = 0
+
+        def probe(query: ListQuery) -> Page:
+            nonlocal probes
+            probes += 1
+            return fetch(query)
+
         try:
             while not self._stop.is_set():
-                window = self._splitter.claim(self._stop)
+                window = self._splitter.claim(self._stop, probe)
                 if window is None:
                     return
                 for chunk in iter_chunks(
@@ -301,6 +378,9 @@ class ParallelPager:
                 ):
                     if not self._put(("chunk", window, chunk)):
                         return
+                    # the page is the writer's now: not kept alive by this loop
+                    # while the next one is fetched
+                    del chunk
                 if not self._put(("done", window, None)):
                     return
         except BaseException as exc:  # noqa: BLE001 - handed to the writer
@@ -309,6 +389,7 @@ class ParallelPager:
             with self._count_lock:
                 self.requests += client.requests_sent - before
                 self.retries += client.retries - retried
+                self.probes += probes
             with contextlib.suppress(Exception):
                 client.close()
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import random
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -121,14 +123,21 @@ def test_parallel_resume_after_a_first_parallel_pull_finds_only_new_orders(
 
 
 def fake_pager(
-    store: FakeStore, *, count: int, lo: int, workers: int, worker: type = FakeClient
+    store: FakeStore,
+    *,
+    count: int,
+    lo: int,
+    workers: int,
+    worker: type = FakeClient,
+    prober: FakeClient | None = None,
 ) -> ParallelPager:
     """A pager over ``store``'s orders by orderdate from ``lo``, open-ended; each
-    worker thread pages through a ``worker`` client."""
+    worker thread pages through a ``worker`` client, the splitter's thread
+    probes through ``prober`` (the caller's client)."""
     return ParallelPager(
         make_client=lambda: worker(store),
         fetch_with=lambda client, query: client.list_orders(query),
-        probe=FakeClient(store).list_orders,
+        probe=(prober or FakeClient(store)).list_orders,
         base=ListQuery(count=count),
         field="orderdate",
         lo=lo,
@@ -186,7 +195,79 @@ def test_parallel_pager_windows_are_page_aligned_and_shrink_near_the_end() -> No
     # every window ends on its short last page: no extra (empty) request
     assert all(requests_for(size) == -(-size // 50) for size in sizes)
     last = len(orders) - sum(sizes)
-    assert pager.requests == sum(requests_for(size) for size in [*sizes, last])
+    # (the workers' requests: pages, and probes sent while waiting for a window)
+    pages = pager.requests - pager.probes
+    assert pages == sum(requests_for(size) for size in [*sizes, last])
+
+
+def test_parallel_pager_probes_side_by_side_while_workers_wait() -> None:
+    """Workers waiting for a window probe the next boundaries themselves, so
+    probes go out together (at the start every worker waits; one prober would
+    start the eighth worker eight probes late)."""
+    orders = [{"id": oid, "orderdate": 1000 + oid} for oid in range(1, 2001)]
+    store = FakeStore(orders, 2)
+    probes = threading.Condition()
+    state = {"done": 0, "out": 0, "most": 0}
+
+    class Counting(FakeClient):
+        def list_orders(self, query: ListQuery) -> Page:
+            if query.count != 1:  # a page, not a boundary probe
+                return super().list_orders(query)
+            with probes:
+                state["out"] += 1
+                state["most"] = max(state["most"], state["out"])
+                probes.notify_all()
+                if state["done"] == 1:
+                    # the first probe after the one that counts the range: hold
+                    # it until another is out (one prober at a time never is)
+                    probes.wait_for(lambda: state["most"] >= 2, timeout=10)
+            try:
+                return super().list_orders(query)
+            finally:
+                with probes:
+                    state["out"] -= 1
+                    state["done"] += 1
+
+    pager = fake_pager(
+        store, count=20, lo=1001, workers=4, worker=Counting, prober=Counting(store)
+    )
+    seen = [o["id"] for chunk in pager for o in chunk.orders]
+    assert sorted(seen) == [o["id"] for o in orders]  # each order exactly once
+    assert state["most"] >= 2
+    assert pager.probes > 0  # sent by workers, with their own clients
+
+
+def test_parallel_pager_sends_no_probe_past_the_counted_end() -> None:
+    """The first probe counts the range; a boundary planned beyond that count
+    ends the windows without a request (the last window stays open, so an
+    order added meanwhile is still read)."""
+    orders = [{"id": oid, "orderdate": 1000 + oid} for oid in range(1, 1001)]
+    store = FakeStore(orders, 3)
+    prober = FakeClient(store)
+    pager = fake_pager(store, count=25, lo=1001, workers=3, prober=prober)
+    seen = [o["id"] for chunk in pager for o in chunk.orders]
+    assert sorted(seen) == [o["id"] for o in orders]
+    windows = pager._splitter.windows
+    assert windows[-1].hi is None
+    # one probe per boundary between windows, none that finds nothing
+    assert prober.requests_sent + pager.probes == len(windows) - 1
+
+
+@pytest.mark.parametrize(
+    ("workers", "interval"), [(2, 0.0005), (8, 0.002), (40, 0.005)]
+)
+def test_parallel_pager_switch_interval_grows_with_the_workers(
+    workers: int, interval: float
+) -> None:
+    """Each thread waiting for the GIL forces a switch every interval: with
+    many workers a longer one saves more CPU than their waits cost."""
+    store = FakeStore([{"id": i, "orderdate": i} for i in range(1, 200)], 1)
+    before = sys.getswitchinterval()
+    pager = fake_pager(store, count=10, lo=0, workers=workers)
+    during = {sys.getswitchinterval() for _chunk in pager}
+    assert len(during) == 1
+    assert during.pop() == pytest.approx(interval)
+    assert sys.getswitchinterval() == before
 
 
 def test_parallel_pager_hands_a_worker_error_to_the_writer() -> None:
