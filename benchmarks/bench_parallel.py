@@ -17,13 +17,17 @@ outputs are compared line for line (sorted).
 
 from __future__ import annotations
 
-import argparse
-import shutil
-import tempfile
 from pathlib import Path
 
 from bench_ceiling import ideal_argv, interleaved
-from bench_pull import Series, Target, print_targets, sandbox, target_row, tool_argv
+from bench_pull import (
+    Series,
+    Target,
+    run_alone,
+    sandbox,
+    target_row,
+    tool_argv,
+)
 
 LATENCY = 20  # ms per request: the figure
 IDEAL_WORKERS = 4  # the ceiling bench_ceiling.py measures by default
@@ -70,16 +74,7 @@ def report(runs: dict[str, Series], digests: dict[str, str]) -> list[Target]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--orders", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="miva-parallel-"))
-    try:
-        rows = run(workdir, args.orders, args.rounds)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    print_targets(rows)
+    run_alone(run, __doc__ or "")
 
 
 if __name__ == "__main__":

@@ -23,9 +23,7 @@ migration, the lock and checkpoint reads, every page's writes and commits.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import shutil
 import socket
 import sys
 import tempfile
@@ -34,10 +32,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench_pull import (
-    PYTHON,
     Series,
     Target,
-    print_targets,
+    run_alone,
     sandbox,
     target_row,
     timed,
@@ -211,17 +208,7 @@ def _measure(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--orders", type=int, default=20000)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    print(f"# {PYTHON}")
-    workdir = Path(tempfile.mkdtemp(prefix="miva-bench-pg-"))
-    try:
-        rows = run(workdir, args.orders, args.rounds)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    print_targets(rows)
+    run_alone(run, __doc__ or "")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 Run from a checkout (after ``pip install -e '.[test]'``, which brings the SDK):
 
     python benchmarks/bench_pull.py                     # 20,000 orders, 3 rounds, 0 and 20 ms
-    python benchmarks/bench_pull.py --orders 5000 --rounds 2 --latency 0 --skip-flat
+    python benchmarks/bench_pull.py --orders 5000 --rounds 2 --only pull,startup
 
 Starts ``miva-sync sandbox`` as its own process (N full orders, every on-demand
 column, ties in id order so the offset-paging floor and SDK see each order
@@ -24,7 +24,7 @@ and ratios. No assertions: the figures go into benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
-import importlib
+import json
 import os
 import platform
 import re
@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +54,9 @@ except ImportError:
 Target = tuple[str, str, str, "bool | None"]
 
 
-def target_row(figure: str, value: float | None, target: str, fmt: str = "{:.2f}") -> Target:
+def target_row(
+    figure: str, value: float | None, target: str, fmt: str = "{:.2f}"
+) -> Target:
     """A row for a ratio or a figure against a target like "<= 0.45" or ">= 0.9"."""
     if value is None:
         return (figure, "-", target, None)
@@ -144,13 +146,15 @@ def columns() -> str:
     return ",".join(DEFAULT_COLUMNS)
 
 
-def cache_bytecode(workdir: Path) -> None:
-    """Child processes cache their bytecode in ``workdir``, as an installed
-    package has it (pip compiles it): neither the checkout nor a
-    PYTHONDONTWRITEBYTECODE in the caller's environment changes the figures
-    (without a cache every module of miva-sync is compiled at every start)."""
-    os.environ["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
+def cache_bytecode() -> None:
+    """Child processes use cached bytecode, as an installed package has it (pip
+    compiles it): a PYTHONDONTWRITEBYTECODE in the caller's environment would
+    make every start compile all of miva-sync again. The package is compiled
+    now (into its __pycache__ folders, which git ignores), so that no timed run
+    pays for it."""
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    package = HERE.parent / "miva_sync"
+    subprocess.run([PYTHON, "-m", "compileall", "-q", str(package)], check=True)
 
 
 def tool_argv(out: str, *extra: str) -> list[str]:
@@ -262,7 +266,9 @@ def report(results: dict[str, Series], orders: int) -> list[Target]:
         rows.append(target_row("peak RSS tool - floor (MiB)", diff, "<= 5", "{:+.1f}"))
     if "sqlite" in results:
         print(f"SQLite/JSONL wall {shown(ratio('sqlite', 'tool'))}")
-        rows.append(target_row("SQLite / JSONL wall", ratio("sqlite", "tool"), "<= 1.2"))
+        rows.append(
+            target_row("SQLite / JSONL wall", ratio("sqlite", "tool"), "<= 1.2")
+        )
     if "resume" in results and results["resume"].requests is not None:
         per = results["resume"].requests / orders * 1000
         first = results["tool"].requests or 0
@@ -293,7 +299,9 @@ def startup(rounds: int) -> list[Target]:
         med = statistics.median(values)
         print(f"{name:<14} {med * 1000:6.1f} ms  {med / base:.2f}x import click")
         if name != "import click":
-            rows.append(target_row(f"start-up: {name} / import click", med / base, "<= 1.5"))
+            rows.append(
+                target_row(f"start-up: {name} / import click", med / base, "<= 1.5")
+            )
     return rows
 
 
@@ -323,7 +331,44 @@ def flat(sizes: list[int], workdir: Path) -> list[Target]:
                        "<= 1.1")]  # fmt: skip
 
 
-SECTIONS = ("pull", "postgres", "parallel", "resume", "queue", "startup", "flat")
+SECTIONS = ("pull", "flat", "startup", "postgres", "parallel", "resume", "queue")
+
+
+def run_alone(run: Callable[[Path, int, int], list[Target]], doc: str) -> None:
+    """The ``main`` of a section module (bench_postgres, bench_parallel, …):
+    ``--orders``, ``--rounds``, and ``--rows FILE`` to hand its target rows to
+    bench_pull, which runs each such section as a process of its own."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rows", type=Path, help="write the target rows here (JSON)")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="miva-bench-"))
+    cache_bytecode()
+    try:
+        rows = run(workdir, args.orders, args.rounds)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if args.rows:
+        args.rows.write_text(json.dumps(rows))
+    else:
+        print_targets(rows)
+
+
+def section(name: str, orders: int, rounds: int, workdir: Path) -> list[Target]:
+    """Run ``bench_NAME.py`` as a process of its own and take its target rows.
+
+    A child's peak RSS (os.wait4) counts the memory of the process that forked
+    it, so this process stays small: what a section loads (psycopg, outputs
+    read back) never reaches another section's figures.
+    """
+    rows_file = workdir / f"{name}-rows.json"
+    subprocess.run(
+        [PYTHON, str(HERE / f"bench_{name}.py"), "--orders", str(orders),
+         "--rounds", str(rounds), "--rows", str(rows_file)],
+        check=True,
+    )  # fmt: skip
+    return [tuple(row) for row in json.loads(rows_file.read_text())]  # type: ignore[misc]
 
 
 def main() -> None:
@@ -333,7 +378,6 @@ def main() -> None:
     parser.add_argument("--latency", default="0", help="ms per request, comma list "
                         "(the targets come from the first)")  # fmt: skip
     parser.add_argument("--flat-sizes", default="10000,100000")
-    parser.add_argument("--skip-flat", action="store_true")
     parser.add_argument("--startup-rounds", type=int, default=15)
     parser.add_argument("--only", default=",".join(SECTIONS),
                         help=f"sections to run, comma list of {', '.join(SECTIONS)}")  # fmt: skip
@@ -344,24 +388,25 @@ def main() -> None:
           f"{'SDK merchantapi' if SDK_OK else 'no SDK installed'}")  # fmt: skip
     from miva_sync.base import jsonio
 
-    print(f"JSON backend: {jsonio.BACKEND}")
+    print(f"JSON backend: {jsonio.BACKEND}", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="miva-bench-"))
-    cache_bytecode(workdir)
+    cache_bytecode()
     rows: list[Target] = []
     try:
         if "pull" in only:
             for n, latency in enumerate(int(x) for x in args.latency.split(",")):
-                found = profile(args.orders, latency, args.rounds, workdir, extras=n == 0)
+                found = profile(
+                    args.orders, latency, args.rounds, workdir, extras=n == 0
+                )
                 rows += found if n == 0 else []
-        # the other sections live in their own modules (each runs alone too)
-        for name in ("postgres", "parallel", "resume", "queue"):
-            if name in only:
-                module = importlib.import_module(f"bench_{name}")
-                rows += module.run(workdir, args.orders, args.rounds)
+        if "flat" in only:
+            rows += flat([int(x) for x in args.flat_sizes.split(",")], workdir)
         if "startup" in only:
             rows += startup(args.startup_rounds)
-        if "flat" in only and not args.skip_flat:
-            rows += flat([int(x) for x in args.flat_sizes.split(",")], workdir)
+        sys.stdout.flush()
+        for name in ("postgres", "parallel", "resume", "queue"):
+            if name in only:
+                rows += section(name, args.orders, args.rounds, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print_targets(rows)

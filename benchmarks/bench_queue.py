@@ -18,9 +18,7 @@ more than one per 100 orders would be a request per order somewhere.
 
 from __future__ import annotations
 
-import argparse
 import json
-import shutil
 import statistics
 import sys
 import tempfile
@@ -29,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_ceiling import count_lines
-from bench_pull import PYTHON, Run, Target, print_targets, sandbox, timed
+from bench_pull import PYTHON, Run, Target, run_alone, sandbox, timed
 
 QUEUE = "new_updated_orders"  # the sandbox's queue, filled with every order
 BATCH = 100  # ids per acknowledgement and per re-read (docs/design.md §5.9)
@@ -107,16 +105,7 @@ def report(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--orders", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="miva-queue-"))
-    try:
-        rows = run(workdir, args.orders, args.rounds)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    print_targets(rows)
+    run_alone(run, __doc__ or "")
 
 
 if __name__ == "__main__":

@@ -30,13 +30,10 @@ the pages; the proxy counts what arrived). Nothing is asserted.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import shutil
 import statistics
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -49,8 +46,7 @@ import requests
 from bench_pull import (
     PYTHON,
     Target,
-    cache_bytecode,
-    print_targets,
+    run_alone,
     sandbox,
     target_row,
     timed,
@@ -240,17 +236,7 @@ def report(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--orders", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="miva-resume-"))
-    cache_bytecode(workdir)
-    try:
-        rows = run(workdir, args.orders, args.rounds)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    print_targets(rows)
+    run_alone(run, __doc__ or "")
 
 
 if __name__ == "__main__":

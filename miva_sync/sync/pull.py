@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from miva_sync.base.timespec import human_span, iso
 from miva_sync.errors import ApiError, InterruptedRunError, UntrustedAnswerError
@@ -31,10 +31,12 @@ from miva_sync.store.query import Condition, ListQuery
 from miva_sync.sync.dedupe import DedupeWindow, facts, keep_from
 from miva_sync.sync.held import DEFAULT_HOLD_FOR, HeldOrders, fetcher
 from miva_sync.sync.pager import Chunk, iter_chunks
-from miva_sync.sync.parallel import ParallelPager
 from miva_sync.sync.plan import FUTURE_TOLERANCE, Plan
 from miva_sync.sync.summary import RunSummary, Tally
 from miva_sync.sync.writer import BackgroundWriter, InlineWriter
+
+if TYPE_CHECKING:
+    from miva_sync.sync.parallel import ParallelPager
 
 # where a dedupe entry keeps each cursor field's value (id: the entry's key)
 _ENTRY_FIELD = {"orderdate": 1, "dt_updated": 2}
@@ -386,6 +388,9 @@ class PullRun:
             return None
         if self.plan.watermark is not None:
             return None
+        # imported here: only --workers needs it (start-up and memory of a pull)
+        from miva_sync.sync.parallel import ParallelPager
+
         return ParallelPager(
             make_client=self.make_client,
             fetch_with=self._fetch_with,
