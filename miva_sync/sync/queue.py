@@ -105,6 +105,7 @@ class QueueRun:
     _began: bool = field(init=False, default=False)  # run() has started
     # the store answered a queue read out of id order this run (told once)
     _unsorted: bool = field(init=False, default=False)
+    _pruned: bool = field(init=False, default=False)  # the window, this run
 
     def __post_init__(self) -> None:
         self.dedupe = DedupeWindow(self.plan.record.get("dedupe"))
@@ -558,11 +559,17 @@ class QueueRun:
             self.dedupe.add(order)
             self._written[order_id(order)] = fingerprint(order)
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, *, prune: bool = False) -> None:
         now = int(self.clock())
-        floor = None if self.plan.ack else self.plan.recovery_floor
-        protected = {*self.plan.pending, *self._written, *self._replayed}
-        self.dedupe.prune(queue_keep(now, floor, protected))
+        if prune or not self._pruned:
+            # once when the run starts and once when it ends: every entry this
+            # run adds is protected until then, so pruning at each page would
+            # walk the whole window for nothing (a cost that grew with the
+            # square of the queue's length). Keeping an entry longer is safe.
+            floor = None if self.plan.ack else self.plan.recovery_floor
+            protected = {*self.plan.pending, *self._written, *self._replayed}
+            self.dedupe.prune(queue_keep(now, floor, protected))
+            self._pruned = True
         record = self.plan.record
         record["dedupe"] = self.dedupe.entries
         record["held"] = self.held.entries
@@ -578,7 +585,7 @@ class QueueRun:
     def _drained(self) -> None:
         self._result.drained = True
         self.cursor["drained_at"] = int(self.clock())
-        self._checkpoint()
+        self._checkpoint(prune=True)
 
     def _progress(self, page: Page) -> None:
         self._result.pages += 1

@@ -418,3 +418,26 @@ def test_queue_database_target_keeps_the_journal_in_step_with_its_rows(
         (count,) = conn.execute("SELECT count(*) FROM orders").fetchone()
     assert count == 230
     assert sandbox.store.queue_ids(DEFAULT_QUEUE) == []
+
+
+def test_queue_run_prunes_its_dedupe_window_when_it_starts_and_when_it_drains(
+    pull: Puller, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not at every checkpoint: each prune walks the whole window, and every
+    entry the run adds stays protected until it ends, so pruning per page only
+    made a long queue cost the square of its length (benchmarks/README.md)."""
+    from miva_sync.sync.dedupe import DedupeWindow
+
+    sizes: list[int] = []
+    prune = DedupeWindow.prune
+
+    def counted(self: DedupeWindow, keep: Any) -> None:
+        sizes.append(len(self.entries))
+        prune(self, keep)
+
+    monkeypatch.setattr(DedupeWindow, "prune", counted)
+    pull(*queue("--page-size", "40"))  # 6 pages, two checkpoints each
+    assert len(pull.orders) == 230
+    assert sandbox.store.queue_ids(DEFAULT_QUEUE) == []
+    # the first page's checkpoint, then the drained queue's
+    assert sizes == [40, 230]
