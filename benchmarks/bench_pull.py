@@ -2,7 +2,7 @@
 
 Run from a checkout (after ``pip install -e '.[test]'``, which brings the SDK):
 
-    python benchmarks/bench_pull.py                     # 20,000 orders, 3 rounds, 0 and 20 ms
+    python benchmarks/bench_pull.py                     # everything: 20,000 orders, 3 rounds
     python benchmarks/bench_pull.py --orders 5000 --rounds 2 --only pull,startup
 
 Starts ``miva-sync sandbox`` as its own process (N full orders, every on-demand
@@ -13,12 +13,17 @@ round), each in a fresh process so CPU and peak RSS are per process:
 (a) ``miva-sync pull --since 0 -o FILE.jsonl`` (a first pull, fresh state)
 (b) the floor: ``benchmarks/floor_client.py`` (requests + stdlib json, no fsync)
 (c) the SDK: ``benchmarks/sdk_client.py`` (merchantapi paging the same query)
+(d) ``-o sqlite:///…`` for the same pull
 
-and, at 0 ms: ``-o sqlite:///…``, and a resume (a bare ``pull`` after a first
-pull) for requests per 1,000 orders; at every latency: ``--workers 4`` against
-``--workers 1``; then start-up (``--version``, ``--help`` against ``python -c
-"import click"``) and peak RSS at 10,000 against 100,000 orders. Prints medians
-and ratios. No assertions: the figures go into benchmarks/README.md.
+and a resume (a bare ``pull`` after a first pull) for requests per 1,000
+orders (section ``pull``, at each ``--latency``; the targets come from the
+first). Then peak RSS at 10,000 against 100,000 orders (``flat``), start-up
+(``--version``, ``--help`` against ``python -c "import click"``: ``startup``),
+and the sections that are scripts of their own, each run as its own process
+(a child's peak RSS counts the memory of the process that forks it):
+``bench_postgres.py``, ``bench_parallel.py``, ``bench_resume.py`` and
+``bench_queue.py``. Prints medians, ratios and one table of the issue's
+targets. No assertions: the figures go into benchmarks/README.md.
 """
 
 from __future__ import annotations
