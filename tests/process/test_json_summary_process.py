@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,6 @@ import pytest
 from miva_sync.sandbox import Sandbox
 from tests.support.helpers import (
     CLI_CTRL_C,
-    Gate,
     cli_env,
     read_jsonl,
     run_cli,
@@ -55,27 +55,44 @@ def test_pull_json_into_a_file_is_the_only_stdout(
 
 @pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM])
 def test_pull_json_of_a_signalled_run_says_130_and_the_committed_cursor(
-    sandbox: Sandbox, tmp_path: Path, sent: signal.Signals
+    tmp_path: Path, sent: signal.Signals
 ) -> None:
+    """Signalled once a watermark is committed, while the next request is held.
+
+    Pages come 300 ms apart, longer than a grouped commit waits (250 ms), so
+    pages are committed while the run goes on; the first request that arrives
+    after the state file holds a watermark is held until the signal. Holding
+    the fourth request was not enough: three quick pages fit in one grouped
+    commit, so the state held no watermark yet (every time, checked), and the
+    test relied on the commit an interrupt makes, which is rightly skipped when
+    the signal lands while a page is being written (it failed so on CI).
+    """
     home = tmp_path / "home"
-    env = cli_env(sandbox, home)
     out = tmp_path / "orders.jsonl"
-    since = str(sandbox.store.now() - 90 * 86400)
-    gate = Gate(sandbox, 4)  # the pull is held mid-run, pages behind it committed
-    proc = subprocess.Popen(
-        [*CLI_CTRL_C, "pull", "--since", since, "--page-size", "10", "-o", str(out),
-         "--json"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    try:
-        wait_for(gate.entered.is_set, "the pull's fourth request")
-        proc.send_signal(sent)
-        stdout, stderr = proc.communicate(timeout=30)
-    finally:
-        gate.open()
+    held, release = threading.Event(), threading.Event()
+
+    def hold_once_a_watermark_is_committed(n: int, entry: object) -> None:
+        if not held.is_set() and _committed_watermark(home) is not None:
+            held.set()
+            release.wait(60)
+
+    with Sandbox(orders=300, seed=9, tie_order="id", latency_ms=300) as sandbox:
+        sandbox.on_request(hold_once_a_watermark_is_committed)
+        since = str(sandbox.store.now() - 90 * 86400)
+        proc = subprocess.Popen(
+            [*CLI_CTRL_C, "pull", "--since", since, "--page-size", "10", "-o",
+             str(out), "--json"],
+            env=cli_env(sandbox, home),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        try:
+            wait_for(held.is_set, "a request after the first committed watermark")
+            proc.send_signal(sent)
+            stdout, stderr = proc.communicate(timeout=30)
+        finally:
+            release.set()
     assert proc.returncode == 130, stderr
     (line,) = stdout.splitlines()
     summary = valid("run-summary", json.loads(line))
@@ -83,3 +100,14 @@ def test_pull_json_of_a_signalled_run_says_130_and_the_committed_cursor(
     committed = saved_record(home)["cursors"]["date"]["watermark"]
     assert summary["watermark"] == committed is not None
     assert "interrupted" in stderr.splitlines()[-1]
+
+
+def _committed_watermark(home: Path) -> int | None:
+    """The date cursor's watermark in ``home``'s state file (replaced whole,
+    never edited: a reader sees the old file or the new one), if any."""
+    try:
+        record = saved_record(home)
+    except (OSError, ValueError, KeyError):
+        return None
+    value = record.get("cursors", {}).get("date", {}).get("watermark")
+    return value if isinstance(value, int) else None
