@@ -170,6 +170,13 @@ def saved_record(home: Path) -> dict[str, Any]:
     return record  # type: ignore[no-any-return]
 
 
+def committed_orders(home: Path, out: Path) -> int:
+    """How many of the orders in ``out`` the state file in ``home`` counts as
+    committed: the whole lines before the offset its receipt saved."""
+    offset = saved_record(home)["output"]["offset"]
+    return out.read_bytes()[:offset].count(b"\n")
+
+
 def held_ids(home: Path) -> set[int]:
     """The ids of the orders held (unpaid) in ``home``'s state file, any store."""
     from miva_sync.state.file import StateStore
