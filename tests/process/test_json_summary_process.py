@@ -59,9 +59,10 @@ def test_pull_json_of_a_signalled_run_says_130_and_the_committed_cursor(
 ) -> None:
     """Signalled once a watermark is committed, while the next request is held.
 
-    Pages come 300 ms apart, longer than a grouped commit waits (250 ms), so
-    pages are committed while the run goes on; the first request that arrives
-    after the state file holds a watermark is held until the signal. Holding
+    The sandbox answers each page after 300 ms, so the pull (30 pages) lasts
+    long enough for commits to happen while it runs (they are grouped, at
+    least 250 ms apart); the first request that arrives after the state file
+    holds a watermark is held until the signal, whatever the timing. Holding
     the fourth request was not enough: three quick pages fit in one grouped
     commit, so the state held no watermark yet (every time, checked), and the
     test relied on the commit an interrupt makes, which is rightly skipped when
