@@ -19,6 +19,7 @@ from the received queue before reading on, or stop and say so (exit 6).
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -66,6 +67,23 @@ class QueueReporter(Protocol):
 
 class UnrecoveredOrdersError(TransientError):
     """A no-ack download was lost and its orders could not be recovered (exit 6)."""
+
+
+# (id, version) -> how often this run took it out of the queue (acknowledged
+# it, or downloaded it without acknowledgement)
+Taken = Counter[tuple[int, int | str]]
+
+
+def kept_after_taken_twice(taken: Taken, orders: list[dict[str, Any]]) -> bool:
+    """Is every order of this front page one the run took out twice already,
+    in this version: a queue that does not let its orders go?
+
+    Once is not enough: dt_updated has whole seconds, so an order updated in
+    the second it was taken out re-enters the queue in the version it left
+    with. It is taken once more (its new content written, if any; see
+    :meth:`QueueRun._changed`); only a queue that keeps it again is stuck.
+    """
+    return all(taken[(order_id(o), version_key(o))] >= 2 for o in orders)
 
 
 @dataclass
@@ -239,7 +257,7 @@ class QueueRun:
     # -- with acknowledgement ------------------------------------------------------
 
     def _run_ack(self) -> None:
-        acked: dict[int, int | str] = {}  # id -> version acknowledged by this run
+        acked: Taken = Counter()  # acknowledged by this run, by version
         skipped = 0  # held orders left in the queue, in front of the rest
         # the held orders stepped over, for checking the step: an order entering
         # the queue in front of them meanwhile pushes one onto a later page,
@@ -252,7 +270,7 @@ class QueueRun:
             if not page.orders:
                 self._drained()
                 return
-            if all(acked.get(order_id(o)) == version_key(o) for o in page.orders):
+            if kept_after_taken_twice(acked, page.orders):
                 raise ApiError(
                     f"acknowledged orders are still in queue {self.plan.queue_code!r}: "
                     "the store does not move them out (is it the right queue, and "
@@ -282,9 +300,11 @@ class QueueRun:
             # order entered the queue in front of it) is not "still queued"
             sent = set(ids)
             acked.update(
-                (order_id(o), version_key(o))
-                for o in page.orders
-                if order_id(o) in sent
+                {
+                    (order_id(o), version_key(o))
+                    for o in page.orders
+                    if order_id(o) in sent
+                }
             )
             self._progress(page)
 
@@ -356,7 +376,7 @@ class QueueRun:
         if self.cursor.get("in_flight"):
             self._recover("the previous run stopped during a download")
         downloader = self.download_client or self.client
-        downloaded: dict[int, int | str] = {}  # id -> version downloaded by this run
+        downloaded: Taken = Counter()  # downloaded by this run, by version
         failures = 0
         while True:
             if not self.cursor.get("in_flight"):
@@ -391,14 +411,14 @@ class QueueRun:
                 self.cursor["in_flight"] = False
                 self._drained()
                 return
-            if all(downloaded.get(order_id(o)) == version_key(o) for o in page.orders):
+            if kept_after_taken_twice(downloaded, page.orders):
                 raise ApiError(
                     f"queue {self.plan.queue_code!r} kept its orders after they were "
                     "downloaded: it is an acknowledgement queue; run without --no-ack "
                     "(nothing was lost: the orders are written)",
                     request=QUEUE_ORDERS,
                 )
-            downloaded.update((order_id(o), version_key(o)) for o in page.orders)
+            downloaded.update({(order_id(o), version_key(o)) for o in page.orders})
             # downloaded orders left the queue: a held one is tracked by id instead
             fresh, _holding = self._admit(self._split(page.orders))
             if fresh:

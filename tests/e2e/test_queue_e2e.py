@@ -192,6 +192,45 @@ def test_queue_order_updated_between_download_and_ack_is_written_in_its_newest_v
         assert {o["id"] for o in orders if o["status"] == 400} == set(touched)
 
 
+@pytest.mark.parametrize("ack", [True, False], ids=["ack", "no-ack"])
+def test_queue_order_updated_again_in_the_second_it_left_is_taken_once_more(
+    run: Any, tmp_path: Path, ack: bool
+) -> None:
+    """dt_updated has whole seconds: an order updated in the same second it
+    was acknowledged (or downloaded) comes back in the version it left with.
+    That is not a store keeping acknowledged orders (exit 5): its new content
+    is written and it is taken out of the queue once more. Found by the chaos
+    suite (seed 23, queue into SQLite)."""
+    with Sandbox(orders=40, seed=8) as sb:
+        code = DEFAULT_QUEUE if ack else "fast"
+        if not ack:
+            sb.store.create_queue("fast", ack=False)
+        out = tmp_path / "o.jsonl"
+        again: list[int] = []
+
+        def update_in_the_same_second(n: int, entry: RequestLogEntry) -> None:
+            # the first acknowledgement, or the first download, has just
+            # taken the page out of the queue; its answer has not left yet
+            left = entry.module_function == (ACK if ack else LOAD)
+            if again or not left:
+                return
+            oid = entry.body["Order_Ids"][0] if ack else min(sb.store.ids())
+            order = sb.store.order(oid)
+            sb.store.update_order(oid, dt_updated=order["dt_updated"], status=500)
+            again.append(oid)
+
+        sb.on_request(update_in_the_same_second)
+        flags = ["--queue", code] + ([] if ack else ["--no-ack"])
+        result = run(
+            ["pull", *flags, "--page-size", "100", "-o", str(out)], env=sb.env()
+        )
+        assert result.exit_code == 0, result.stderr
+        assert again and sb.store.queue_ids(code) == []
+        newest = {o["id"]: o for o in read_orders(out)}
+        assert newest[again[0]]["status"] == 500
+        assert set(newest) == set(sb.store.ids())
+
+
 def test_queue_redelivered_unchanged_orders_are_acknowledged_not_emitted(
     pull: Puller, sandbox: Sandbox
 ) -> None:
